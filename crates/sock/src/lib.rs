@@ -1,1 +1,30 @@
-//! stub
+//! The ferrofabric sock layer: non-blocking TCP sockets grouped per reactor thread, with the tricks that
+//! make storage protocols fast (the SPDK talk "TCP Networking for Storage Software Developers"):
+//!
+//! - [`group`]: a socket group per thread on `poll` or `epoll`, bounded events, fair rotation;
+//! - [`pipe`]: a per-connection receive pipe with a cut-over to direct receive;
+//! - [`write`]: queued scatter-gather writes flushed with one sendmsg, completed in order;
+//! - [`zerocopy`]: MSG_ZEROCOPY with error-queue notifications and the automatic copied fallback;
+//! - [`placement`]: connections placed by NAPI id or incoming CPU;
+//! - [`counters`]: every syscall and copied byte, so tests and benchmarks can prove each trick.
+//!
+//! The layer owns every data-path syscall; protocol code above it never touches a file descriptor.
+
+pub mod counters;
+pub mod error;
+pub mod group;
+pub mod options;
+pub mod pipe;
+pub mod placement;
+pub mod poller;
+pub mod socket;
+pub mod write;
+pub mod zerocopy;
+
+pub use counters::{GroupCounters, SockCounters};
+pub use error::{SockError, SockResult};
+pub use group::{Event, SockGroup, SockId, Waker};
+pub use options::{Backend, GroupOptions, SockOptions};
+pub use placement::{Placement, PlacementMode, Placer};
+pub use socket::{Listener, TcpSock};
+pub use write::{StableBuf, WriteReq};

@@ -1,0 +1,107 @@
+//! Counters that prove each trick did what it claims: syscalls by kind, where received bytes went, and
+//! what zero copy really did. Plain integers: one reactor thread owns them, no atomics on the I/O path.
+
+use serde::Serialize;
+use std::ops::AddAssign;
+
+/// Per-socket counters (a group also keeps the sum over its closed sockets).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SockCounters {
+    /// readv calls that filled the pipe (including the caller's bytes gathered in the same call).
+    pub readv_pipe: u64,
+    /// readv calls straight into the caller's buffers (cut-over path).
+    pub readv_direct: u64,
+    /// readv calls that found nothing (EAGAIN).
+    pub readv_wouldblock: u64,
+    /// Bytes the kernel wrote into the pipe.
+    pub bytes_into_pipe: u64,
+    /// Bytes the kernel wrote straight into caller buffers (both paths).
+    pub bytes_direct: u64,
+    /// Bytes copied from the pipe into caller buffers.
+    pub bytes_copied: u64,
+    /// sendmsg calls.
+    pub sendmsg: u64,
+    /// sendmsg calls that returned EAGAIN or sent less than offered.
+    pub sendmsg_partial: u64,
+    /// Bytes the kernel accepted.
+    pub bytes_sent: u64,
+    /// sendmsg calls with MSG_ZEROCOPY.
+    pub zc_sends: u64,
+    /// Bytes offered with MSG_ZEROCOPY.
+    pub zc_bytes: u64,
+    /// Zero-copy notifications read from the error queue.
+    pub zc_notifications: u64,
+    /// Notifications that said the kernel copied anyway.
+    pub zc_copied: u64,
+    /// Sockets that switched zero copy off because the kernel copied.
+    pub zc_fallbacks: u64,
+    /// MSG_ZEROCOPY sends refused with ENOBUFS and retried as copies.
+    pub zc_enobufs: u64,
+    /// recvmsg(MSG_ERRQUEUE) calls.
+    pub errqueue_reads: u64,
+    /// Write requests completed.
+    pub writes_completed: u64,
+}
+
+impl AddAssign for SockCounters {
+    fn add_assign(&mut self, o: Self) {
+        self.readv_pipe += o.readv_pipe;
+        self.readv_direct += o.readv_direct;
+        self.readv_wouldblock += o.readv_wouldblock;
+        self.bytes_into_pipe += o.bytes_into_pipe;
+        self.bytes_direct += o.bytes_direct;
+        self.bytes_copied += o.bytes_copied;
+        self.sendmsg += o.sendmsg;
+        self.sendmsg_partial += o.sendmsg_partial;
+        self.bytes_sent += o.bytes_sent;
+        self.zc_sends += o.zc_sends;
+        self.zc_bytes += o.zc_bytes;
+        self.zc_notifications += o.zc_notifications;
+        self.zc_copied += o.zc_copied;
+        self.zc_fallbacks += o.zc_fallbacks;
+        self.zc_enobufs += o.zc_enobufs;
+        self.errqueue_reads += o.errqueue_reads;
+        self.writes_completed += o.writes_completed;
+    }
+}
+
+impl SockCounters {
+    /// All receive syscalls.
+    pub fn recv_syscalls(&self) -> u64 {
+        self.readv_pipe + self.readv_direct + self.readv_wouldblock
+    }
+
+    /// All syscalls this socket made on the data path.
+    pub fn syscalls(&self) -> u64 {
+        self.recv_syscalls() + self.sendmsg + self.errqueue_reads
+    }
+}
+
+/// Per-group counters: the wait syscalls and their yield, plus the sum of all socket counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GroupCounters {
+    /// poll/epoll_wait calls.
+    pub waits: u64,
+    /// Waits that returned no event.
+    pub empty_waits: u64,
+    /// Events returned by the kernel over all waits.
+    pub kernel_events: u64,
+    /// Readable events served from the pipe without a wait syscall.
+    pub pipe_events: u64,
+    /// epoll_ctl calls (interest changes).
+    pub ctl_calls: u64,
+    /// Sum of per-socket counters, live and closed.
+    pub sock: SockCounters,
+}
+
+impl GroupCounters {
+    /// Mean kernel events per wait.
+    pub fn events_per_wait(&self) -> f64 {
+        if self.waits == 0 { 0.0 } else { self.kernel_events as f64 / self.waits as f64 }
+    }
+
+    /// All syscalls of the group: waits, interest changes and socket calls.
+    pub fn syscalls(&self) -> u64 {
+        self.waits + self.ctl_calls + self.sock.syscalls()
+    }
+}
