@@ -275,9 +275,25 @@ impl TcpSock {
         }
     }
 
+    /// Waits up to `timeout` for bytes (or EOF) to read, without consuming them: an acceptor calls it so
+    /// placement can read the rx queue of the first data packet. Management path only.
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n == 1) }
+    }
+
     /// The raw descriptor.
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+impl From<TcpSock> for OwnedFd {
+    fn from(s: TcpSock) -> OwnedFd {
+        s.fd
     }
 }
 
