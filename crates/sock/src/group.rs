@@ -81,8 +81,10 @@ struct Conn<B> {
     counters: SockCounters,
     /// Zero copy still on for this socket (off after a COPIED notification).
     zc_on: bool,
-    /// Skip zero copy until the next notification (after ENOBUFS).
-    zc_backoff: bool,
+    /// Zero-copy-eligible sends still to copy after ENOBUFS (cleared early by a notification).
+    zc_backoff: u32,
+    /// The next backoff length; doubles on each ENOBUFS, resets after a zero-copy send succeeds.
+    zc_backoff_next: u32,
     zc_next_id: u32,
     zc: Tracker,
     /// EPOLLOUT/POLLOUT registered.
@@ -198,7 +200,8 @@ impl<B: StableBuf> SockGroup<B> {
             wq: WriteQueue::new(self.opts.write_queue_depth),
             counters: SockCounters::default(),
             zc_on,
-            zc_backoff: false,
+            zc_backoff: 0,
+            zc_backoff_next: 1,
             zc_next_id: 0,
             zc: Tracker::default(),
             want_write: false,
@@ -436,7 +439,11 @@ impl<B: StableBuf> SockGroup<B> {
                 c.wq.advance(0, None);
                 continue;
             }
-            let use_zc = c.zc_on && !c.zc_backoff && threshold.is_some_and(|t| total >= t);
+            let mut use_zc = c.zc_on && threshold.is_some_and(|t| total >= t);
+            if use_zc && c.zc_backoff > 0 {
+                c.zc_backoff -= 1;
+                use_zc = false;
+            }
             let flags = if use_zc { libc::MSG_ZEROCOPY } else { 0 };
             c.counters.sendmsg += 1;
             if use_zc {
@@ -447,6 +454,7 @@ impl<B: StableBuf> SockGroup<B> {
                 Ok(n) => {
                     c.counters.bytes_sent += n as u64;
                     let zc_id = if use_zc && n > 0 {
+                        c.zc_backoff_next = 1;
                         let i = c.zc_next_id;
                         c.zc_next_id = i.wrapping_add(1);
                         Some(i)
@@ -466,9 +474,11 @@ impl<B: StableBuf> SockGroup<B> {
                     break;
                 }
                 Err(SockError::Io(e)) if use_zc && e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    // Too many unconfirmed zero-copy sends (optmem): copy until a notification frees some.
+                    // No option memory for another notification: copy the next few sends (exponential
+                    // backoff, cut short by a notification) instead of failing every attempt.
                     c.counters.zc_enobufs += 1;
-                    c.zc_backoff = true;
+                    c.zc_backoff = c.zc_backoff_next;
+                    c.zc_backoff_next = (c.zc_backoff_next * 2).min(1024);
                 }
                 Err(e) => {
                     c.broken = true;
@@ -510,7 +520,7 @@ impl<B: StableBuf> SockGroup<B> {
                 Ok(Some(ErrqueueMsg::Zerocopy(n))) => {
                     c.counters.zc_notifications += 1;
                     c.zc.release(n.lo, n.hi);
-                    c.zc_backoff = false;
+                    c.zc_backoff = 0;
                     if n.copied {
                         c.counters.zc_copied += 1;
                         if c.zc_on {
