@@ -1,0 +1,25 @@
+//! Sans-IO NVMe/TCP PDU codec (NVMe/TCP transport binding 1.0).
+//!
+//! - [`pdu`]: common header, typed PDU-specific headers, layout, validation, encoding.
+//! - [`nvme`]: submission/completion queue entries, SGL descriptors, status codes.
+//! - [`digest`]: CRC32C header and data digests.
+//! - [`decoder`]: incremental receive state machine that never copies payload.
+//! - [`error`]: typed errors carrying the TermReq FES/FEI for fatal ones.
+//!
+//! Nothing here performs I/O, allocates, or panics on peer input.
+
+pub mod decoder;
+pub mod digest;
+pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod nvme;
+pub mod pdu;
+mod wire;
+
+pub use decoder::{Decoder, DecoderConfig, Need, Negotiated, Role};
+pub use error::{Error, FatalError, Fes};
+pub use pdu::{
+    C2HData, CapsuleCmd, CapsuleResp, CommonHeader, Digests, Flags, Framing, H2CData, HeaderCheck, IcReq, IcResp,
+    Layout, Pdu, PduType, R2T, TermReq,
+};
