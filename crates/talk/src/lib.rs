@@ -6,6 +6,8 @@
 //! - [`loadgen`]: many connections from one thread on ff-sock, every response checked;
 //! - [`bench`]: [`servers_bench`], interleaved runs of every server at each connection count.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod loadgen;
 pub mod proto;
