@@ -1,5 +1,6 @@
 //! The target connection core driven with byte vectors: connection setup, reads, writes in capsule and
 //! by R2T, digests, and hostile input that must end in a C2HTermReq.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
 
 use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, opcode, status};
 use ff_nvme_tcp::target::{BufAlloc, Completion, DataDir, RecvTarget, TargetConfig, TargetConn, TargetOutput};
