@@ -1,0 +1,439 @@
+//! The file backend: a regular file or a block device, shared by every reactor through one open file
+//! description; each handle does positional I/O (pread/pwrite) on it, synchronously for now.
+//!
+//! - O_DIRECT by default. Where the filesystem refuses it (EINVAL at open, a STATX_DIOALIGN the block
+//!   size cannot meet, or EINVAL on a probe read or a later I/O) the description falls back to buffered
+//!   I/O with a warning; durability is unchanged since Flush and FUA still sync.
+//! - Durability: `info()` reports a volatile write cache, so hosts send Flush. Flush is fdatasync; a FUA
+//!   write is pwritev2(RWF_DSYNC) (or pwrite + fdatasync where the kernel refuses the flag), completed
+//!   only once durable.
+//! - WriteZeroes is fallocate(ZERO_RANGE) and Deallocate fallocate(PUNCH_HOLE); where refused, zeroes
+//!   are written by hand, so deallocated blocks always read back as zeroes.
+
+use crate::buf::IoBuf;
+use crate::queue::DoneQueue;
+use crate::{
+    BlockDev, BlockDevFactory, DEFAULT_QUEUE_DEPTH, DevInfo, DevStats, IoDone, IoError, IoOp, IoReq, OpenError,
+    SubmitError, blocks_of, check_block_size, check_data, check_range, optimal_blocks,
+};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// How to open a [`FileDev`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileOpts {
+    /// Size in bytes: creates or extends a regular file to it (never truncates; a larger file exposes
+    /// only this much). A block device must be at least this large. `None`: the file's size.
+    pub size: Option<u64>,
+    /// Block size (512 or 4096). `None`: 512 for files, the logical block size for block devices.
+    pub block_size: Option<u32>,
+}
+
+/// Shared between the factory and every handle.
+#[derive(Debug)]
+struct Shared {
+    file: File,
+    path: PathBuf,
+    /// O_DIRECT currently set on the description. Written once at most (on fallback), read per I/O:
+    /// an uncontended relaxed load.
+    direct: AtomicBool,
+    block_device: bool,
+    info: DevInfo,
+}
+
+impl Shared {
+    /// Clears O_DIRECT on the shared description (every handle sees it), warning once.
+    fn drop_direct(&self, why: &str) {
+        let fd = self.file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+        let ok = unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            fl >= 0 && libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_DIRECT) == 0
+        };
+        if ok && self.direct.swap(false, Relaxed) {
+            tracing::warn!(path = %self.path.display(), "O_DIRECT refused ({why}): falling back to buffered I/O");
+        }
+    }
+}
+
+/// A file or block device shared by every reactor; cheap to clone (an `Arc`).
+#[derive(Debug, Clone)]
+pub struct FileDev {
+    shared: Arc<Shared>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io { path: path.to_path_buf(), source }
+}
+
+fn open_file(path: &Path, create: bool, direct: bool) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(create);
+    if direct {
+        o.custom_flags(libc::O_DIRECT);
+    }
+    o.open(path)
+}
+
+/// BLKSSZGET / BLKIOOPT on a block device.
+fn blk_ioctl(file: &File, req: libc::Ioctl) -> std::io::Result<u32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: both ioctls write one int (BLKIOOPT an unsigned int of the same size) to the pointer.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), req, &mut v as *mut libc::c_int) };
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(v as u32) }
+}
+
+/// The direct-I/O alignment the file needs (offset, memory), when the kernel reports it.
+fn dio_align(file: &File) -> Option<(u32, u32)> {
+    // SAFETY: statx is plain old data; zeroed is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: an empty path with AT_EMPTY_PATH stats the descriptor itself; `st` is writable.
+    let rc = unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut st) };
+    (rc == 0 && st.stx_mask & libc::STATX_DIOALIGN != 0).then_some((st.stx_dio_offset_align, st.stx_dio_mem_align))
+}
+
+impl FileDev {
+    /// Opens (or, for a regular file with `opts.size`, creates) `path`.
+    pub fn open(path: impl AsRef<Path>, opts: FileOpts) -> Result<FileDev, OpenError> {
+        let path = path.as_ref();
+        let create = opts.size.is_some();
+        let (file, mut direct) = match open_file(path, create, true) {
+            Ok(f) => (f, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::warn!(path = %path.display(), "O_DIRECT refused at open: falling back to buffered I/O");
+                (open_file(path, create, false).map_err(io_err(path))?, false)
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        let mut f = &file;
+        let meta = file.metadata().map_err(io_err(path))?;
+        let block_device = meta.file_type().is_block_device();
+        let (bs, bytes, opt) = if block_device {
+            let lbs = blk_ioctl(&file, libc::BLKSSZGET).map_err(io_err(path))?;
+            let bs = check_block_size(opts.block_size.unwrap_or(lbs))?;
+            if lbs == 0 || !bs.is_multiple_of(lbs) {
+                return Err(OpenError::BlockSize(bs));
+            }
+            // The end of a block device is its size (what BLKGETSIZE64 reports).
+            let actual = f.seek(SeekFrom::End(0)).map_err(io_err(path))?;
+            let bytes = match opts.size {
+                Some(asked) if asked > actual => {
+                    return Err(OpenError::TooLarge { path: path.to_path_buf(), actual, asked });
+                }
+                Some(asked) => asked,
+                None => actual,
+            };
+            (bs, bytes, blk_ioctl(&file, libc::BLKIOOPT).unwrap_or(0))
+        } else {
+            let bs = check_block_size(opts.block_size.unwrap_or(512))?;
+            let len = meta.len();
+            if let Some(asked) = opts.size
+                && asked > len
+            {
+                file.set_len(asked).map_err(io_err(path))?;
+            }
+            (bs, opts.size.unwrap_or(len), 0)
+        };
+        let num_blocks = blocks_of(bytes, bs)?;
+        let info = DevInfo {
+            block_size: bs,
+            num_blocks,
+            volatile_write_cache: true,
+            write_zeroes: true,
+            deallocate: true,
+            deallocate_reads_zeroes: true,
+            optimal_io_blocks: optimal_blocks(opt, bs),
+        };
+        let shared = Shared { file, path: path.to_path_buf(), direct: AtomicBool::new(direct), block_device, info };
+        if direct {
+            match dio_align(&shared.file) {
+                Some((0, _)) => shared.drop_direct("no direct I/O support reported"),
+                Some((off, mem)) if off > bs || mem as usize > crate::IO_ALIGN => {
+                    shared.drop_direct("alignment larger than the block size")
+                }
+                _ => {}
+            }
+            direct = shared.direct.load(Relaxed);
+        }
+        if direct {
+            // Some filesystems accept O_DIRECT at open and refuse it at the first I/O.
+            let mut probe = IoBuf::new(bs as usize);
+            if let Err(e) = pread_full(&shared.file, &mut probe, 0)
+                && e == libc::EINVAL
+            {
+                shared.drop_direct("EINVAL on a probe read");
+            }
+        }
+        Ok(FileDev { shared: Arc::new(shared) })
+    }
+
+    /// True while I/O bypasses the page cache (O_DIRECT).
+    pub fn direct(&self) -> bool {
+        self.shared.direct.load(Relaxed)
+    }
+
+    /// True when the path is a block device.
+    pub fn is_block_device(&self) -> bool {
+        self.shared.block_device
+    }
+
+    /// A handle for the calling reactor.
+    pub fn handle(&self) -> FileHandle {
+        FileHandle {
+            shared: Arc::clone(&self.shared),
+            info: self.shared.info,
+            done: DoneQueue::new(DEFAULT_QUEUE_DEPTH),
+            stats: DevStats::default(),
+            rwf_dsync: true,
+            zero_range: true,
+            punch_hole: true,
+            zeroes: None,
+        }
+    }
+}
+
+impl BlockDevFactory for FileDev {
+    fn info(&self) -> DevInfo {
+        self.shared.info
+    }
+    fn open_handle(&self) -> Result<Box<dyn BlockDev>, OpenError> {
+        Ok(Box::new(self.handle()))
+    }
+}
+
+/// The errno of the last failed call.
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Retries `f` while it fails with EINTR; returns its result or the errno.
+fn retry(mut f: impl FnMut() -> isize) -> Result<usize, i32> {
+    loop {
+        let n = f();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Reads all of `buf` at `off`; a short file (truncated behind our back) is EIO.
+fn pread_full(file: &File, buf: &mut [u8], off: u64) -> Result<(), i32> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        let pos = (off + done as u64) as libc::off_t;
+        // SAFETY: `rest` is valid writable memory of `rest.len()` bytes for the call's duration.
+        let n = retry(|| unsafe { libc::pread(file.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len(), pos) })?;
+        if n == 0 {
+            return Err(libc::EIO);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` at `off`, each call with `flags` (RWF_DSYNC or 0) through pwritev2.
+fn pwrite_full(file: &File, buf: &[u8], off: u64, flags: libc::c_int) -> Result<(), i32> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &buf[done..];
+        let pos = (off + done as u64) as libc::off_t;
+        let iov = libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() };
+        // SAFETY: one iovec over `rest`, valid readable memory for the call's duration.
+        let n = retry(|| unsafe { libc::pwritev2(file.as_raw_fd(), &iov, 1, pos, flags) })?;
+        if n == 0 {
+            return Err(libc::EIO);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Zero chunk written by hand where fallocate cannot zero.
+const ZERO_CHUNK: usize = 256 * 1024;
+
+/// One reactor's handle on a [`FileDev`].
+#[derive(Debug)]
+pub struct FileHandle {
+    shared: Arc<Shared>,
+    info: DevInfo,
+    done: DoneQueue,
+    stats: DevStats,
+    /// pwritev2(RWF_DSYNC) accepted so far (learned per handle: no shared state).
+    rwf_dsync: bool,
+    /// fallocate(ZERO_RANGE) accepted so far.
+    zero_range: bool,
+    /// fallocate(PUNCH_HOLE) accepted so far.
+    punch_hole: bool,
+    /// Zeroed buffer for hand-written zeroes, allocated on first need.
+    zeroes: Option<IoBuf>,
+}
+
+/// fallocate's "this filesystem/device cannot" answers.
+fn unsupported(e: i32) -> bool {
+    e == libc::EOPNOTSUPP || e == libc::ENOSYS || e == libc::EINVAL
+}
+
+impl FileHandle {
+    /// Sets how many completions may wait for `poll` before `submit` refuses.
+    pub fn set_queue_depth(&mut self, depth: usize) {
+        self.done.set_depth(depth);
+    }
+
+    /// Runs `f`; on EINVAL under O_DIRECT, drops O_DIRECT and runs it once more.
+    fn direct_retry(&self, mut f: impl FnMut() -> Result<(), i32>) -> Result<(), i32> {
+        match f() {
+            Err(libc::EINVAL) if self.shared.direct.load(Relaxed) => {
+                self.shared.drop_direct("EINVAL on I/O");
+                f()
+            }
+            r => r,
+        }
+    }
+
+    fn fdatasync(&mut self) -> Result<(), i32> {
+        self.stats.fsyncs += 1;
+        // SAFETY: fdatasync on a descriptor we own.
+        retry(|| unsafe { libc::fdatasync(self.shared.file.as_raw_fd()) } as isize).map(drop)
+    }
+
+    fn write(&mut self, buf: &[u8], off: u64, fua: bool) -> Result<(), i32> {
+        let file = &self.shared.file;
+        if fua && self.rwf_dsync {
+            match self.direct_retry(|| pwrite_full(file, buf, off, libc::RWF_DSYNC)) {
+                Err(e) if e == libc::EOPNOTSUPP || e == libc::ENOSYS => self.rwf_dsync = false,
+                r => {
+                    self.stats.dsync_writes += 1;
+                    return r;
+                }
+            }
+        }
+        self.direct_retry(|| pwrite_full(file, buf, off, 0))?;
+        if fua { self.fdatasync() } else { Ok(()) }
+    }
+
+    fn fallocate(&self, mode: libc::c_int, off: u64, len: u64) -> Result<(), i32> {
+        let fd = self.shared.file.as_raw_fd();
+        // SAFETY: fallocate on a descriptor we own, integer arguments only.
+        retry(|| unsafe { libc::fallocate(fd, mode, off as libc::off_t, len as libc::off_t) } as isize).map(drop)
+    }
+
+    /// Zeroes a byte range: fallocate(ZERO_RANGE), else zeroes written by hand.
+    fn zero(&mut self, off: u64, len: u64) -> Result<(), i32> {
+        if len == 0 {
+            return Ok(());
+        }
+        if self.zero_range {
+            match self.fallocate(libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE, off, len) {
+                Err(e) if unsupported(e) => self.zero_range = false,
+                r => return r,
+            }
+        }
+        let zeroes = self.zeroes.take().unwrap_or_else(|| IoBuf::new(ZERO_CHUNK));
+        let mut done = 0u64;
+        let mut r = Ok(());
+        while done < len {
+            let n = (len - done).min(ZERO_CHUNK as u64) as usize;
+            r = self.direct_retry(|| pwrite_full(&self.shared.file, &zeroes[..n], off + done, 0));
+            if r.is_err() {
+                break;
+            }
+            self.stats.zero_fill_bytes += n as u64;
+            done += n as u64;
+        }
+        self.zeroes = Some(zeroes);
+        r
+    }
+
+    /// Deallocates a byte range: fallocate(PUNCH_HOLE), else zeroing.
+    fn punch(&mut self, off: u64, len: u64) -> Result<(), i32> {
+        if len == 0 {
+            return Ok(());
+        }
+        if self.punch_hole {
+            match self.fallocate(libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, off, len) {
+                Err(e) if unsupported(e) => self.punch_hole = false,
+                r => return r,
+            }
+        }
+        self.zero(off, len)
+    }
+
+    fn exec(&mut self, op: &mut IoOp) -> Result<(), IoError> {
+        let info = self.info;
+        match op {
+            IoOp::Read { lba, blocks, buf } => {
+                let off = check_data(&info, *lba, *blocks, buf)?;
+                let file = &self.shared.file;
+                self.direct_retry(|| pread_full(file, buf, off)).map_err(IoError::Io)?;
+                self.stats.reads += 1;
+            }
+            IoOp::Write { lba, blocks, buf, fua } => {
+                let off = check_data(&info, *lba, *blocks, buf)?;
+                self.write(buf, off, *fua).map_err(IoError::Io)?;
+                self.stats.writes += 1;
+            }
+            IoOp::Flush => {
+                self.fdatasync().map_err(IoError::Io)?;
+                self.stats.flushes += 1;
+            }
+            IoOp::WriteZeroes { lba, blocks, fua } => {
+                let (off, len) = check_range(&info, *lba, u64::from(*blocks))?;
+                self.zero(off, len).map_err(IoError::Io)?;
+                if *fua {
+                    self.fdatasync().map_err(IoError::Io)?;
+                }
+                self.stats.write_zeroes += 1;
+            }
+            IoOp::Deallocate { ranges } => {
+                for r in ranges.iter() {
+                    check_range(&info, r.lba, u64::from(r.blocks))?;
+                }
+                for r in ranges.iter() {
+                    let (off, len) = check_range(&info, r.lba, u64::from(r.blocks))?;
+                    self.punch(off, len).map_err(IoError::Io)?;
+                }
+                self.stats.deallocates += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BlockDev for FileHandle {
+    fn info(&self) -> DevInfo {
+        self.info
+    }
+
+    fn submit(&mut self, io: IoReq) -> Result<(), SubmitError> {
+        let mut io = self.done.admit(io)?;
+        let result = self.exec(&mut io.op);
+        if result.is_err() {
+            self.stats.errors += 1;
+        }
+        let (tag, buf) = io.take_buf();
+        self.done.push(tag, result, buf);
+        Ok(())
+    }
+
+    fn poll(&mut self, out: &mut Vec<IoDone>) -> usize {
+        self.done.drain(out)
+    }
+
+    fn pending(&self) -> usize {
+        self.done.len()
+    }
+
+    fn stats(&self) -> DevStats {
+        self.stats
+    }
+}

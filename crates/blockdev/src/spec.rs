@@ -1,0 +1,209 @@
+//! Choosing a backend from configuration: [`BackendSpec`] parses from `null`, `ram` or `file:PATH`
+//! (command line) or deserializes from a TOML/serde table, and [`open`] turns it into a [`Backend`].
+
+use crate::{BlockDev, BlockDevFactory, DEFAULT_SIZE, DevInfo, FileDev, FileOpts, NullDev, OpenError, RamDisk};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Which backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// [`NullDev`].
+    Null,
+    /// [`RamDisk`].
+    Ram,
+    /// [`FileDev`] on this regular file or block device.
+    File(PathBuf),
+}
+
+/// A malformed backend specification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad backend spec {0:?}: expected null, ram or file:PATH, sizes like 4096, 64M, 1G, 2TiB")]
+pub struct SpecError(pub String);
+
+impl FromStr for BackendKind {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        match s {
+            "null" => Ok(BackendKind::Null),
+            "ram" => Ok(BackendKind::Ram),
+            _ => match s.strip_prefix("file:") {
+                Some(p) if !p.is_empty() => Ok(BackendKind::File(PathBuf::from(p))),
+                _ => Err(SpecError(s.to_string())),
+            },
+        }
+    }
+}
+
+/// Parses a byte size: a number with an optional binary suffix K, M, G, T (also KB/KiB, ...).
+pub fn parse_size(s: &str) -> Result<u64, SpecError> {
+    let bad = || SpecError(s.to_string());
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+/// A backend and its geometry, as configured.
+///
+/// From a string: `null`, `ram`, `file:/dev/nvme0n1` (size and block size left to defaults). From
+/// TOML, either that string or a table: `{ kind = "file:/srv/disk.img", size = "10G", block_size = 4096 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SpecRepr")]
+pub struct BackendSpec {
+    /// Which backend.
+    pub kind: BackendKind,
+    /// Bytes: null/RAM size (default 1 GiB); for a file, create/extend to this size.
+    pub size: Option<u64>,
+    /// Block size, 512 or 4096 (default 512, or a block device's logical block size).
+    pub block_size: Option<u32>,
+}
+
+impl BackendSpec {
+    /// A spec of `kind` with default geometry.
+    pub fn new(kind: BackendKind) -> BackendSpec {
+        BackendSpec { kind, size: None, block_size: None }
+    }
+}
+
+impl FromStr for BackendSpec {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        s.parse().map(BackendSpec::new)
+    }
+}
+
+/// A size in a config: a number of bytes or a string with a suffix.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeRepr {
+    Bytes(u64),
+    Text(String),
+}
+
+/// What serde reads before validation.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SpecRepr {
+    Kind(String),
+    Table {
+        kind: String,
+        #[serde(default)]
+        size: Option<SizeRepr>,
+        #[serde(default)]
+        block_size: Option<u32>,
+    },
+}
+
+impl TryFrom<SpecRepr> for BackendSpec {
+    type Error = SpecError;
+    fn try_from(r: SpecRepr) -> Result<Self, SpecError> {
+        match r {
+            SpecRepr::Kind(k) => k.parse(),
+            SpecRepr::Table { kind, size, block_size } => {
+                let size = match size {
+                    None => None,
+                    Some(SizeRepr::Bytes(n)) => Some(n),
+                    Some(SizeRepr::Text(t)) => Some(parse_size(&t)?),
+                };
+                Ok(BackendSpec { kind: kind.parse()?, size, block_size })
+            }
+        }
+    }
+}
+
+/// An opened backend: the factory every reactor opens its handle from.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A null device.
+    Null(NullDev),
+    /// A RAM disk.
+    Ram(RamDisk),
+    /// A file or block device.
+    File(FileDev),
+}
+
+impl BlockDevFactory for Backend {
+    fn info(&self) -> DevInfo {
+        match self {
+            Backend::Null(d) => d.info(),
+            Backend::Ram(d) => d.info(),
+            Backend::File(d) => d.info(),
+        }
+    }
+    fn open_handle(&self) -> Result<Box<dyn BlockDev>, OpenError> {
+        match self {
+            Backend::Null(d) => d.open_handle(),
+            Backend::Ram(d) => d.open_handle(),
+            Backend::File(d) => d.open_handle(),
+        }
+    }
+}
+
+/// Opens the backend `spec` describes.
+pub fn open(spec: &BackendSpec) -> Result<Backend, OpenError> {
+    let bs = spec.block_size.unwrap_or(512);
+    Ok(match &spec.kind {
+        BackendKind::Null => Backend::Null(NullDev::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?),
+        BackendKind::Ram => Backend::Ram(RamDisk::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?),
+        BackendKind::File(p) => {
+            Backend::File(FileDev::open(p, FileOpts { size: spec.size, block_size: spec.block_size })?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_strings() {
+        assert_eq!("null".parse::<BackendSpec>().unwrap().kind, BackendKind::Null);
+        assert_eq!("ram".parse::<BackendSpec>().unwrap(), BackendSpec::new(BackendKind::Ram));
+        assert_eq!("file:/dev/sdb".parse::<BackendKind>().unwrap(), BackendKind::File("/dev/sdb".into()));
+        assert!("file:".parse::<BackendKind>().is_err());
+        assert!("disk".parse::<BackendKind>().is_err());
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("2t").unwrap(), 2 << 40);
+        assert!(parse_size("1Q").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn deserializes() {
+        let s: BackendSpec = serde_json::from_str(r#""ram""#).unwrap();
+        assert_eq!(s, BackendSpec::new(BackendKind::Ram));
+        let s: BackendSpec =
+            serde_json::from_str(r#"{"kind":"file:/srv/d.img","size":"10G","block_size":4096}"#).unwrap();
+        assert_eq!(s.kind, BackendKind::File("/srv/d.img".into()));
+        assert_eq!((s.size, s.block_size), (Some(10 << 30), Some(4096)));
+        let s: BackendSpec = serde_json::from_str(r#"{"kind":"null","size":1048576}"#).unwrap();
+        assert_eq!(s.size, Some(1 << 20));
+        assert!(serde_json::from_str::<BackendSpec>(r#"{"kind":"tape"}"#).is_err());
+        assert!(serde_json::from_str::<BackendSpec>(r#"{"kind":"ram","size":"lots"}"#).is_err());
+    }
+
+    #[test]
+    fn opens_null_and_ram() {
+        let spec = BackendSpec { kind: BackendKind::Ram, size: Some(1 << 20), block_size: Some(4096) };
+        let b = open(&spec).unwrap();
+        assert_eq!(b.info().num_blocks, 256);
+        assert!(b.open_handle().is_ok());
+        let b = open(&BackendSpec::new(BackendKind::Null)).unwrap();
+        assert_eq!(b.info().size_bytes(), DEFAULT_SIZE);
+        assert!(open(&BackendSpec { block_size: Some(1000), ..BackendSpec::new(BackendKind::Null) }).is_err());
+    }
+}
