@@ -1,0 +1,138 @@
+//! The Discovery Log Page (LID 0x70): [`Listener`]s (transport addresses
+//! the target accepts connections on) times the subsystems a host may see,
+//! plus one entry per listener for the current discovery subsystem.
+//!
+//! Owns the byte layout only; which subsystems are visible and the
+//! generation counter come from the registry.
+
+use serde::Deserialize;
+
+use crate::bytes::{put_str, put_u8, put_u16, put_u64};
+use crate::config::DISCOVERY_NQN;
+
+/// Size of the log header and of each entry.
+pub const DISC_ENTRY_LEN: usize = 1024;
+/// Transport type: TCP.
+pub const TRTYPE_TCP: u8 = 3;
+/// Subsystem type: NVM subsystem.
+pub const SUBTYPE_NVME: u8 = 2;
+/// Subsystem type: current discovery subsystem (entry describes the
+/// discovery controller being talked to).
+pub const SUBTYPE_CURRENT_DISCOVERY: u8 = 3;
+/// TREQ: secure channel not required.
+pub const TREQ_SECURE_NOT_REQUIRED: u8 = 0x02;
+/// TREQ: the controller supports the host disabling SQ flow control.
+pub const TREQ_SQFLOW_DISABLE_OK: u8 = 0x04;
+/// Admin queue size advertised (ASQSZ): the host's admin queue depth.
+pub const ASQSZ: u16 = 32;
+
+/// Address family of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddrFamily {
+    /// IPv4 (ADRFAM 1).
+    Ipv4,
+    /// IPv6 (ADRFAM 2).
+    Ipv6,
+}
+
+impl AddrFamily {
+    /// ADRFAM code.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Ipv4 => 1,
+            Self::Ipv6 => 2,
+        }
+    }
+}
+
+/// A transport address the target listens on (always TCP here).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Address family.
+    pub adrfam: AddrFamily,
+    /// Address as text, e.g. "192.0.2.1" (TRADDR).
+    pub traddr: String,
+    /// Service (port) as text, e.g. "4420" (TRSVCID).
+    pub trsvcid: String,
+    /// NVM subsystem port ID (PORTID).
+    pub portid: u16,
+}
+
+/// One visible subsystem for the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Visible<'a> {
+    /// Subsystem NQN.
+    pub nqn: &'a str,
+}
+
+/// Builds the whole log: header then `listeners × (discovery + visible)`
+/// entries. `treq` is the TREQ byte for every entry.
+pub fn build_log(genctr: u64, listeners: &[Listener], visible: &[Visible<'_>], treq: u8) -> Vec<u8> {
+    let per_listener = 1 + visible.len();
+    let numrec = listeners.len() * per_listener;
+    let mut log = vec![0u8; DISC_ENTRY_LEN * (1 + numrec)];
+    put_u64(&mut log, 0, genctr);
+    put_u64(&mut log, 8, numrec as u64);
+    put_u16(&mut log, 16, 0); // RECFMT 0
+    let mut idx = 1;
+    for l in listeners {
+        let subs = std::iter::once((SUBTYPE_CURRENT_DISCOVERY, DISCOVERY_NQN))
+            .chain(visible.iter().map(|v| (SUBTYPE_NVME, v.nqn)));
+        for (subtype, nqn) in subs {
+            write_entry(&mut log, idx * DISC_ENTRY_LEN, l, subtype, nqn, treq);
+            idx += 1;
+        }
+    }
+    log
+}
+
+fn write_entry(log: &mut [u8], off: usize, l: &Listener, subtype: u8, nqn: &str, treq: u8) {
+    put_u8(log, off, TRTYPE_TCP);
+    put_u8(log, off + 1, l.adrfam.code());
+    put_u8(log, off + 2, subtype);
+    put_u8(log, off + 3, treq);
+    put_u16(log, off + 4, l.portid);
+    put_u16(log, off + 6, 0xFFFF); // dynamic controller model
+    put_u16(log, off + 8, ASQSZ);
+    put_str(log, off + 32, 32, &l.trsvcid, b' ');
+    put_str(log, off + 256, 256, nqn, 0);
+    put_str(log, off + 512, 256, &l.traddr, b' ');
+    // TSAS for TCP: SECTYPE (byte 0) = 0, no security; rest reserved.
+    put_u8(log, off + 768, 0);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::bytes::{u16_at, u64_at};
+
+    #[test]
+    fn layout() {
+        let l = Listener { adrfam: AddrFamily::Ipv4, traddr: "10.0.0.1".into(), trsvcid: "4420".into(), portid: 7 };
+        let log = build_log(5, &[l], &[Visible { nqn: "nqn.a" }], 0x06);
+        assert_eq!(log.len(), 3 * 1024);
+        assert_eq!(u64_at(&log, 0), 5);
+        assert_eq!(u64_at(&log, 8), 2);
+        let e = &log[1024..2048];
+        assert_eq!(e[0], 3);
+        assert_eq!(e[1], 1);
+        assert_eq!(e[2], SUBTYPE_CURRENT_DISCOVERY);
+        assert_eq!(&e[256..256 + DISCOVERY_NQN.len()], DISCOVERY_NQN.as_bytes());
+        let e = &log[2048..];
+        assert_eq!(e[2], SUBTYPE_NVME);
+        assert_eq!(e[3], 0x06);
+        assert_eq!(u16_at(e, 4), 7);
+        assert_eq!(u16_at(e, 6), 0xFFFF);
+        assert_eq!(u16_at(e, 8), 32);
+        assert_eq!(&e[32..36], b"4420");
+        assert_eq!(e[36], b' ');
+        assert_eq!(&e[256..261], b"nqn.a");
+        assert_eq!(e[261], 0);
+        assert_eq!(&e[512..520], b"10.0.0.1");
+        assert_eq!(e[520], b' ');
+        assert_eq!(e[768], 0);
+    }
+}
