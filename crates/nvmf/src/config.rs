@@ -197,6 +197,18 @@ impl Limits {
     }
 }
 
+/// Everything a target is configured with (the TOML root).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Target-wide limits.
+    pub limits: Limits,
+    /// NVM subsystems.
+    pub subsystems: Vec<SubsystemConfig>,
+    /// Addresses listed in the discovery log.
+    pub listeners: Vec<crate::discovery::Listener>,
+}
+
 /// A validated namespace with its identifiers resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {

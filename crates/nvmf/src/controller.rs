@@ -226,6 +226,13 @@ impl Controller {
         self.cc
     }
 
+    /// Volatile Write Cache feature as last set by the host (true by
+    /// default). When false the backend should make writes durable before
+    /// completing them.
+    pub fn write_cache_enabled(&self) -> bool {
+        self.features.vwc_enabled
+    }
+
     /// CSTS property.
     pub fn csts(&self) -> u32 {
         self.csts
@@ -427,6 +434,11 @@ impl Controller {
         check_data_to_host(sqe, IDENTIFY_LEN as u64)?;
         let data = match (&self.subsys, cns) {
             (_, 0x01) => self.identify_controller(),
+            // NVM command set specific controller structure: nothing beyond
+            // the base structure to report, so zeroes (Linux reads DMRL /
+            // DMRSL / WZSL here; zero means "no limit"). Early 6.1 kernels
+            // also ask discovery controllers, so answer them the same way.
+            (_, 0x06) if csi == 0 => vec![0; IDENTIFY_LEN],
             (None, _) => return Err(CmdError::INVALID_FIELD),
             (Some(s), 0x00) => {
                 let nsid = self.valid_nsid(sqe.nsid)?;
@@ -442,14 +454,12 @@ impl Controller {
                 let nsid = self.valid_nsid(sqe.nsid)?;
                 s.snapshot().get(&nsid).map(identify::descriptors).ok_or(CmdError::INVALID_NAMESPACE)?
             }
-            // NVM command set specific namespace / controller structures:
-            // nothing beyond the base structures to report, so zeroes (Linux
-            // reads CNS 06h for DMRL/DMRSL/WZSL; zero means "no limit").
+            // NVM command set specific namespace structure: no fields beyond
+            // the base structure apply (no PI, no extended LBA formats).
             (Some(_), 0x05) if csi == 0 => {
                 self.valid_nsid(sqe.nsid)?;
                 vec![0; IDENTIFY_LEN]
             }
-            (Some(_), 0x06) if csi == 0 => vec![0; IDENTIFY_LEN],
             (Some(s), 0x08) => {
                 let nsid = self.valid_nsid(sqe.nsid)?;
                 s.snapshot().get(&nsid).map(identify::namespace_independent).unwrap_or_else(|| vec![0; IDENTIFY_LEN])

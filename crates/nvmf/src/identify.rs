@@ -117,11 +117,9 @@ pub fn controller(id: &ControllerIdentity<'_>, limits: &Limits) -> Vec<u8> {
     // VWC: present, and Flush with NSID FFFFFFFFh supported (bits 2:1 = 11b).
     put_u8(&mut b, 525, if id.vwc { 0x07 } else { 0 });
     put_u8(&mut b, 530, 1); // NVSCC
-    let mut sgls = SGLS_SUPPORTED | SGLS_TRANSPORT;
-    if !id.discovery && limits.in_capsule_data_size > 0 {
-        sgls |= SGLS_OFFSET;
-    }
-    put_u32(&mut b, 536, sgls);
+    // In-capsule (offset) descriptors are always usable: NVMe/TCP gives the
+    // admin queue 8 KiB of in-capsule data whatever IOCCSZ says.
+    put_u32(&mut b, 536, SGLS_SUPPORTED | SGLS_OFFSET | SGLS_TRANSPORT);
     put_str(&mut b, 768, 256, id.subnqn, 0);
     // Fabrics area.
     put_u32(&mut b, 1792, if id.discovery { 4 } else { limits.ioccsz() });
@@ -135,7 +133,7 @@ pub fn controller(id: &ControllerIdentity<'_>, limits: &Limits) -> Vec<u8> {
     b
 }
 
-/// Identify Namespace (CNS 00h) for an active namespace; `shared` sets NMIC.
+/// Identify Namespace (CNS 00h) for an active namespace (always shared: NMIC bit 0).
 pub fn namespace(ns: &Namespace) -> Vec<u8> {
     let mut b = vec![0u8; IDENTIFY_LEN];
     put_u64(&mut b, 0, ns.blocks); // NSZE
@@ -269,7 +267,7 @@ mod tests {
         assert_eq!(b[111], 2);
         assert_eq!(u32_at(&b, 516), 0);
         assert_eq!(u32_at(&b, 92), 1 << 31);
-        assert_eq!(u32_at(&b, 536) & 3, 1);
+        assert_eq!(u32_at(&b, 536), 1 | (1 << 20) | (1 << 21));
         assert_eq!(u16_at(&b, 320), 10);
     }
 

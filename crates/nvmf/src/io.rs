@@ -385,7 +385,7 @@ impl IoQueue {
     fn release(&mut self) {
         if !self.released {
             self.released = true;
-            self.target.release_io_queue(self.ctrl.cntlid, self.qid);
+            self.target.release_io_queue(&self.ctrl, self.qid);
         }
     }
 }

@@ -29,7 +29,7 @@ pub mod logpage;
 pub mod registry;
 pub mod response;
 
-pub use config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig};
+pub use config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig};
 pub use controller::{AbortRequest, AdminOutcome, Controller};
 pub use discovery::{AddrFamily, Listener};
 pub use io::{DataLocation, DsmRange, IoCmd, IoQueue, NamespaceTable, parse_dsm_ranges, validate};

@@ -17,7 +17,7 @@ use ff_nvme_tcp::nvme::{Cqe, Sqe, fctype, opcode, status};
 use tracing::{debug, info};
 
 use crate::bytes::u16_at;
-use crate::config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig};
+use crate::config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig};
 use crate::controller::Controller;
 use crate::discovery::{self, Listener, TREQ_SECURE_NOT_REQUIRED, TREQ_SQFLOW_DISABLE_OK, Visible};
 use crate::io::{IoLimits, IoQueue, NamespaceTable};
@@ -285,6 +285,18 @@ impl Target {
     pub fn new(limits: Limits) -> Result<Arc<Self>, ConfigError> {
         limits.validate()?;
         Ok(Arc::new(Self { limits, inner: Mutex::new(Registry { next_cntlid: CNTLID_MIN, ..Registry::default() }) }))
+    }
+
+    /// A target from a whole configuration.
+    pub fn from_config(cfg: TargetConfig) -> Result<Arc<Self>, ConfigError> {
+        let t = Self::new(cfg.limits)?;
+        for s in cfg.subsystems {
+            t.add_subsystem(s)?;
+        }
+        for l in cfg.listeners {
+            t.add_listener(l);
+        }
+        Ok(t)
     }
 
     /// Limits in force.
@@ -621,9 +633,14 @@ impl Target {
     }
 
     /// Frees an I/O queue's QID (called when an [`IoQueue`] drops).
-    pub(crate) fn release_io_queue(&self, cntlid: u16, qid: u16) {
+    /// The controller identity is checked by pointer: its CNTLID may have
+    /// been reused after the original controller went away.
+    pub(crate) fn release_io_queue(&self, ctrl: &Arc<CtrlShared>, qid: u16) {
         let mut reg = self.reg();
-        let removed = reg.controllers.get_mut(&cntlid).is_some_and(|c| c.io_qids.remove(&qid));
+        let removed = reg
+            .controllers
+            .get_mut(&ctrl.cntlid)
+            .is_some_and(|c| Arc::ptr_eq(&c.shared, ctrl) && c.io_qids.remove(&qid));
         if removed {
             reg.connections = reg.connections.saturating_sub(1);
         }

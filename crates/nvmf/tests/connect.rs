@@ -228,3 +228,19 @@ fn removing_subsystem_marks_controllers_dead() {
     t.remove_subsystem(SUB).unwrap();
     assert!(!c.is_alive());
 }
+
+#[test]
+fn target_from_config_rejects_duplicates() {
+    use ff_nvmf::{Target, TargetConfig};
+    let cfg = TargetConfig {
+        limits: Limits::default(),
+        subsystems: vec![subsystem(vec![], true), subsystem(vec![], true)],
+        listeners: vec![],
+    };
+    assert!(Target::from_config(cfg).is_err());
+    let ok = TargetConfig { subsystems: vec![subsystem(vec![], true)], ..TargetConfig::default() };
+    let t = Target::from_config(ok).unwrap();
+    // allow_any_host admits a stranger.
+    let r = t.connect(&connect_sqe(0, 31, 0, 0), &connect_data(SUB, "nqn.stranger", 0xFFFF, HOSTID), Instant::now());
+    assert!(matches!(r, Connected::Admin { .. }));
+}
