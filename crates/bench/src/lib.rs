@@ -1,0 +1,18 @@
+//! ferrofabric benchmarks. Benchmarks report, they do not assert: each one measures configurations
+//! interleaved over repeats and hands back a [`report::Report`] (rows, medians, ratios, verdicts, plots)
+//! that the `ferrofabric bench` command writes and prints.
+//!
+//! - [`report`]: the on-disk and on-screen layout of every result (CSV, JSON, SVG, text table);
+//! - [`recv_cutover`]: receive pipe vs direct receive by PDU size, and the measured cut-over;
+//! - [`zerocopy`]: copy vs MSG_ZEROCOPY sends by message size, on loopback and veth;
+//! - [`servers`]: the talk's servers (ff-talk) by connection count, as a report;
+//! - [`stats`]: medians and ratios; [`sys`]: thread CPU time, machine facts, UTC timestamps.
+
+#![warn(missing_docs)]
+
+pub mod recv_cutover;
+pub mod report;
+pub mod servers;
+pub mod stats;
+pub mod sys;
+pub mod zerocopy;

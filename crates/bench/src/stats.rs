@@ -1,0 +1,71 @@
+//! The few statistics the reports use: medians over repeats and guarded ratios. Repeats are interleaved
+//! across configurations, so a median per configuration is robust to a noisy neighbour on 2 cores.
+
+/// Median of `v` (mean of the middle two for an even count); NaN for an empty slice.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
+}
+
+/// `a / b`, NaN when `b` is zero or either side is not finite.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 || !a.is_finite() || !b.is_finite() { f64::NAN } else { a / b }
+}
+
+/// `x / count` as a float, 0 when `count` is 0 (per-PDU and per-message figures).
+pub fn per(x: u64, count: u64) -> f64 {
+    if count == 0 { 0.0 } else { x as f64 / count as f64 }
+}
+
+/// Bytes in a GiB.
+pub const GIB: f64 = (1u64 << 30) as f64;
+
+/// A byte count as a short human size: `0`, `512`, `4K`, `1M` (powers of two).
+pub fn human_size(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{}M", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{}K", n >> 10)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Parses `4096`, `4K`, `4k`, `1M`, `1MiB` into bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix("B")).unwrap_or(t);
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1usize << 10),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    num.parse::<usize>().map(|n| n * mult).map_err(|e| format!("bad size {s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_sizes() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert!(ratio(1.0, 0.0).is_nan());
+        assert_eq!(human_size(0), "0");
+        assert_eq!(human_size(512), "512");
+        assert_eq!(human_size(8192), "8K");
+        assert_eq!(human_size(1 << 20), "1M");
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("x").is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! `ferrofabric bench <name>`: parses a benchmark's options, runs it through `ff-bench`, writes the
+//! report under `--out` (default `results/<bench>-<UTC timestamp>/`) and prints the human table.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use ff_bench::report::{Report, default_out_dir};
+use ff_bench::servers::ServerKind;
+use ff_bench::stats::parse_size;
+use ff_bench::{recv_cutover, servers, zerocopy};
+use std::path::PathBuf;
+
+/// Arguments of `ferrofabric bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+/// Options every benchmark takes.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Output directory (default: results/<bench>-<UTC timestamp>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Small configuration for CI smoke runs (a few seconds).
+    #[arg(long)]
+    quick: bool,
+    /// Repeats per configuration (medians are taken over them).
+    #[arg(long)]
+    repeats: Option<usize>,
+}
+
+/// Options of the benchmarks that sweep a byte size.
+#[derive(Args, Debug, Clone)]
+pub struct Sizes {
+    /// Sizes to measure, comma separated (e.g. 0,4K,64K).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    sizes: Option<Vec<usize>>,
+    /// Bytes per run (e.g. 64M).
+    #[arg(long, value_parser = parse_size)]
+    bytes: Option<usize>,
+}
+
+/// The benchmarks.
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// Receive pipe vs direct receive by PDU data size; prints the measured cut-over.
+    RecvCutover {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        sizes: Sizes,
+        /// Also sweep hybrid with these cut-overs, comma separated (e.g. 2K,4K,16K).
+        #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+        cutover: Vec<usize>,
+    },
+    /// Copy vs MSG_ZEROCOPY sends by message size, on loopback and veth.
+    Zerocopy {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        sizes: Sizes,
+        /// Skip the veth half (which needs root and network namespaces).
+        #[arg(long)]
+        no_veth: bool,
+    },
+    /// The talk's servers (blocking, poll, epoll, ff-sock) by connection count.
+    Servers {
+        #[command(flatten)]
+        common: Common,
+        /// Connection counts, comma separated (1 to 1024).
+        #[arg(long, value_delimiter = ',')]
+        connections: Option<Vec<usize>>,
+        /// Seconds of load per point.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Server kinds, comma separated (blocking, poll, epoll, sock-epoll, sock-poll).
+        #[arg(long, value_delimiter = ',')]
+        kinds: Option<Vec<ServerKind>>,
+    },
+}
+
+/// Runs the chosen benchmark, writes its report and prints the summary.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let (report, out) = match args.bench {
+        Bench::RecvCutover { common, sizes, cutover } => {
+            let mut cfg = if common.quick { recv_cutover::Config::quick() } else { recv_cutover::Config::default() };
+            cfg.repeats = common.repeats.unwrap_or(cfg.repeats);
+            cfg.sizes = sizes.sizes.unwrap_or(cfg.sizes);
+            cfg.bytes_per_run = sizes.bytes.map_or(cfg.bytes_per_run, |b| b as u64);
+            cfg.cutovers = cutover;
+            (recv_cutover::run(&cfg)?, common.out)
+        }
+        Bench::Zerocopy { common, sizes, no_veth } => {
+            let mut cfg = if common.quick { zerocopy::Config::quick() } else { zerocopy::Config::default() };
+            cfg.repeats = common.repeats.unwrap_or(cfg.repeats);
+            cfg.sizes = sizes.sizes.unwrap_or(cfg.sizes);
+            cfg.bytes_per_run = sizes.bytes.map_or(cfg.bytes_per_run, |b| b as u64);
+            cfg.veth &= !no_veth;
+            (zerocopy::run(&cfg)?, common.out)
+        }
+        Bench::Servers { common, connections, seconds, kinds } => {
+            let mut cfg = if common.quick { servers::quick_config() } else { servers::default_config() };
+            cfg.reps = common.repeats.unwrap_or(cfg.reps);
+            cfg.connections = connections.unwrap_or(cfg.connections);
+            cfg.seconds = seconds.unwrap_or(cfg.seconds);
+            cfg.kinds = kinds.unwrap_or(cfg.kinds);
+            (servers::run(&cfg)?, common.out)
+        }
+    };
+    emit(&report, out)
+}
+
+fn emit(report: &Report, out: Option<PathBuf>) -> Result<()> {
+    let dir = out.unwrap_or_else(|| default_out_dir(&report.bench));
+    let written = report.write(&dir)?;
+    print!("{}", report.render_text());
+    println!("report: {}", written.dir.display());
+    Ok(())
+}

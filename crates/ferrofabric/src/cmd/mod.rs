@@ -1,0 +1,3 @@
+//! Subcommand implementations, one module each: argument struct plus `run`.
+
+pub mod bench;
