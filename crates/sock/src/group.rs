@@ -33,6 +33,21 @@ impl SockId {
     pub fn index(self) -> usize {
         self.idx as usize
     }
+
+    /// The slot's generation (changes each time the slot is reused).
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+
+    /// Packs the id into a u64 (for tags that must name a socket, e.g. block I/O).
+    pub fn to_u64(self) -> u64 {
+        self.token()
+    }
+
+    /// Unpacks [`SockId::to_u64`]; a forged value names no live socket and is refused by the group.
+    pub fn from_u64(v: u64) -> SockId {
+        SockId::from_token(v)
+    }
 }
 
 /// What a poll reports.
@@ -56,6 +71,13 @@ pub enum Event<B> {
 }
 
 const WAKE_TOKEN: u64 = u64::MAX;
+
+/// Most bytes a pipe fill takes right after a read at or above the cut-over: room for a PDU header (an
+/// NVMe/TCP header with digest and padding is at most 132 bytes) and a little more.
+pub const AFTER_LARGE_FILL: usize = 512;
+/// How many fills after a large read are capped (the header, and the tail of a payload that arrived in
+/// pieces).
+const CAPPED_FILLS: u8 = 2;
 
 /// Wakes a group's thread from another thread (cross-core management messages only).
 #[derive(Clone, Debug)]
@@ -97,6 +119,11 @@ struct Conn<B> {
     broken: bool,
     /// Listed in `pipe_ready`.
     in_pipe_ready: bool,
+    /// Pipe fills left that are capped at [`AFTER_LARGE_FILL`] (set by a read at or above the cut-over).
+    capped_fills: u8,
+    /// Bytes a large read asked for but did not get: a read of exactly this size continues it and goes
+    /// direct too, even when it is below the cut-over.
+    large_rest: usize,
 }
 
 /// One reactor's sockets; see the module docs. `B` is the type of the data buffers of write requests.
@@ -209,6 +236,8 @@ impl<B: StableBuf> SockGroup<B> {
             reported: 0,
             broken: false,
             in_pipe_ready: false,
+            capped_fills: 0,
+            large_rest: 0,
         });
         self.live += 1;
         Ok(id)
@@ -299,7 +328,9 @@ impl<B: StableBuf> SockGroup<B> {
     /// Small reads (below the cut-over) are served from the pipe; when it is empty one readv gathers the
     /// caller's buffers and the pipe's free space, so the caller's bytes land directly and the rest of a
     /// burst waits in the pipe. Reads at or above the cut-over take what the pipe holds and readv the
-    /// remainder straight into the caller's buffers.
+    /// remainder straight into the caller's buffers. The first fill after such a read takes at most
+    /// [`AFTER_LARGE_FILL`] bytes, so the header read of a large PDU does not pull its payload into the
+    /// pipe: at most that many payload bytes are ever copied.
     pub fn recvv(&mut self, id: SockId, bufs: &mut [IoSliceMut<'_>]) -> SockResult<usize> {
         let cutover = self.opts.cutover;
         let use_pipe = self.opts.pipe_size > 0;
@@ -322,14 +353,24 @@ impl<B: StableBuf> SockGroup<B> {
                 }
             }
             c.counters.bytes_copied += got as u64;
-            if got == total || total < cutover {
+            let continues_large = c.large_rest > 0 && total == c.large_rest;
+            if got == total || (total < cutover && !continues_large) {
+                c.large_rest = 0;
                 return Ok(got);
             }
         }
         let mut rest = bufs;
         IoSliceMut::advance_slices(&mut rest, got);
-        let r = if total >= cutover || !use_pipe {
+        let large = total >= cutover || (c.large_rest > 0 && total == c.large_rest);
+        c.large_rest = 0;
+        let r = if large || !use_pipe {
+            if large {
+                c.capped_fills = CAPPED_FILLS;
+            }
             let r = c.sock.readv(rest);
+            if large && let Ok(n) = r {
+                c.large_rest = total - got - n;
+            }
             match &r {
                 Ok(n) => {
                     c.counters.readv_direct += 1;
@@ -342,7 +383,17 @@ impl<B: StableBuf> SockGroup<B> {
         } else {
             // Gather: the caller's buffers first, the pipe's free space after them.
             let want = total - got;
-            let [p0, p1] = c.pipe.free_slices(&mut self.pool);
+            // Storage streams are homogeneous: after a large payload, the next header is most likely
+            // followed by another one. A full fill now would pull that payload into the pipe and force a
+            // copy, so take only a header's worth and let the payload go direct.
+            // Two fills in a row without a large read mean small PDUs again: then fill fully.
+            let cap = if c.capped_fills > 0 {
+                c.capped_fills -= 1;
+                AFTER_LARGE_FILL
+            } else {
+                usize::MAX
+            };
+            let [p0, p1] = c.pipe.free_slices(&mut self.pool, cap);
             let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(rest.len() + 2);
             iov.extend(rest.iter_mut().map(|b| IoSliceMut::new(&mut b[..])));
             iov.push(p0);

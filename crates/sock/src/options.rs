@@ -72,7 +72,7 @@ impl Default for SockOptions {
 /// Default receive-pipe size per connection (bytes).
 pub const DEFAULT_PIPE_SIZE: usize = 64 * 1024;
 /// Default cut-over: reads at or above this go straight to the caller's buffer.
-pub const DEFAULT_CUTOVER: usize = 8 * 1024;
+pub const DEFAULT_CUTOVER: usize = 64 * 1024;
 /// Default zero-copy threshold: flushes of at least this many bytes use MSG_ZEROCOPY (the talk's 4 KiB).
 pub const DEFAULT_ZEROCOPY_THRESHOLD: usize = 4 * 1024;
 

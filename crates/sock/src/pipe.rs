@@ -62,9 +62,9 @@ impl Pipe {
         self.buf.is_some()
     }
 
-    /// The free space as up to two slices (the ring may wrap), borrowing a buffer from `pool` if needed.
-    /// After the read, call [`Pipe::commit`] with the number of bytes the kernel wrote.
-    pub fn free_slices<'a>(&'a mut self, pool: &mut PipePool) -> [IoSliceMut<'a>; 2] {
+    /// The free space, at most `max` bytes, as up to two slices (the ring may wrap), borrowing a buffer
+    /// from `pool` if needed. After the read, call [`Pipe::commit`] with the number of bytes written.
+    pub fn free_slices<'a>(&'a mut self, pool: &mut PipePool, max: usize) -> [IoSliceMut<'a>; 2] {
         if self.buf.is_none() {
             self.buf = Some(pool.take());
             self.head = 0;
@@ -79,9 +79,12 @@ impl Pipe {
         if tail >= head {
             // Free space: [tail, cap) then [0, head).
             let (front, back) = buf.split_at_mut(tail);
-            [IoSliceMut::new(back), IoSliceMut::new(&mut front[..head])]
+            let first = back.len().min(max);
+            let second = head.min(max - first);
+            [IoSliceMut::new(&mut back[..first]), IoSliceMut::new(&mut front[..second])]
         } else {
-            [IoSliceMut::new(&mut buf[tail..head]), IoSliceMut::new(&mut [])]
+            let end = head.min(tail + max);
+            [IoSliceMut::new(&mut buf[tail..end]), IoSliceMut::new(&mut [])]
         }
     }
 
@@ -131,7 +134,7 @@ mod tests {
     use super::*;
 
     fn fill(p: &mut Pipe, pool: &mut PipePool, data: &[u8]) -> usize {
-        let mut slices = p.free_slices(pool);
+        let mut slices = p.free_slices(pool, usize::MAX);
         let mut n = 0;
         for s in slices.iter_mut() {
             let k = s.len().min(data.len() - n);
@@ -157,6 +160,14 @@ mod tests {
         let mut out = [0u8; 16];
         assert_eq!(p.copy_out(&mut out, &mut pool), 8);
         assert_eq!(&out[..8], b"efghijkl");
+    }
+
+    #[test]
+    fn fill_can_be_capped() {
+        let mut pool = PipePool::new(8, 4);
+        let mut p = Pipe::default();
+        let s = p.free_slices(&mut pool, 3);
+        assert_eq!(s.iter().map(|x| x.len()).sum::<usize>(), 3);
     }
 
     #[test]

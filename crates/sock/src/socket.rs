@@ -78,6 +78,21 @@ impl Listener {
     }
 }
 
+/// Waits up to `timeout` until some of `fds` are readable (a listener with a pending connection, or a
+/// socket with data), returning their indices. Management path only (acceptors), one poll(2).
+pub fn wait_readable_any(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<usize>> {
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: pfds is a valid array of pfds.len() pollfds.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(Vec::new()) } else { Err(e) };
+    }
+    Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+}
+
 impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
         self.sock.as_raw_fd()
