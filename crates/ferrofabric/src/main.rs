@@ -17,6 +17,8 @@ struct Cli {
 /// Every subcommand; each variant's arguments and behaviour live in `cmd::<name>`.
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve NVMe/TCP: with no arguments a 1 GiB RAM namespace on 127.0.0.1:4420.
+    Target(cmd::target::TargetArgs),
     /// Run a benchmark and write its report (rows.csv, summary.json, SVG plots).
     Bench(cmd::bench::BenchArgs),
 }
@@ -24,10 +26,11 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     // Logs go to stderr so stdout stays the report table; RUST_LOG=debug shows every run.
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Target(args) => cmd::target::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     }
 }

@@ -1,0 +1,135 @@
+//! `ferrofabric target`: serves NVMe/TCP. With no arguments it serves a 1 GiB RAM namespace under
+//! [`DEFAULT_NQN`] on 127.0.0.1:4420 (discovery there and on 127.0.0.1:8009) and prints the NQN and
+//! addresses once ready; SIGINT or SIGTERM shut it down cleanly.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ff_blockdev::{BackendSpec, parse_size};
+use ff_sock::{Backend, PlacementMode};
+use ff_target::config::DEFAULT_NQN;
+use ff_target::{PollMode, TargetOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Arguments of `ferrofabric target`. Flags override the `--config` file.
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// TOML file describing subsystems, namespaces, listeners, limits and sock options.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// I/O listener address (repeatable); default 127.0.0.1:4420.
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// Discovery-only listener (repeatable); default 127.0.0.1:8009.
+    #[arg(long)]
+    discovery_listen: Vec<SocketAddr>,
+    /// Do not open the separate discovery port (I/O listeners still answer discovery).
+    #[arg(long)]
+    no_discovery_port: bool,
+    /// Subsystem NQN of the flag-defined subsystem.
+    #[arg(long)]
+    nqn: Option<String>,
+    /// Namespace backend: null, ram or file:PATH.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Namespace size for null/ram (and to create or extend a file), e.g. 1G.
+    #[arg(long)]
+    size: Option<String>,
+    /// Logical block size: 512 or 4096.
+    #[arg(long)]
+    block_size: Option<u32>,
+    /// Reactor threads.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// busy (lowest latency, spins) or event (blocks when idle).
+    #[arg(long)]
+    poll: Option<PollMode>,
+    /// Sock backend: epoll or poll.
+    #[arg(long)]
+    sock: Option<Backend>,
+    /// Connection placement: round-robin, least-loaded, napi-id, incoming-cpu.
+    #[arg(long)]
+    placement: Option<PlacementMode>,
+}
+
+/// Builds the options from the file (if any) and the flags.
+pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
+    let mut o = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            TargetOptions::from_toml(&text).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => TargetOptions::default(),
+    };
+    if !a.listen.is_empty() {
+        o.listen = a.listen.clone();
+    }
+    if !a.discovery_listen.is_empty() {
+        o.discovery_listen = a.discovery_listen.clone();
+    }
+    if a.no_discovery_port {
+        o.discovery_listen.clear();
+    }
+    if let Some(c) = a.cores {
+        o.cores = c;
+    }
+    if let Some(p) = a.poll {
+        o.poll = p;
+    }
+    if let Some(s) = a.sock {
+        o.sock.backend = s;
+    }
+    if let Some(p) = a.placement {
+        o.placement = p;
+    }
+    let flags_define_ns = a.nqn.is_some() || a.backend.is_some() || a.size.is_some() || a.block_size.is_some();
+    if o.subsystems.is_empty() || flags_define_ns {
+        let mut spec: BackendSpec = a.backend.as_deref().unwrap_or("ram").parse()?;
+        spec.size = a.size.as_deref().map(parse_size).transpose()?;
+        spec.block_size = a.block_size;
+        o = o.with_default_subsystem(a.nqn.as_deref().unwrap_or(DEFAULT_NQN), spec);
+    }
+    Ok(o)
+}
+
+/// Runs the target until SIGINT/SIGTERM.
+pub fn run(a: TargetArgs) -> Result<()> {
+    let o = options(&a)?;
+    // Block the stop signals before any thread starts so every thread inherits the mask and the main
+    // thread alone receives them, synchronously, in sigwait.
+    let set = stop_signals();
+    let t = ff_target::start(&o)?;
+    for nqn in &t.nqns {
+        println!("ferrofabric target ready: nqn {nqn}");
+    }
+    for a in &t.io_addrs {
+        println!("  listening on {a} (nvme-tcp, discovery)");
+    }
+    for a in &t.discovery_addrs {
+        println!("  listening on {a} (discovery)");
+    }
+    println!("  {} reactor(s), poll {:?}, sock {}, placement {}", o.cores, o.poll, o.sock.backend, o.placement);
+    let sig = wait_signal(&set);
+    eprintln!("signal {sig}: shutting down");
+    t.stop();
+    Ok(())
+}
+
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: set is a valid, initialised signal set; sig is a valid out pointer.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}

@@ -1,0 +1,100 @@
+//! The acceptor: one management thread that owns the listeners, accepts connections, waits for their
+//! first bytes (the host's ICReq) so the NIC rx queue is known, places each on a reactor with the sock
+//! layer's [`Placer`], and hands it over through the reactor's inbox and waker.
+
+use crate::reactor::{Inbox, Mgmt};
+use ff_sock::socket::wait_readable_any;
+use ff_sock::{Listener, Placement, Placer, SockOptions, TcpSock};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// How long a connection may stay silent before it is placed without a hardware hint.
+const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
+
+/// One accepted connection waiting for its first bytes.
+struct Pending {
+    sock: TcpSock,
+    peer: SocketAddr,
+    port: usize,
+    since: Instant,
+}
+
+/// Runs until `stop`: accepts on `listeners` (index = port id), places, and dispatches to `reactors`.
+/// `released` carries placements of closed connections back so the id-to-group map stays right.
+pub fn run(
+    listeners: Vec<Listener>,
+    mut placer: Placer,
+    reactors: Vec<Inbox>,
+    released: Receiver<Placement>,
+    sock_opts: SockOptions,
+    max_connections: usize,
+    stop: Arc<AtomicBool>,
+) {
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut live = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(p) = released.try_recv() {
+            placer.release(p);
+            live = live.saturating_sub(1);
+        }
+        let mut fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+        fds.extend(pending.iter().map(|p| p.sock.as_raw_fd()));
+        let ready = match wait_readable_any(&fds, Duration::from_millis(50)) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("acceptor: poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let mut to_place = Vec::new();
+        for &i in ready.iter().rev() {
+            if i >= listeners.len() {
+                to_place.push(i - listeners.len());
+            }
+        }
+        // Silent for too long: place without a hint rather than hold the connection forever.
+        let now = Instant::now();
+        for (k, p) in pending.iter().enumerate() {
+            if now.duration_since(p.since) > FIRST_BYTES_WAIT && !to_place.contains(&k) {
+                to_place.push(k);
+            }
+        }
+        to_place.sort_unstable_by(|a, b| b.cmp(a));
+        for k in to_place {
+            let p = pending.swap_remove(k);
+            let placement = placer.place(&p.sock);
+            let r = &reactors[placement.group % reactors.len()];
+            tracing::debug!(peer = %p.peer, group = placement.group, key = ?placement.key, "placing connection");
+            if r.send(Mgmt::Connection { sock: p.sock, peer: p.peer, port: p.port, placement }).is_err() {
+                placer.release(placement);
+            } else {
+                live += 1;
+            }
+        }
+        for &i in &ready {
+            let Some(l) = listeners.get(i) else { continue };
+            loop {
+                match l.accept(&sock_opts) {
+                    Ok(Some((sock, peer))) => {
+                        if live + pending.len() >= max_connections {
+                            tracing::warn!(%peer, max_connections, "refusing connection: limit reached");
+                            drop(sock);
+                            continue;
+                        }
+                        pending.push(Pending { sock, peer, port: i, since: Instant::now() });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! What a target serves and how: built from command-line flags or a TOML file. Defaults serve a 1 GiB
+//! RAM namespace under [`DEFAULT_NQN`] on 127.0.0.1:4420, with discovery also on 127.0.0.1:8009.
+
+use crate::reactor::PollMode;
+use ff_blockdev::BackendSpec;
+use ff_nvmf::Limits;
+use ff_sock::{GroupOptions, PlacementMode};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// The subsystem NQN served by default.
+pub const DEFAULT_NQN: &str = "nqn.2026-11.io.ferrofabric:default";
+/// The default I/O listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4420";
+/// The default discovery listener (the well-known discovery port).
+pub const DEFAULT_DISCOVERY_LISTEN: &str = "127.0.0.1:8009";
+
+/// One namespace: its id and what stores it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceSpec {
+    /// Namespace id (1-based).
+    pub nsid: u32,
+    /// Backend: `null`, `ram`, `file:PATH`, or a table with `kind`, `size`, `block_size`.
+    pub backend: BackendSpec,
+}
+
+/// One subsystem.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubsystemSpec {
+    /// Subsystem NQN.
+    pub nqn: String,
+    /// Serial number (up to 20 ASCII characters).
+    #[serde(default = "default_serial")]
+    pub serial: String,
+    /// Model number (up to 40 ASCII characters).
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// Any host may connect.
+    #[serde(default = "yes")]
+    pub allow_any_host: bool,
+    /// Host NQNs allowed when `allow_any_host` is false.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Namespaces.
+    #[serde(default)]
+    pub namespaces: Vec<NamespaceSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_serial() -> String {
+    "FF0000000001".into()
+}
+fn default_model() -> String {
+    "ferrofabric".into()
+}
+
+/// Everything a target needs to start.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetOptions {
+    /// I/O listeners (each also answers discovery).
+    pub listen: Vec<SocketAddr>,
+    /// Discovery-only listeners.
+    pub discovery_listen: Vec<SocketAddr>,
+    /// Reactor threads.
+    pub cores: usize,
+    /// Busy-poll or event-driven reactors.
+    pub poll: PollMode,
+    /// How connections are spread over reactors.
+    pub placement: PlacementMode,
+    /// Sock layer options (backend, pipe, cut-over, zero copy, TCP options).
+    pub sock: GroupOptions,
+    /// Advertised and enforced limits.
+    pub limits: Limits,
+    /// What is served.
+    #[serde(rename = "subsystem")]
+    pub subsystems: Vec<SubsystemSpec>,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        TargetOptions {
+            listen: vec![DEFAULT_LISTEN.parse().expect("constant address")],
+            discovery_listen: vec![DEFAULT_DISCOVERY_LISTEN.parse().expect("constant address")],
+            cores: 1,
+            poll: PollMode::Event,
+            placement: PlacementMode::NapiId,
+            sock: GroupOptions::default(),
+            limits: Limits::default(),
+            subsystems: Vec::new(),
+        }
+    }
+}
+
+impl TargetOptions {
+    /// The embedded default: one subsystem [`DEFAULT_NQN`] with a namespace on `backend`.
+    pub fn with_default_subsystem(mut self, nqn: &str, backend: BackendSpec) -> Self {
+        self.subsystems.push(SubsystemSpec {
+            nqn: nqn.to_string(),
+            serial: default_serial(),
+            model: default_model(),
+            allow_any_host: true,
+            hosts: Vec::new(),
+            namespaces: vec![NamespaceSpec { nsid: 1, backend }],
+        });
+        self
+    }
+
+    /// Parses a TOML configuration.
+    pub fn from_toml(text: &str) -> anyhow::Result<TargetOptions> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Checks what the controller core cannot: at least one reactor, listener and subsystem.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.cores >= 1 && self.cores <= 256, "cores must be 1..=256, not {}", self.cores);
+        anyhow::ensure!(!self.listen.is_empty(), "no listener: give at least one --listen");
+        anyhow::ensure!(!self.subsystems.is_empty(), "no subsystem to serve");
+        Ok(())
+    }
+}

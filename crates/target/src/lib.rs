@@ -1,0 +1,193 @@
+//! The ferrofabric NVMe/TCP target runtime: reactors (one thread per core, each owning a socket group)
+//! drive the sans-IO transport core ([`ff_nvme_tcp::target`]) and the controller core ([`ff_nvmf`]) over
+//! block backends ([`ff_blockdev`]); an acceptor places new connections on reactors.
+//!
+//! - [`config`]: what to serve (subsystems, namespaces, listeners) and how (cores, poll mode, sock
+//!   options), from flags or a TOML file;
+//! - [`acceptor`]: listeners, placement, hand-over;
+//! - [`reactor`]: the per-core loop;
+//! - [`session`]: one connection's command execution;
+//! - [`shared`]: what reactors share;
+//! - [`txbuf`]: the buffers connections send and receive.
+
+pub mod acceptor;
+pub mod config;
+pub mod reactor;
+pub mod session;
+pub mod shared;
+pub mod txbuf;
+
+pub use config::{NamespaceSpec, SubsystemSpec, TargetOptions};
+pub use reactor::PollMode;
+
+use anyhow::Context;
+use ff_blockdev::BlockDevFactory;
+use ff_nvmf::{AddrFamily, Listener as NvmfListener, NamespaceConfig, SubsystemConfig, Target, TargetConfig};
+use ff_sock::{Listener, Placer};
+use reactor::{Inbox, Mgmt, Reactor};
+use shared::{NsBackend, Shared, SubsysBackends};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+/// A running target; [`RunningTarget::stop`] shuts it down cleanly.
+pub struct RunningTarget {
+    stop: Arc<AtomicBool>,
+    inboxes: Vec<Inbox>,
+    threads: Vec<JoinHandle<()>>,
+    /// Addresses of the I/O listeners (port 0 resolved).
+    pub io_addrs: Vec<SocketAddr>,
+    /// Addresses of the discovery-only listeners.
+    pub discovery_addrs: Vec<SocketAddr>,
+    /// NQNs of the served subsystems.
+    pub nqns: Vec<String>,
+}
+
+impl RunningTarget {
+    /// Stops accepting, finishes or fails in-flight I/O, flushes and closes every connection, and joins
+    /// all threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for i in &self.inboxes {
+            let _ = i.send(Mgmt::Stop);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningTarget {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn nvmf_listener(addr: SocketAddr, portid: u16) -> NvmfListener {
+    NvmfListener {
+        adrfam: if addr.is_ipv4() { AddrFamily::Ipv4 } else { AddrFamily::Ipv6 },
+        traddr: addr.ip().to_string(),
+        trsvcid: addr.port().to_string(),
+        portid,
+    }
+}
+
+/// Starts a target serving `opts`.
+pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
+    opts.validate()?;
+    // Backends first: their geometry is what the namespaces advertise.
+    let mut subsystems = Vec::new();
+    let mut backends: HashMap<String, Arc<SubsysBackends>> = HashMap::new();
+    let mut ns_count = 0;
+    for s in &opts.subsystems {
+        let mut sb = SubsysBackends::default();
+        let mut namespaces = Vec::new();
+        for n in &s.namespaces {
+            let dev = ff_blockdev::open(&n.backend)
+                .with_context(|| format!("opening namespace {} of {}: {:?}", n.nsid, s.nqn, n.backend))?;
+            let info = dev.info();
+            namespaces.push(NamespaceConfig {
+                nsid: n.nsid,
+                block_size: info.block_size,
+                blocks: info.num_blocks,
+                nguid: None,
+                uuid: None,
+                volatile_write_cache: info.volatile_write_cache,
+                supports_deallocate: info.deallocate,
+                supports_write_zeroes: info.write_zeroes,
+            });
+            let factory: Arc<dyn BlockDevFactory> = Arc::new(dev);
+            sb.by_nsid.insert(n.nsid, Arc::new(NsBackend { index: ns_count, factory, info }));
+            ns_count += 1;
+        }
+        backends.insert(s.nqn.clone(), Arc::new(sb));
+        subsystems.push(SubsystemConfig {
+            nqn: s.nqn.clone(),
+            serial: s.serial.clone(),
+            model: s.model.clone(),
+            firmware_rev: env!("CARGO_PKG_VERSION").chars().take(8).collect(),
+            namespaces,
+            allow_any_host: s.allow_any_host,
+            hosts: s.hosts.clone(),
+        });
+    }
+    // Listeners: I/O listeners (which also serve discovery) then discovery-only ones.
+    let mut listeners = Vec::new();
+    let mut io_addrs = Vec::new();
+    let mut discovery_addrs = Vec::new();
+    for a in &opts.listen {
+        let l = Listener::bind(*a, 1024).with_context(|| format!("listening on {a}"))?;
+        io_addrs.push(l.local_addr()?);
+        listeners.push(l);
+    }
+    for a in &opts.discovery_listen {
+        let l = Listener::bind(*a, 128).with_context(|| format!("listening on {a} (discovery)"))?;
+        discovery_addrs.push(l.local_addr()?);
+        listeners.push(l);
+    }
+    let nvmf_listeners = io_addrs.iter().enumerate().map(|(i, a)| nvmf_listener(*a, i as u16 + 1)).collect();
+    let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_listeners })
+        .map_err(|e| anyhow::anyhow!("invalid target configuration: {e}"))?;
+    let limits = *target.limits();
+    let max_transfer = limits.mdts_bytes().unwrap_or(8 << 20).min(8 << 20) as u32;
+    let conn = ff_nvme_tcp::target::TargetConfig {
+        cpda: 0,
+        hdgst: true,
+        ddgst: true,
+        maxh2cdata: max_transfer.clamp(4096, 128 * 1024),
+        // The admin queue carries up to 8 KiB in capsule whatever IOCCSZ says (the host's rule).
+        max_in_capsule: limits.in_capsule_data_size.max(8192),
+        max_transfer,
+        max_outstanding: limits.max_queue_depth as usize,
+    };
+    let shared = Arc::new(Shared { target, subsystems: backends, ns_count, conn });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (released_tx, released_rx) = std::sync::mpsc::channel();
+    let mut inboxes = Vec::new();
+    let mut threads = Vec::new();
+    let mut group = opts.sock.clone();
+    // Each command may have an R2T, a C2HData and a response queued at once.
+    group.write_queue_depth = group.write_queue_depth.max(3 * limits.max_queue_depth as usize + 16);
+    for i in 0..opts.cores {
+        // A reactor is built on its own thread: its socket group and device handles never cross threads.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (g, mode, sh, rel) = (group.clone(), opts.poll, shared.clone(), released_tx.clone());
+        threads.push(std::thread::Builder::new().name(format!("ff-reactor-{i}")).spawn(move || match Reactor::new(
+            i, g, mode, sh, rel,
+        ) {
+            Ok((r, inbox)) => {
+                let _ = tx.send(Ok(inbox));
+                r.run();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        })?);
+        inboxes.push(rx.recv().context("reactor thread died")?.context("creating a reactor")?);
+    }
+    let placer = Placer::new(opts.placement, opts.cores);
+    let acc_inboxes = inboxes.clone();
+    let acc_stop = stop.clone();
+    let sock_opts = opts.sock.sock.clone();
+    let max_conn = limits.max_connections as usize;
+    threads.push(
+        std::thread::Builder::new()
+            .name("ff-acceptor".into())
+            .spawn(move || acceptor::run(listeners, placer, acc_inboxes, released_rx, sock_opts, max_conn, acc_stop))?,
+    );
+    Ok(RunningTarget {
+        stop,
+        inboxes,
+        threads,
+        io_addrs,
+        discovery_addrs,
+        nqns: opts.subsystems.iter().map(|s| s.nqn.clone()).collect(),
+    })
+}

@@ -1,0 +1,382 @@
+//! A reactor: one thread that owns a socket group, the connections placed on it, their buffers and this
+//! thread's block-device handles. Everything on the I/O path happens here without locks; other threads
+//! reach a reactor only through its [`Inbox`] (management messages plus a waker).
+
+use crate::session::{Env, Session};
+use crate::shared::Shared;
+use crate::txbuf::{PoolAlloc, TxBuf};
+use ff_blockdev::{BlockDev, BufPool, IoDone};
+use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
+use ff_sock::{Event, GroupOptions, Placement, SockError, SockGroup, SockId, TcpSock, Waker, WriteReq};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// How a reactor waits when idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollMode {
+    /// Never block: lowest latency, one core spinning per reactor (SPDK-like).
+    Busy,
+    /// Block in the wait syscall until something happens: no idle CPU burn.
+    Event,
+}
+
+impl std::str::FromStr for PollMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "busy" => Ok(PollMode::Busy),
+            "event" => Ok(PollMode::Event),
+            o => Err(format!("unknown poll mode {o:?} (busy or event)")),
+        }
+    }
+}
+
+/// A management message to a reactor.
+pub enum Mgmt {
+    /// A new connection placed on this reactor.
+    Connection {
+        /// The socket.
+        sock: TcpSock,
+        /// Peer address (for logs).
+        peer: SocketAddr,
+        /// Index of the listener (port id) it arrived on.
+        port: usize,
+        /// Where the placer put it; handed back when the connection closes.
+        placement: Placement,
+    },
+    /// Finish: fail in-flight I/O, flush, close every connection, exit.
+    Stop,
+}
+
+/// The sending side of a reactor's management channel.
+#[derive(Clone)]
+pub struct Inbox {
+    tx: Sender<Mgmt>,
+    waker: Waker,
+}
+
+impl Inbox {
+    /// Sends `m` and wakes the reactor; fails when the reactor is gone (the message comes back).
+    #[allow(clippy::result_large_err)] // the message comes back whole so nothing is lost; cold path
+    pub fn send(&self, m: Mgmt) -> Result<(), Mgmt> {
+        self.tx.send(m).map_err(|e| e.0)?;
+        let _ = self.waker.wake();
+        Ok(())
+    }
+}
+
+struct Conn {
+    id: SockId,
+    peer: SocketAddr,
+    session: Session,
+    placement: Placement,
+    /// Close once queued writes are flushed.
+    closing: bool,
+}
+
+/// Most receive steps for one readable connection before the reactor moves on (fairness).
+const RECV_BUDGET: usize = 512;
+/// How often keep-alive timers are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// One reactor; see the module docs.
+pub struct Reactor {
+    index: usize,
+    group: SockGroup<TxBuf>,
+    pool: BufPool,
+    conns: Vec<Option<Conn>>,
+    rx: Receiver<Mgmt>,
+    released: Sender<Placement>,
+    shared: Arc<Shared>,
+    devs: Vec<Option<Box<dyn BlockDev>>>,
+    mode: PollMode,
+    small: [u8; 256],
+}
+
+impl Reactor {
+    /// A reactor with its inbox.
+    pub fn new(
+        index: usize,
+        opts: GroupOptions,
+        mode: PollMode,
+        shared: Arc<Shared>,
+        released: Sender<Placement>,
+    ) -> std::io::Result<(Reactor, Inbox)> {
+        let mut group = SockGroup::new(opts)?;
+        let waker = group.waker()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = Reactor {
+            index,
+            group,
+            pool: BufPool::new(),
+            conns: Vec::new(),
+            rx,
+            released,
+            shared,
+            devs: Vec::new(),
+            mode,
+            small: [0; 256],
+        };
+        Ok((r, Inbox { tx, waker }))
+    }
+
+    /// Runs until [`Mgmt::Stop`].
+    pub fn run(mut self) {
+        let mut events = Vec::new();
+        let mut done = Vec::new();
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let pending_io = self.devs.iter().flatten().any(|d| d.pending() > 0);
+            let timeout = match self.mode {
+                PollMode::Busy => Some(Duration::ZERO),
+                PollMode::Event if pending_io => Some(Duration::ZERO),
+                PollMode::Event => Some(next_tick.saturating_duration_since(Instant::now())),
+            };
+            if let Err(e) = self.group.poll(timeout, &mut events) {
+                tracing::error!(reactor = self.index, "poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let mut stop = false;
+            for ev in events.drain(..) {
+                match ev {
+                    Event::Readable(id) => self.on_readable(id),
+                    Event::WriteDone { req, .. } => {
+                        for b in req.into_data() {
+                            b.recycle(&mut self.pool);
+                        }
+                    }
+                    Event::Failed(id, e) => self.close(id, &format!("send failed: {e}")),
+                    Event::Wake => stop |= self.drain_inbox(),
+                }
+            }
+            self.poll_devs(&mut done);
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + TICK;
+                self.tick(now);
+            }
+            self.reap_closing();
+            if stop {
+                self.shutdown();
+                return;
+            }
+        }
+    }
+
+    fn drain_inbox(&mut self) -> bool {
+        let mut stop = false;
+        while let Ok(m) = self.rx.try_recv() {
+            match m {
+                Mgmt::Connection { sock, peer, port, placement } => match self.group.add(sock) {
+                    Ok(id) => {
+                        let session = Session::new(self.shared.clone(), port, peer);
+                        let idx = id.index();
+                        if self.conns.len() <= idx {
+                            self.conns.resize_with(idx + 1, || None);
+                        }
+                        tracing::info!(reactor = self.index, %peer, port, "connection");
+                        self.conns[idx] = Some(Conn { id, peer, session, placement, closing: false });
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, "could not add connection: {e}");
+                        let _ = self.released.send(placement);
+                    }
+                },
+                Mgmt::Stop => stop = true,
+            }
+        }
+        stop
+    }
+
+    fn conn_mut(conns: &mut [Option<Conn>], id: SockId) -> Option<&mut Conn> {
+        conns.get_mut(id.index()).and_then(|c| c.as_mut()).filter(|c| c.id == id)
+    }
+
+    fn on_readable(&mut self, id: SockId) {
+        let Reactor { group, pool, conns, small, devs, shared, .. } = self;
+        let Some(conn) = Self::conn_mut(conns, id) else { return };
+        let mut failure: Option<String> = None;
+        for _ in 0..RECV_BUDGET {
+            if conn.closing {
+                break;
+            }
+            let mut alloc = PoolAlloc(pool);
+            let r = match conn.session.conn.recv_target(&mut alloc) {
+                RecvTarget::Small(n) => {
+                    let n = n.clamp(1, small.len());
+                    match group.recv(id, &mut small[..n]) {
+                        Ok(k) => {
+                            conn.session.conn.feed(&small[..k], &mut alloc);
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                RecvTarget::Data(dst) => match group.recv(id, dst) {
+                    Ok(k) => {
+                        conn.session.conn.data_received(k, &mut alloc);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                RecvTarget::Closed => {
+                    conn.closing = true;
+                    Ok(())
+                }
+            };
+            let mut env = Env { devs, pool, shared, tag_base: tag_base(id) };
+            if let Err(reason) = pump(group, id, conn, &mut env) {
+                failure = Some(reason);
+                break;
+            }
+            match r {
+                Ok(()) => {}
+                Err(SockError::WouldBlock) => break,
+                Err(SockError::Eof) => {
+                    failure = Some("host closed the connection".into());
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(format!("receive failed: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = failure {
+            self.close(id, &reason);
+        }
+    }
+
+    fn poll_devs(&mut self, done: &mut Vec<IoDone>) {
+        for d in self.devs.iter_mut().flatten() {
+            if d.pending() > 0 {
+                d.poll(done);
+            }
+        }
+        for io in done.drain(..) {
+            let (idx, generation, cid) = untag(io.tag);
+            let Reactor { group, pool, conns, devs, shared, .. } = self;
+            let conn = conns.get_mut(idx).and_then(|c| c.as_mut()).filter(|c| c.id.generation() as u16 == generation);
+            let Some(conn) = conn else {
+                if let Some(b) = io.buf {
+                    pool.put(b);
+                }
+                continue;
+            };
+            if let Some(c) = conn.session.io_done(cid, io, pool) {
+                conn.session.conn.complete(cid, c);
+            }
+            let id = conn.id;
+            let mut env = Env { devs, pool, shared, tag_base: tag_base(id) };
+            if let Err(reason) = pump(group, id, conn, &mut env) {
+                self.close(id, &reason);
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        let Reactor { group, pool, conns, devs, shared, .. } = self;
+        for conn in conns.iter_mut().flatten() {
+            if conn.session.tick(now) {
+                expired.push((conn.id, "keep-alive timeout or controller gone".to_string()));
+                continue;
+            }
+            // Asynchronous completions (AERs) produced by the tick go out now.
+            let mut env = Env { devs, pool, shared, tag_base: tag_base(conn.id) };
+            if let Err(reason) = pump(group, conn.id, conn, &mut env) {
+                expired.push((conn.id, reason));
+            }
+        }
+        for (id, reason) in expired {
+            self.close(id, &reason);
+        }
+    }
+
+    fn reap_closing(&mut self) {
+        let done: Vec<SockId> =
+            self.conns.iter().flatten().filter(|c| c.closing && self.group.queued(c.id) == 0).map(|c| c.id).collect();
+        for id in done {
+            self.close(id, "connection terminated");
+        }
+    }
+
+    fn close(&mut self, id: SockId, reason: &str) {
+        let Some(slot) = self.conns.get_mut(id.index()) else { return };
+        let Some(mut conn) = slot.take_if(|c| c.id == id) else { return };
+        tracing::info!(reactor = self.index, peer = %conn.peer, "closing: {reason}");
+        conn.session.on_close();
+        let _ = self.group.close(id);
+        let _ = self.released.send(conn.placement);
+    }
+
+    fn shutdown(&mut self) {
+        // Let synchronous backends finish what they hold, then flush and close everything.
+        let mut done = Vec::new();
+        for _ in 0..100 {
+            self.poll_devs(&mut done);
+            if !self.devs.iter().flatten().any(|d| d.pending() > 0) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.group.flush();
+        let ids: Vec<SockId> = self.conns.iter().flatten().map(|c| c.id).collect();
+        for id in ids {
+            self.close(id, "target shutting down");
+        }
+    }
+}
+
+/// Block I/O tag of command 0 of `id`: generation (low 16 bits), slot index, and room for the cid.
+fn tag_base(id: SockId) -> u64 {
+    ((id.generation() as u64 & 0xFFFF) << 48) | ((id.index() as u64 & 0xFFFF_FFFF) << 16)
+}
+
+/// Splits a block I/O tag into slot index, generation (low 16 bits) and command id.
+fn untag(tag: u64) -> (usize, u16, u16) {
+    (((tag >> 16) & 0xFFFF_FFFF) as usize, (tag >> 48) as u16, tag as u16)
+}
+
+/// Moves a connection's outputs to the socket and its commands to the session.
+fn pump(group: &mut SockGroup<TxBuf>, id: SockId, conn: &mut Conn, env: &mut Env<'_>) -> Result<(), String> {
+    while let Some(out) = conn.session.conn.poll_output() {
+        match out {
+            TargetOutput::Send(tx) => {
+                let Some(mut req) = WriteReq::new(tx.head(), 0) else {
+                    return Err("PDU header too large".into());
+                };
+                if let Some(d) = tx.data {
+                    req.push_data(d);
+                }
+                if let Some(g) = tx.ddgst {
+                    req.set_tail(&g);
+                }
+                if let Err((e, req)) = group.write(id, req) {
+                    for b in req.into_data() {
+                        b.recycle(env.pool);
+                    }
+                    return Err(format!("cannot queue a PDU: {e}"));
+                }
+            }
+            TargetOutput::Command(cmd) => {
+                let cid = cmd.sqe.cid;
+                if let Some(c) = conn.session.execute(cmd, env) {
+                    conn.session.conn.complete(cid, c);
+                }
+            }
+            TargetOutput::Close(reason) => {
+                tracing::warn!(peer = %conn.peer, ?reason, "terminating connection");
+                conn.closing = true;
+            }
+        }
+    }
+    if conn.session.wants_close {
+        conn.closing = true;
+    }
+    Ok(())
+}

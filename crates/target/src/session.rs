@@ -1,0 +1,371 @@
+//! One connection's NVMe session: the transport core ([`TargetConn`]) plus what its queue is bound to
+//! after Connect (a controller's admin queue, or an I/O queue with its namespaces' devices). Maps each
+//! command to the controller core or to a block-device request, and device completions back to NVMe
+//! completions.
+
+use crate::shared::{Shared, SubsysBackends};
+use crate::txbuf::TxBuf;
+use ff_blockdev::{BlockDev, BufPool, IoDone, IoError, IoOp, IoReq, LbaRange, SubmitError};
+use ff_nvme_tcp::nvme::{Cqe, Sqe, Status, opcode, status};
+use ff_nvme_tcp::target::{Command, Completion, TargetConn};
+use ff_nvmf::io::{IoFabricsOutcome, NSID_ALL};
+use ff_nvmf::{AdminOutcome, CmdError, ConnectData, Connected, Controller, IoCmd, IoQueue, Response, parse_dsm_ranges};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a connection may stay without a successful Connect.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Media errors (status code type 2) for failed device I/O.
+const WRITE_FAULT: Status = Status::new(status::SCT_MEDIA, 0x80);
+const UNRECOVERED_READ_ERROR: Status = Status::new(status::SCT_MEDIA, 0x81);
+
+/// What a reactor lends a session while it executes a command.
+pub struct Env<'a> {
+    /// This reactor's device handles, by namespace index (opened on first use).
+    pub devs: &'a mut Vec<Option<Box<dyn BlockDev>>>,
+    /// This reactor's I/O buffers.
+    pub pool: &'a mut BufPool,
+    /// Target-wide state.
+    pub shared: &'a Arc<Shared>,
+    /// Block I/O tag of this connection with cid 0.
+    pub tag_base: u64,
+}
+
+enum Queue {
+    /// Before Connect.
+    Unbound,
+    /// Admin queue of a controller.
+    Admin(Box<Controller>),
+    /// An I/O queue and its subsystem's devices.
+    Io(IoQueue, Arc<SubsysBackends>),
+}
+
+/// A device request in flight: what to do when it completes.
+#[derive(Clone, Copy)]
+enum InFlight {
+    Read,
+    Write,
+    Other,
+    /// A flush of every namespace: completions still expected, first error.
+    FlushAll {
+        left: u32,
+        error: Option<Status>,
+    },
+}
+
+/// One connection's session; see the module docs.
+pub struct Session {
+    /// The transport core.
+    pub conn: TargetConn<TxBuf>,
+    queue: Queue,
+    created: Instant,
+    peer: SocketAddr,
+    inflight: HashMap<u16, InFlight>,
+    /// Close after the pending response (Disconnect, or the controller went away).
+    pub wants_close: bool,
+}
+
+fn completion(cqe: &Cqe, data: Option<Vec<u8>>) -> Completion<TxBuf> {
+    Completion { status: cqe.status(), dnr: cqe.dnr(), dw0: cqe.dw0, dw1: cqe.dw1, data: data.map(TxBuf::Vec) }
+}
+
+fn cmd_error(e: CmdError) -> Completion<TxBuf> {
+    Completion { status: e.status, dnr: e.dnr, dw0: e.dw0, dw1: 0, data: None }
+}
+
+fn response(r: Response) -> Completion<TxBuf> {
+    completion(&r.cqe, r.data)
+}
+
+impl Session {
+    /// A fresh connection from `peer` on listener `port`.
+    pub fn new(shared: Arc<Shared>, _port: usize, peer: SocketAddr) -> Session {
+        Session {
+            conn: TargetConn::new(shared.conn),
+            queue: Queue::Unbound,
+            created: Instant::now(),
+            peer,
+            inflight: HashMap::new(),
+            wants_close: false,
+        }
+    }
+
+    /// Executes `cmd`: returns its completion now, or `None` when it completes later (device I/O, a
+    /// parked AER).
+    pub fn execute(&mut self, cmd: Command<TxBuf>, env: &mut Env<'_>) -> Option<Completion<TxBuf>> {
+        let now = Instant::now();
+        let sqe = cmd.sqe;
+        match &mut self.queue {
+            Queue::Unbound => Some(self.connect(&sqe, cmd.data, env)),
+            Queue::Admin(ctrl) => {
+                let data = cmd.data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
+                let out = ctrl.handle_admin(&sqe, data, now);
+                if let Some(b) = cmd.data {
+                    b.recycle(env.pool);
+                }
+                let c = match out {
+                    AdminOutcome::Complete(r) => Some(response(r)),
+                    AdminOutcome::Parked => None,
+                    // Commands live on their own connection (maybe another reactor): too late to abort.
+                    AdminOutcome::Abort(req) => Some(response(ctrl.finish_abort(req, false))),
+                };
+                if sqe.opcode == opcode::FABRICS && sqe.fctype() == ff_nvme_tcp::nvme::fctype::DISCONNECT {
+                    self.wants_close = true;
+                }
+                self.drain_async();
+                c
+            }
+            Queue::Io(q, backends) => {
+                if sqe.opcode == opcode::FABRICS {
+                    if let Some(b) = cmd.data {
+                        b.recycle(env.pool);
+                    }
+                    return Some(match q.handle_fabrics(&sqe) {
+                        IoFabricsOutcome::Complete(cqe) => completion(&cqe, None),
+                        IoFabricsOutcome::Disconnect(cqe) => {
+                            self.wants_close = true;
+                            completion(&cqe, None)
+                        }
+                    });
+                }
+                match q.validate(&sqe) {
+                    Err(e) => {
+                        if let Some(b) = cmd.data {
+                            b.recycle(env.pool);
+                        }
+                        Some(cmd_error(e))
+                    }
+                    Ok(io) => {
+                        let backends = backends.clone();
+                        Self::submit_io(&mut self.inflight, &sqe, io, cmd.data, &backends, env)
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, sqe: &Sqe, data: Option<TxBuf>, env: &mut Env<'_>) -> Completion<TxBuf> {
+        if sqe.opcode != opcode::FABRICS || sqe.fctype() != ff_nvme_tcp::nvme::fctype::CONNECT {
+            if let Some(b) = data {
+                b.recycle(env.pool);
+            }
+            return Completion::status(status::COMMAND_SEQUENCE_ERROR);
+        }
+        let bytes = data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
+        let subnqn = ConnectData::parse(bytes).map(|d| d.subnqn).ok();
+        let result = env.shared.target.connect(sqe, bytes, Instant::now());
+        if let Some(b) = data {
+            b.recycle(env.pool);
+        }
+        let c = completion(result.cqe(), None);
+        match result {
+            Connected::Admin { controller, info, .. } => {
+                tracing::info!(peer = %self.peer, cntlid = info.cntlid, subnqn = controller.subnqn(), "admin queue connected");
+                self.conn.set_queue(info.qid, (info.depth.saturating_sub(1)) as u16, info.sq_flow_control_disabled);
+                self.queue = Queue::Admin(controller);
+            }
+            Connected::Io { queue, info, .. } => {
+                let backends = subnqn.and_then(|n| env.shared.backends(&n)).unwrap_or_default();
+                tracing::debug!(peer = %self.peer, cntlid = info.cntlid, qid = info.qid, "I/O queue connected");
+                self.conn.set_queue(info.qid, (info.depth.saturating_sub(1)) as u16, info.sq_flow_control_disabled);
+                self.conn.set_max_in_capsule(env.shared.target.limits().in_capsule_data_size);
+                self.queue = Queue::Io(queue, backends);
+            }
+            Connected::Rejected { .. } => {
+                tracing::warn!(peer = %self.peer, status = ?c.status, "connect rejected");
+            }
+        }
+        c
+    }
+
+    fn dev<'e>(env: &'e mut Env<'_>, ns: &crate::shared::NsBackend) -> Result<&'e mut Box<dyn BlockDev>, Status> {
+        if env.devs.len() <= ns.index {
+            env.devs.resize_with(ns.index + 1, || None);
+        }
+        let slot = &mut env.devs[ns.index];
+        if slot.is_none() {
+            match ns.factory.open_handle() {
+                Ok(h) => *slot = Some(h),
+                Err(e) => {
+                    tracing::error!("cannot open device handle: {e}");
+                    return Err(status::INTERNAL_ERROR);
+                }
+            }
+        }
+        slot.as_mut().ok_or(status::INTERNAL_ERROR)
+    }
+
+    fn submit_io(
+        inflight: &mut HashMap<u16, InFlight>,
+        sqe: &Sqe,
+        io: IoCmd,
+        data: Option<TxBuf>,
+        backends: &SubsysBackends,
+        env: &mut Env<'_>,
+    ) -> Option<Completion<TxBuf>> {
+        let cid = sqe.cid;
+        let tag = env.tag_base | u64::from(cid);
+        if let IoCmd::Flush { nsid: NSID_ALL } = io {
+            let all: Vec<_> = backends.by_nsid.values().cloned().collect();
+            let mut left = 0u32;
+            for ns in all {
+                let dev = match Self::dev(env, &ns) {
+                    Ok(d) => d,
+                    Err(st) => return Some(Completion::status(st)),
+                };
+                if dev.submit(IoReq::flush(tag)).is_ok() {
+                    left += 1;
+                }
+            }
+            if left == 0 {
+                return Some(Completion::status(status::SUCCESS));
+            }
+            inflight.insert(cid, InFlight::FlushAll { left, error: None });
+            return None;
+        }
+        let Some(ns) = backends.by_nsid.get(&io.nsid()).cloned() else {
+            if let Some(b) = data {
+                b.recycle(env.pool);
+            }
+            return Some(Completion::status(status::INVALID_NAMESPACE));
+        };
+        let (req, kind) = match io {
+            IoCmd::Read { slba, nlb, len, .. } => {
+                (IoReq::read(tag, slba, nlb, env.pool.get(len as usize)), InFlight::Read)
+            }
+            IoCmd::Write { slba, nlb, fua, len, .. } => {
+                let buf = match data {
+                    Some(TxBuf::Io(b)) if b.len() == len as usize => b,
+                    Some(other) => {
+                        // Host data that did not arrive in a pool buffer: one copy into an aligned one.
+                        let mut b = env.pool.get(len as usize);
+                        let src = other.as_ref();
+                        let n = src.len().min(b.len());
+                        b[..n].copy_from_slice(&src[..n]);
+                        other.recycle(env.pool);
+                        b
+                    }
+                    None => return Some(Completion::status(status::DATA_TRANSFER_ERROR)),
+                };
+                (IoReq::write(tag, slba, nlb, buf, fua), InFlight::Write)
+            }
+            IoCmd::Flush { .. } => (IoReq::flush(tag), InFlight::Other),
+            IoCmd::WriteZeroes { slba, nlb, fua, .. } => (IoReq::write_zeroes(tag, slba, nlb, fua), InFlight::Other),
+            IoCmd::Dsm { ranges, deallocate, .. } => {
+                let bytes = data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
+                let parsed = parse_dsm_ranges(bytes, ranges, ns.info.num_blocks);
+                if let Some(b) = data {
+                    b.recycle(env.pool);
+                }
+                let parsed = match parsed {
+                    Ok(p) => p,
+                    Err(e) => return Some(cmd_error(e)),
+                };
+                if !deallocate {
+                    return Some(Completion::status(status::SUCCESS)); // hints only
+                }
+                let ranges = parsed.iter().map(|r| LbaRange { lba: r.slba, blocks: r.nlb }).collect();
+                (IoReq::deallocate(tag, ranges), InFlight::Other)
+            }
+        };
+        let dev = match Self::dev(env, &ns) {
+            Ok(d) => d,
+            Err(st) => return Some(Completion::status(st)),
+        };
+        match dev.submit(req) {
+            Ok(()) => {
+                inflight.insert(cid, kind);
+                None
+            }
+            Err(SubmitError::QueueFull(req)) => {
+                if let IoOp::Read { buf, .. } | IoOp::Write { buf, .. } = req.op {
+                    env.pool.put(buf);
+                }
+                // The host retries: namespace-not-ready style backpressure without DNR.
+                Some(Completion { status: status::NAMESPACE_NOT_READY, dnr: false, dw0: 0, dw1: 0, data: None })
+            }
+        }
+    }
+
+    /// Turns a device completion of command `cid` into its NVMe completion (`None` while a multi-device
+    /// flush still waits).
+    pub fn io_done(&mut self, cid: u16, done: IoDone, pool: &mut BufPool) -> Option<Completion<TxBuf>> {
+        let kind = self.inflight.remove(&cid)?;
+        let err_status = |e: &IoError, read: bool| match e {
+            IoError::OutOfRange { .. } => status::LBA_OUT_OF_RANGE,
+            IoError::BufferLength { .. } => status::DATA_TRANSFER_ERROR,
+            IoError::Io(_) if read => UNRECOVERED_READ_ERROR,
+            IoError::Io(_) => WRITE_FAULT,
+        };
+        match kind {
+            InFlight::FlushAll { left, error } => {
+                let error = error.or(done.result.as_ref().err().map(|e| err_status(e, false)));
+                if left > 1 {
+                    self.inflight.insert(cid, InFlight::FlushAll { left: left - 1, error });
+                    return None;
+                }
+                Some(Completion::status(error.unwrap_or(status::SUCCESS)))
+            }
+            InFlight::Read => match (done.result, done.buf) {
+                (Ok(()), Some(buf)) => {
+                    Some(Completion { data: Some(TxBuf::Io(buf)), ..Completion::status(status::SUCCESS) })
+                }
+                (r, buf) => {
+                    if let Some(b) = buf {
+                        pool.put(b);
+                    }
+                    let st = r.err().map(|e| err_status(&e, true)).unwrap_or(status::INTERNAL_ERROR);
+                    Some(Completion::status(st))
+                }
+            },
+            InFlight::Write | InFlight::Other => {
+                if let Some(b) = done.buf {
+                    pool.put(b);
+                }
+                Some(match done.result {
+                    Ok(()) => Completion::status(status::SUCCESS),
+                    Err(e) => {
+                        tracing::warn!(peer = %self.peer, cid, "device error: {e}");
+                        Completion::status(err_status(&e, false))
+                    }
+                })
+            }
+        }
+    }
+
+    /// Completions the controller produced on its own (AERs): handed to the transport.
+    fn drain_async(&mut self) {
+        if let Queue::Admin(ctrl) = &mut self.queue {
+            while let Some(r) = ctrl.poll_async() {
+                let cid = r.cqe.cid;
+                self.conn.complete(cid, response(r));
+            }
+        }
+    }
+
+    /// Periodic work; true when the connection must close (keep-alive expired, controller gone, or no
+    /// Connect in time).
+    pub fn tick(&mut self, now: Instant) -> bool {
+        self.drain_async();
+        match &self.queue {
+            Queue::Unbound => now.duration_since(self.created) > CONNECT_DEADLINE,
+            Queue::Admin(c) => c.keep_alive_expired(now) || !c.is_alive(),
+            Queue::Io(q, _) => !q.controller_live(),
+        }
+    }
+
+    /// Called once when the connection closes: in-flight device I/O completes into nothing.
+    pub fn on_close(&mut self) {
+        self.inflight.clear();
+        // Dropping the queue disconnects it from the controller core.
+        self.queue = Queue::Unbound;
+    }
+
+    /// Whether this connection awaits device completions.
+    pub fn has_inflight(&self) -> bool {
+        !self.inflight.is_empty()
+    }
+}
