@@ -1,0 +1,105 @@
+//! A target described by a TOML file: two subsystems (one open, one restricted to a host list), several
+//! namespaces on different backends, IPv4 and IPv6 listeners, poll sock backend and two reactors.
+
+mod common;
+use common::Host;
+use ff_nvme_tcp::Digests;
+use ff_nvme_tcp::nvme::{Sqe, opcode};
+use ff_target::TargetOptions;
+use std::net::SocketAddr;
+
+const TOML: &str = r#"
+listen = ["127.0.0.1:0", "[::1]:0"]
+discovery_listen = []
+cores = 2
+poll = "event"
+placement = "round-robin"
+
+[sock]
+backend = "poll"
+
+[limits]
+max_queue_depth = 64
+
+[[subsystem]]
+nqn = "nqn.2026-11.io.ferrofabric:open"
+serial = "OPEN0001"
+
+[[subsystem.namespaces]]
+nsid = 1
+backend = { kind = "ram", size = "32M" }
+
+[[subsystem.namespaces]]
+nsid = 2
+backend = { kind = "null", size = "64M", block_size = 4096 }
+
+[[subsystem]]
+nqn = "nqn.2026-11.io.ferrofabric:closed"
+serial = "CLOSED01"
+allow_any_host = false
+hosts = ["nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555"]
+
+[[subsystem.namespaces]]
+nsid = 1
+backend = "ram"
+"#;
+
+fn identify(h: &mut Host, cns: u32, nsid: u32) -> Vec<u8> {
+    let sqe = Sqe {
+        opcode: opcode::ADMIN_IDENTIFY,
+        flags: 0x40,
+        cid: 2,
+        nsid,
+        dptr: ff_nvme_tcp::nvme::SglDescriptor::transport(4096),
+        cdw10: cns,
+        ..Sqe::default()
+    };
+    let (cqe, data) = h.admin(sqe);
+    assert!(cqe.status().is_success(), "identify cns {cns}: {:?}", cqe.status());
+    data
+}
+
+#[test]
+fn toml_config_serves_what_it_describes() {
+    // The closed subsystem's RAM namespace gets the default 1 GiB, allocated lazily.
+    let o = TargetOptions::from_toml(TOML).unwrap();
+    o.validate().unwrap();
+    let t = ff_target::start(&o).unwrap();
+    assert_eq!(t.io_addrs.len(), 2);
+    let v6: SocketAddr = t.io_addrs[1];
+    assert!(v6.is_ipv6());
+    for addr in &t.io_addrs {
+        let mut h = Host::connect(*addr);
+        h.handshake(Digests::default());
+        h.connect_admin("nqn.2026-11.io.ferrofabric:open", 0);
+        h.enable();
+        let list = identify(&mut h, 2, 0);
+        let ids: Vec<u32> =
+            list.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).take_while(|&n| n != 0).collect();
+        assert_eq!(ids, [1, 2], "active namespaces");
+        let ns2 = identify(&mut h, 0, 2);
+        let nsze = u64::from_le_bytes(ns2[0..8].try_into().unwrap());
+        let lbaf0 = u32::from_le_bytes(ns2[128..132].try_into().unwrap());
+        assert_eq!(nsze, (64 << 20) / 4096);
+        assert_eq!((lbaf0 >> 16) & 0xFF, 12, "4096-byte blocks");
+    }
+    // A host not on the list is refused by the closed subsystem.
+    let mut h = Host::connect(t.io_addrs[0]);
+    h.handshake(Digests::default());
+    let st = h.try_connect_admin("nqn.2026-11.io.ferrofabric:closed", 0);
+    assert_eq!(st, ff_nvme_tcp::nvme::status::CONNECT_INVALID_HOST, "unlisted host refused");
+    t.stop();
+}
+
+#[test]
+fn bad_configs_are_clear_errors() {
+    assert!(TargetOptions::from_toml("cores = \"many\"").is_err());
+    assert!(TargetOptions::from_toml("unknown_key = 1").is_err());
+    let o = TargetOptions::from_toml("listen = []\n").unwrap();
+    assert!(o.validate().unwrap_err().to_string().contains("listener"));
+    let o = TargetOptions::from_toml("").unwrap();
+    assert!(o.validate().unwrap_err().to_string().contains("subsystem"));
+    let bad_backend =
+        "[[subsystem]]\nnqn = \"nqn.2026-11.io.x:y\"\n[[subsystem.namespaces]]\nnsid = 1\nbackend = \"tape\"\n";
+    assert!(TargetOptions::from_toml(bad_backend).is_err());
+}
