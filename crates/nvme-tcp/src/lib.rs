@@ -14,6 +14,7 @@ pub mod digest;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod host;
 pub mod nvme;
 pub mod pdu;
 pub mod target;
