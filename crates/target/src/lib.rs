@@ -12,6 +12,8 @@
 
 pub mod acceptor;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod reactor;
 pub mod session;
 pub mod shared;
@@ -78,8 +80,8 @@ fn nvmf_listener(addr: SocketAddr, portid: u16) -> NvmfListener {
     }
 }
 
-/// Starts a target serving `opts`.
-pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
+/// Opens the backends and builds the controller core for `opts`, advertising `io_addrs` in discovery.
+pub fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Result<Arc<Shared>> {
     opts.validate()?;
     // Backends first: their geometry is what the namespaces advertise.
     let mut subsystems = Vec::new();
@@ -117,20 +119,6 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
             hosts: s.hosts.clone(),
         });
     }
-    // Listeners: I/O listeners (which also serve discovery) then discovery-only ones.
-    let mut listeners = Vec::new();
-    let mut io_addrs = Vec::new();
-    let mut discovery_addrs = Vec::new();
-    for a in &opts.listen {
-        let l = Listener::bind(*a, 1024).with_context(|| format!("listening on {a}"))?;
-        io_addrs.push(l.local_addr()?);
-        listeners.push(l);
-    }
-    for a in &opts.discovery_listen {
-        let l = Listener::bind(*a, 128).with_context(|| format!("listening on {a} (discovery)"))?;
-        discovery_addrs.push(l.local_addr()?);
-        listeners.push(l);
-    }
     let nvmf_listeners = io_addrs.iter().enumerate().map(|(i, a)| nvmf_listener(*a, i as u16 + 1)).collect();
     let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_listeners })
         .map_err(|e| anyhow::anyhow!("invalid target configuration: {e}"))?;
@@ -146,7 +134,28 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         max_transfer,
         max_outstanding: limits.max_queue_depth as usize,
     };
-    let shared = Arc::new(Shared { target, subsystems: backends, ns_count, conn });
+    Ok(Arc::new(Shared { target, subsystems: backends, ns_count, conn }))
+}
+
+/// Starts a target serving `opts`.
+pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
+    opts.validate()?;
+    // Listeners: I/O listeners (which also serve discovery) then discovery-only ones.
+    let mut listeners = Vec::new();
+    let mut io_addrs = Vec::new();
+    let mut discovery_addrs = Vec::new();
+    for a in &opts.listen {
+        let l = Listener::bind(*a, 1024).with_context(|| format!("listening on {a}"))?;
+        io_addrs.push(l.local_addr()?);
+        listeners.push(l);
+    }
+    for a in &opts.discovery_listen {
+        let l = Listener::bind(*a, 128).with_context(|| format!("listening on {a} (discovery)"))?;
+        discovery_addrs.push(l.local_addr()?);
+        listeners.push(l);
+    }
+    let shared = build_shared(opts, &io_addrs)?;
+    let limits = *shared.target.limits();
 
     let stop = Arc::new(AtomicBool::new(false));
     let (released_tx, released_rx) = std::sync::mpsc::channel();

@@ -1,0 +1,234 @@
+//! Fuzz entry point for the whole command path without sockets: bytes from a host go through the
+//! transport core, the session (Connect, admin and I/O commands) and a null/RAM backend, exactly as a
+//! reactor drives them. Used by the cargo-fuzz target `command_path` and by a bounded stable test.
+
+use crate::config::{NamespaceSpec, SubsystemSpec, TargetOptions};
+use crate::session::{Env, Session};
+use crate::shared::Shared;
+use crate::txbuf::PoolAlloc;
+use ff_blockdev::{BlockDev, BufPool};
+use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode};
+use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
+use ff_nvme_tcp::{CapsuleCmd, Digests, Framing, IcReq, Pdu};
+use std::sync::{Arc, OnceLock};
+
+/// The subsystem the fuzzer's prefix connects to.
+pub const FUZZ_NQN: &str = "nqn.2026-11.io.ferrofabric:fuzz";
+
+fn shared() -> &'static Arc<Shared> {
+    static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let mut o = TargetOptions::default();
+        let ns = |nsid, spec: &str| {
+            let mut b: ff_blockdev::BackendSpec = spec.parse().expect("constant spec");
+            b.size = Some(8 << 20);
+            NamespaceSpec { nsid, backend: b }
+        };
+        o.subsystems.push(SubsystemSpec {
+            nqn: FUZZ_NQN.into(),
+            serial: "FUZZ".into(),
+            model: "fuzz".into(),
+            allow_any_host: true,
+            hosts: Vec::new(),
+            namespaces: vec![ns(1, "ram"), ns(2, "null")],
+        });
+        crate::build_shared(&o, &[]).expect("fuzz target configuration")
+    })
+}
+
+fn encode(p: Pdu, data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 256 + data.len()];
+    match p.encode_with_data(&Framing::default(), data, &mut b) {
+        Ok(n) => b.truncate(n),
+        Err(_) => b.clear(),
+    }
+    b
+}
+
+/// A valid ICReq, and (when `queue` is given) a Connect for that queue (0: admin with a dynamic
+/// controller id; otherwise an I/O queue of controller `cntlid`), so inputs start past setup.
+pub fn prefix(queue: Option<(u16, u16)>) -> Vec<u8> {
+    let mut v = encode(Pdu::IcReq(IcReq { pfv: 0, hpda: 0, dgst: Digests::default(), maxr2t: 0 }), &[]);
+    if let Some((qid, cntlid)) = queue {
+        let mut data = vec![0u8; 1024];
+        data[16..18].copy_from_slice(&cntlid.to_le_bytes());
+        data[256..256 + FUZZ_NQN.len()].copy_from_slice(FUZZ_NQN.as_bytes());
+        let host = b"nqn.2014-08.org.nvmexpress:uuid:fuzz";
+        data[512..512 + host.len()].copy_from_slice(host);
+        let sqe = Sqe {
+            opcode: opcode::FABRICS,
+            flags: 0x40,
+            cid: 0xFFF0,
+            nsid: u32::from(fctype::CONNECT),
+            dptr: SglDescriptor::in_capsule(0, 1024),
+            cdw10: u32::from(qid) << 16,
+            cdw11: 31,
+            ..Sqe::default()
+        };
+        v.extend(encode(Pdu::CapsuleCmd(CapsuleCmd { sqe }), &data));
+    }
+    v
+}
+
+/// What one run exercised (so tests can check the inputs reach the command path).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Commands handed to the session.
+    pub commands: u64,
+    /// Commands that completed successfully.
+    pub successes: u64,
+    /// Device completions.
+    pub device_ios: u64,
+}
+
+/// Feeds `input` to a fresh session (after [`prefix`], chosen by the first byte) and runs every
+/// command it yields to completion. Must never panic, hang or grow without bound.
+pub fn command_path(input: &[u8]) -> Stats {
+    let mut stats = Stats::default();
+    let Some((&mode, rest)) = input.split_first() else { return stats };
+    let shared = shared();
+    let mut pool = BufPool::new();
+    let mut devs: Vec<Option<Box<dyn BlockDev>>> = Vec::new();
+    // Mode 0: raw after ICReq; 1: on an admin queue; 2: on an I/O queue of an enabled controller.
+    let mut admin = None;
+    let queue = match mode % 3 {
+        0 => None,
+        1 => Some((0, 0xFFFF)),
+        _ => {
+            let (s, cntlid) = enabled_controller(shared, &mut pool, &mut devs);
+            admin = Some(s);
+            Some((1, cntlid))
+        }
+    };
+    let mut stream = prefix(queue);
+    stream.extend_from_slice(rest);
+    let mut session = Session::new(shared.clone(), 0, ([127, 0, 0, 1], 1).into());
+    let mut off = 0;
+    // Every step consumes at least one byte or ends the loop; the bound is a second guard.
+    for _ in 0..stream.len() * 2 + 16 {
+        if off >= stream.len() {
+            break;
+        }
+        let mut alloc = PoolAlloc(&mut pool);
+        match session.conn.recv_target(&mut alloc) {
+            RecvTarget::Small(n) => {
+                let end = (off + n.max(1)).min(stream.len());
+                let used = session.conn.feed(&stream[off..end], &mut alloc);
+                off += used.max(usize::from(used == 0 && !session.conn.is_closed()));
+            }
+            RecvTarget::Data(dst) => {
+                let n = dst.len().min(stream.len() - off);
+                dst[..n].copy_from_slice(&stream[off..off + n]);
+                off += n;
+                session.conn.data_received(n, &mut alloc);
+            }
+            RecvTarget::Closed => break,
+        }
+        if !drain(&mut session, &mut pool, &mut devs, shared, &mut stats) {
+            break;
+        }
+    }
+    session.on_close();
+    if let Some(mut a) = admin {
+        a.on_close();
+    }
+    stats
+}
+
+/// An admin session whose controller is enabled with one I/O queue granted; returns it and its cntlid.
+fn enabled_controller(
+    shared: &Arc<Shared>,
+    pool: &mut BufPool,
+    devs: &mut Vec<Option<Box<dyn BlockDev>>>,
+) -> (Session, u16) {
+    let mut s = Session::new(shared.clone(), 0, ([127, 0, 0, 1], 2).into());
+    let mut stream = prefix(Some((0, 0xFFFF)));
+    let enable = Sqe {
+        opcode: opcode::FABRICS,
+        cid: 1,
+        nsid: u32::from(fctype::PROPERTY_SET),
+        cdw11: 0x14,
+        cdw12: 1 | (6 << 16) | (4 << 20),
+        ..Sqe::default()
+    };
+    let queues = Sqe { opcode: opcode::ADMIN_SET_FEATURES, cid: 2, cdw10: 0x07, ..Sqe::default() };
+    stream.extend(encode(Pdu::CapsuleCmd(CapsuleCmd { sqe: enable }), &[]));
+    stream.extend(encode(Pdu::CapsuleCmd(CapsuleCmd { sqe: queues }), &[]));
+    let mut cntlid = 0;
+    let mut alloc = PoolAlloc(pool);
+    let mut off = 0;
+    while off < stream.len() {
+        match s.conn.recv_target(&mut alloc) {
+            RecvTarget::Small(n) => off += s.conn.feed(&stream[off..(off + n.max(1)).min(stream.len())], &mut alloc),
+            RecvTarget::Data(dst) => {
+                let n = dst.len().min(stream.len() - off);
+                dst[..n].copy_from_slice(&stream[off..off + n]);
+                off += n;
+                s.conn.data_received(n, &mut alloc);
+            }
+            RecvTarget::Closed => break,
+        }
+        while let Some(out) = s.conn.poll_output() {
+            if let TargetOutput::Command(cmd) = out {
+                let cid = cmd.sqe.cid;
+                let mut env = Env { devs, pool: alloc.0, shared, tag_base: 0 };
+                if let Some(c) = s.execute(cmd, &mut env) {
+                    if cid == 0xFFF0 {
+                        cntlid = c.dw0 as u16;
+                    }
+                    s.conn.complete(cid, c);
+                }
+            }
+        }
+    }
+    (s, cntlid)
+}
+
+/// Runs the session's outputs and device completions until quiet; false once the connection closes.
+fn drain(
+    session: &mut Session,
+    pool: &mut BufPool,
+    devs: &mut Vec<Option<Box<dyn BlockDev>>>,
+    shared: &Arc<Shared>,
+    stats: &mut Stats,
+) -> bool {
+    let mut done = Vec::new();
+    loop {
+        let mut progressed = false;
+        while let Some(out) = session.conn.poll_output() {
+            progressed = true;
+            match out {
+                TargetOutput::Send(tx) => {
+                    if let Some(d) = tx.data {
+                        d.recycle(pool);
+                    }
+                }
+                TargetOutput::Command(cmd) => {
+                    stats.commands += 1;
+                    let cid = cmd.sqe.cid;
+                    let mut env = Env { devs, pool, shared, tag_base: 0 };
+                    if let Some(c) = session.execute(cmd, &mut env) {
+                        stats.successes += u64::from(c.status.is_success());
+                        session.conn.complete(cid, c);
+                    }
+                }
+                TargetOutput::Close(_) => return false,
+            }
+        }
+        for d in devs.iter_mut().flatten() {
+            d.poll(&mut done);
+        }
+        for io in done.drain(..) {
+            progressed = true;
+            stats.device_ios += 1;
+            let cid = io.tag as u16;
+            if let Some(c) = session.io_done(cid, io, pool) {
+                stats.successes += u64::from(c.status.is_success());
+                session.conn.complete(cid, c);
+            }
+        }
+        if !progressed {
+            return !session.wants_close;
+        }
+    }
+}
