@@ -41,6 +41,10 @@ pub struct SockCounters {
     pub errqueue_reads: u64,
     /// Write requests completed.
     pub writes_completed: u64,
+    /// io_uring: receive completions carrying data (each may hold several buffers with bundles).
+    pub uring_recv_cqes: u64,
+    /// io_uring: bytes the kernel wrote into provided buffers (then copied once, see `bytes_copied`).
+    pub bytes_into_bufs: u64,
 }
 
 impl AddAssign for SockCounters {
@@ -62,6 +66,8 @@ impl AddAssign for SockCounters {
         self.zc_enobufs += o.zc_enobufs;
         self.errqueue_reads += o.errqueue_reads;
         self.writes_completed += o.writes_completed;
+        self.uring_recv_cqes += o.uring_recv_cqes;
+        self.bytes_into_bufs += o.bytes_into_bufs;
     }
 }
 
@@ -88,8 +94,22 @@ pub struct GroupCounters {
     pub kernel_events: u64,
     /// Readable events served from the pipe without a wait syscall.
     pub pipe_events: u64,
-    /// epoll_ctl calls (interest changes).
+    /// epoll_ctl calls (interest changes); with io_uring, file-table registrations.
     pub ctl_calls: u64,
+    /// io_uring_enter calls (submit and wait together; a busy poll with nothing to do makes none).
+    pub uring_enters: u64,
+    /// SQEs queued on the ring.
+    pub uring_sqes: u64,
+    /// CQEs reaped from the ring.
+    pub uring_cqes: u64,
+    /// Provided buffers handed back to the buffer ring.
+    pub uring_bufs_recycled: u64,
+    /// Multishot receives armed again after they ended (ENOBUFS, overflow).
+    pub uring_rearms: u64,
+    /// Multishot receives ended by ENOBUFS (the buffer ring ran dry; no data is lost).
+    pub uring_enobufs: u64,
+    /// Sockets installed in the ring's fixed-file table.
+    pub uring_fixed_files: u64,
     /// Sum of per-socket counters, live and closed.
     pub sock: SockCounters,
 }
@@ -100,8 +120,18 @@ impl GroupCounters {
         if self.waits == 0 { 0.0 } else { self.kernel_events as f64 / self.waits as f64 }
     }
 
-    /// All syscalls of the group: waits, interest changes and socket calls.
+    /// All syscalls of the group: waits, interest changes, io_uring_enter calls and socket calls.
     pub fn syscalls(&self) -> u64 {
-        self.waits + self.ctl_calls + self.sock.syscalls()
+        self.waits + self.ctl_calls + self.uring_enters + self.sock.syscalls()
+    }
+
+    /// Mean SQEs submitted per io_uring_enter.
+    pub fn sqes_per_enter(&self) -> f64 {
+        if self.uring_enters == 0 { 0.0 } else { self.uring_sqes as f64 / self.uring_enters as f64 }
+    }
+
+    /// Mean CQEs reaped per io_uring_enter.
+    pub fn cqes_per_enter(&self) -> f64 {
+        if self.uring_enters == 0 { 0.0 } else { self.uring_cqes as f64 / self.uring_enters as f64 }
     }
 }

@@ -1,17 +1,29 @@
 //! A socket group: the set of connections one reactor thread owns, with their receive pipes, write
 //! queues, zero-copy state and counters, waited on through one backend. Every data-path syscall of the
 //! sock layer happens here.
+//!
+//! On the io_uring backend ([`Backend::Uring`]) the group owns a ring (module [`crate::uring`]) instead of
+//! a readiness poller: every socket has a multishot receive armed into the group's provided buffers,
+//! queued writes go out as one sendmsg (or sendmsg_zc) SQE per socket per flush, and each poll makes at
+//! most one io_uring_enter that submits the batch and waits together. Received bytes wait in the
+//! provided buffers they landed in and are copied exactly once, into the caller's buffer, by
+//! [`SockGroup::recv`]; the buffer goes back to the ring as soon as it is empty. So with io_uring
+//! there is no direct (zero-copy-to-destination) receive: reads at or above the cut-over are copied
+//! once too, and the counters say so (`bytes_into_bufs`, `bytes_copied`).
 
 use crate::counters::{GroupCounters, SockCounters};
 use crate::error::{SockError, SockResult};
-use crate::options::GroupOptions;
+use crate::options::{Backend, GroupOptions};
 use crate::pipe::{Pipe, PipePool};
 use crate::poller::{Poller, Ready};
 use crate::socket::TcpSock;
+use crate::uring::{self, Cqe, Kind, Ring, RingConfig};
 use crate::write::{StableBuf, WriteQueue, WriteReq};
 use crate::zerocopy::{ErrqueueMsg, Tracker, recv_errqueue};
+use io_uring::{opcode, types};
+use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,6 +136,179 @@ struct Conn<B> {
     /// Bytes a large read asked for but did not get: a read of exactly this size continues it and goes
     /// direct too, even when it is below the cut-over.
     large_rest: usize,
+    /// io_uring state (unused on poll/epoll).
+    u: UConn,
+}
+
+/// Bytes of one provided buffer not yet read.
+#[derive(Debug, Clone, Copy)]
+struct RxBuf {
+    bid: u16,
+    off: usize,
+    len: usize,
+}
+
+/// A send SQE in flight.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    total: usize,
+    zc_id: Option<u32>,
+}
+
+/// A connection's io_uring state: its received buffers and its requests in flight. The msghdr and the
+/// iovec array a sendmsg SQE points at live here, on the heap, untouched while `send` is set.
+struct UConn {
+    fd: RawFd,
+    fixed: Option<u32>,
+    rxq: VecDeque<RxBuf>,
+    rx_len: usize,
+    eof: bool,
+    rx_err: Option<i32>,
+    recv_armed: bool,
+    starved: bool,
+    in_rx_ready: bool,
+    /// Poll round of the last receive completion (a readable report without one is a "pipe event").
+    cqe_round: u64,
+    send: Option<InFlight>,
+    pollout: bool,
+    zc_pending: u32,
+    msg: Box<libc::msghdr>,
+    iovs: Vec<libc::iovec>,
+}
+
+impl UConn {
+    fn new(fd: RawFd) -> UConn {
+        UConn {
+            fd,
+            fixed: None,
+            rxq: VecDeque::new(),
+            rx_len: 0,
+            eof: false,
+            rx_err: None,
+            recv_armed: false,
+            starved: false,
+            in_rx_ready: false,
+            cqe_round: 0,
+            send: None,
+            pollout: false,
+            zc_pending: 0,
+            // SAFETY: msghdr is plain old data; zero is a valid empty header.
+            msg: Box::new(unsafe { std::mem::zeroed() }),
+            iovs: Vec::new(),
+        }
+    }
+
+    /// Requests of this connection the kernel still holds.
+    fn busy_sending(&self) -> bool {
+        self.send.is_some() || self.pollout || self.zc_pending > 0
+    }
+
+    fn busy(&self) -> bool {
+        self.recv_armed || self.send.is_some() || self.pollout || self.zc_pending > 0
+    }
+
+    fn has_input(&self) -> bool {
+        self.rx_len > 0 || self.eof || self.rx_err.is_some()
+    }
+}
+
+/// Builds an SQE on the socket's fixed-file slot when it has one, else on its descriptor.
+macro_rules! on_fd {
+    ($u:expr, |$f:ident| $e:expr) => {
+        match $u.fixed {
+            Some(slot) => {
+                let $f = types::Fixed(slot);
+                $e
+            }
+            None => {
+                let $f = types::Fd($u.fd);
+                $e
+            }
+        }
+    };
+}
+
+/// A closed socket whose requests are still in the kernel: its write requests (and the memory its
+/// SQEs point at) are kept until the last completion, then handed back with [`SockError::Closed`].
+struct Zombie<B> {
+    idx: u32,
+    generation: u32,
+    wq: WriteQueue<B>,
+    u: UConn,
+}
+
+/// A zero-copy send in flight: whose it is and which tracker id it carries.
+#[derive(Clone, Copy)]
+struct ZcOp {
+    idx: u32,
+    generation: u32,
+    id: u32,
+}
+
+/// The io_uring side of a group.
+struct UringGroup {
+    ring: Ring,
+    zc_ops: Vec<Option<ZcOp>>,
+    zc_free: Vec<u32>,
+    /// Sockets whose received bytes, EOF or error wait to be read.
+    rx_ready: Vec<u32>,
+    /// Sockets whose multishot receive ended with ENOBUFS.
+    starved: Vec<u32>,
+    rotate: usize,
+    cqes: Vec<Cqe>,
+    bids: Vec<u16>,
+    wake_fd: Option<RawFd>,
+}
+
+impl UringGroup {
+    fn alloc_zc(&mut self, op: ZcOp) -> u32 {
+        match self.zc_free.pop() {
+            Some(i) => {
+                self.zc_ops[i as usize] = Some(op);
+                i
+            }
+            None => {
+                self.zc_ops.push(Some(op));
+                (self.zc_ops.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Arms the multishot receive of socket `idx`.
+    fn arm_recv(&mut self, u: &mut UConn, idx: u32, generation: u32, c: &mut GroupCounters) -> io::Result<()> {
+        let bundles = self.ring.setup.bundles;
+        let e = on_fd!(u, |f| if bundles {
+            opcode::RecvMultiBundle::new(f, uring::BGID).build()
+        } else {
+            opcode::RecvMulti::new(f, uring::BGID).build()
+        })
+        .user_data(uring::user_data(Kind::Recv, uring::sock_token(idx, generation)));
+        // SAFETY: the receive writes only into provided buffers, which the ring owns and keeps mapped
+        // until every request has completed (see `Ring::cancel_all` in the group's Drop).
+        unsafe { self.ring.push(&e, c)? };
+        u.recv_armed = true;
+        u.starved = false;
+        Ok(())
+    }
+
+    fn cancel(&mut self, target: u64, c: &mut GroupCounters) {
+        let e = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target).all())
+            .build()
+            .user_data(uring::user_data(Kind::Ignore, 0));
+        // SAFETY: a cancellation points at no memory of ours.
+        let _ = unsafe { self.ring.push(&e, c) };
+    }
+
+    fn arm_wake(&mut self, c: &mut GroupCounters) {
+        if let Some(fd) = self.wake_fd {
+            let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+                .multi(true)
+                .build()
+                .user_data(uring::user_data(Kind::Wake, 0));
+            // SAFETY: a poll request points at no memory of ours; the eventfd outlives the group's use.
+            let _ = unsafe { self.ring.push(&e, c) };
+        }
+    }
 }
 
 /// One reactor's sockets; see the module docs. `B` is the type of the data buffers of write requests.
@@ -144,11 +329,49 @@ pub struct SockGroup<B: StableBuf = Vec<u8>> {
     counters: GroupCounters,
     closed: SockCounters,
     waker: Option<Waker>,
+    uring: Option<UringGroup>,
+    zombies: Vec<Zombie<B>>,
+    fallback: Option<String>,
 }
 
 impl<B: StableBuf> SockGroup<B> {
-    /// A new, empty group.
-    pub fn new(opts: GroupOptions) -> io::Result<SockGroup<B>> {
+    /// A new, empty group. With [`Backend::Uring`] where io_uring is unavailable (sysctl
+    /// `kernel.io_uring_disabled`, seccomp, an old kernel), the group warns and runs on epoll instead:
+    /// [`SockGroup::backend`] and [`SockGroup::backend_fallback`] tell.
+    pub fn new(mut opts: GroupOptions) -> io::Result<SockGroup<B>> {
+        let mut uring = None;
+        let mut fallback = None;
+        if opts.backend == Backend::Uring {
+            let cfg = RingConfig {
+                buf_count: opts.uring_bufs,
+                buf_size: opts.uring_buf_size.max(64),
+                sqpoll: opts.uring_sqpoll,
+                fixed_files: opts.uring_fixed_files,
+                bundles: opts.uring_bundles,
+            };
+            match Ring::new(cfg) {
+                Ok(ring) => {
+                    tracing::debug!(setup = ?ring.setup, "io_uring sock backend");
+                    uring = Some(UringGroup {
+                        ring,
+                        zc_ops: Vec::new(),
+                        zc_free: Vec::new(),
+                        rx_ready: Vec::new(),
+                        starved: Vec::new(),
+                        rotate: 0,
+                        cqes: Vec::new(),
+                        bids: Vec::new(),
+                        wake_fd: None,
+                    });
+                }
+                Err(e) => {
+                    let why = uring::unavailable_reason(&e);
+                    tracing::warn!("sock backend uring unavailable: {why}; using epoll");
+                    fallback = Some(why);
+                    opts.backend = Backend::Epoll;
+                }
+            }
+        }
         Ok(SockGroup {
             poller: Poller::new(opts.backend)?,
             pool: PipePool::new(opts.pipe_size, opts.pipe_pool_max),
@@ -166,7 +389,25 @@ impl<B: StableBuf> SockGroup<B> {
             counters: GroupCounters::default(),
             closed: SockCounters::default(),
             waker: None,
+            uring,
+            zombies: Vec::new(),
+            fallback,
         })
+    }
+
+    /// The backend actually in use (epoll when io_uring was asked for but is unavailable).
+    pub fn backend(&self) -> Backend {
+        self.opts.backend
+    }
+
+    /// Why io_uring was asked for and not used, if it was.
+    pub fn backend_fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// How the io_uring ring was set up (`None` on poll/epoll).
+    pub fn uring_setup(&self) -> Option<uring::Setup> {
+        self.uring.as_ref().map(|u| u.ring.setup)
     }
 
     /// The group's options.
@@ -196,7 +437,12 @@ impl<B: StableBuf> SockGroup<B> {
         }
         // SAFETY: fresh descriptor owned by nobody else.
         let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
-        self.poller.add(fd.as_raw_fd(), WAKE_TOKEN, false)?;
+        if let Some(u) = &mut self.uring {
+            u.wake_fd = Some(fd.as_raw_fd());
+            u.arm_wake(&mut self.counters);
+        } else {
+            self.poller.add(fd.as_raw_fd(), WAKE_TOKEN, false)?;
+        }
         let w = Waker { fd };
         self.waker = Some(w.clone());
         Ok(w)
@@ -214,11 +460,32 @@ impl<B: StableBuf> SockGroup<B> {
         };
         let generation = self.generations[idx as usize];
         let id = SockId { idx, generation };
-        if let Err(e) = self.poller.add(sock.as_raw_fd(), id.token(), false) {
-            self.free.push(idx);
-            return Err(e);
+        let mut u = UConn::new(sock.as_raw_fd());
+        if let Some(ug) = &mut self.uring {
+            if idx < ug.ring.setup.fixed_files {
+                match ug.ring.install(idx, sock.as_raw_fd()) {
+                    Ok(()) => {
+                        u.fixed = Some(idx);
+                        self.counters.uring_fixed_files += 1;
+                    }
+                    Err(e) => tracing::debug!("fixed-file install failed, using the descriptor: {e}"),
+                }
+                self.counters.ctl_calls += 1;
+            }
+            if let Err(e) = ug.arm_recv(&mut u, idx, generation, &mut self.counters) {
+                if let Some(slot) = u.fixed {
+                    ug.ring.uninstall(slot);
+                }
+                self.free.push(idx);
+                return Err(e);
+            }
+        } else {
+            if let Err(e) = self.poller.add(sock.as_raw_fd(), id.token(), false) {
+                self.free.push(idx);
+                return Err(e);
+            }
+            self.count_ctl();
         }
-        self.count_ctl();
         let zc_on = self.opts.sock.zerocopy && self.opts.zerocopy_threshold.is_some() && sock.zerocopy_enabled();
         self.slots[idx as usize] = Some(Conn {
             sock,
@@ -238,6 +505,7 @@ impl<B: StableBuf> SockGroup<B> {
             in_pipe_ready: false,
             capped_fills: 0,
             large_rest: 0,
+            u,
         });
         self.live += 1;
         Ok(id)
@@ -292,10 +560,10 @@ impl<B: StableBuf> SockGroup<B> {
         self.pool.idle()
     }
 
-    /// Bytes buffered in `id`'s pipe.
+    /// Bytes buffered in `id`'s pipe (with io_uring: in its received provided buffers).
     pub fn pipe_len(&self, id: SockId) -> usize {
         match self.slots.get(id.idx as usize) {
-            Some(Some(c)) if c.generation == id.generation => c.pipe.len(),
+            Some(Some(c)) if c.generation == id.generation => c.pipe.len() + c.u.rx_len,
             _ => 0,
         }
     }
@@ -305,8 +573,45 @@ impl<B: StableBuf> SockGroup<B> {
     pub fn close(&mut self, id: SockId) -> SockResult<TcpSock> {
         self.conn(id)?;
         let mut c = self.slots[id.idx as usize].take().expect("checked above");
-        let _ = self.poller.remove(c.sock.as_raw_fd());
-        self.count_ctl();
+        if let Some(ug) = &mut self.uring {
+            for b in c.u.rxq.drain(..) {
+                ug.ring.recycle(b.bid);
+            }
+            c.u.rx_len = 0;
+            let tok = uring::sock_token(id.idx, c.generation);
+            if c.u.recv_armed {
+                ug.cancel(uring::user_data(Kind::Recv, tok), &mut self.counters);
+            }
+            if c.u.pollout {
+                ug.cancel(uring::user_data(Kind::PollOut, tok), &mut self.counters);
+            }
+            if let Some(f) = c.u.send {
+                let target = match f.zc_id {
+                    Some(_) => ug
+                        .zc_ops
+                        .iter()
+                        .position(|o| matches!(o, Some(o) if o.idx == id.idx && o.generation == c.generation && Some(o.id) == f.zc_id))
+                        .map(|s| uring::user_data(Kind::SendZc, s as u64)),
+                    None => Some(uring::user_data(Kind::Send, tok)),
+                };
+                if let Some(t) = target {
+                    ug.cancel(t, &mut self.counters);
+                }
+            }
+            if let Some(slot) = c.u.fixed {
+                // Requests already issued hold their own reference to the file.
+                ug.ring.uninstall(slot);
+                self.counters.ctl_calls += 1;
+            }
+            if c.u.busy() {
+                let wq = std::mem::replace(&mut c.wq, WriteQueue::new(1));
+                let u = std::mem::replace(&mut c.u, UConn::new(-1));
+                self.zombies.push(Zombie { idx: id.idx, generation: c.generation, wq, u });
+            }
+        } else {
+            let _ = self.poller.remove(c.sock.as_raw_fd());
+            self.count_ctl();
+        }
         c.pipe.clear(&mut self.pool);
         for req in c.wq.drain_all() {
             self.pending.push(Event::WriteDone { sock: id, req, result: Err(SockError::Closed) });
@@ -332,6 +637,9 @@ impl<B: StableBuf> SockGroup<B> {
     /// [`AFTER_LARGE_FILL`] bytes, so the header read of a large PDU does not pull its payload into the
     /// pipe: at most that many payload bytes are ever copied.
     pub fn recvv(&mut self, id: SockId, bufs: &mut [IoSliceMut<'_>]) -> SockResult<usize> {
+        if self.uring.is_some() {
+            return self.recvv_uring(id, bufs);
+        }
         let cutover = self.opts.cutover;
         let use_pipe = self.opts.pipe_size > 0;
         let quickack = self.opts.sock.quickack;
@@ -462,8 +770,19 @@ impl<B: StableBuf> SockGroup<B> {
         }
     }
 
-    /// Sends what every socket has queued: one sendmsg per socket gathering many requests.
+    /// Sends what every socket has queued: one sendmsg per socket gathering many requests. With
+    /// io_uring the SQEs are queued and submitted with one io_uring_enter (poll does it as part of its
+    /// wait instead).
     pub fn flush(&mut self) {
+        self.flush_queue();
+        if let Some(ug) = &mut self.uring
+            && let Err(e) = ug.ring.enter(None, &mut self.counters)
+        {
+            tracing::warn!("io_uring_enter failed: {e}");
+        }
+    }
+
+    fn flush_queue(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         for &idx in &dirty {
             if let Some(Some(c)) = self.slots.get_mut(idx as usize) {
@@ -479,6 +798,9 @@ impl<B: StableBuf> SockGroup<B> {
     }
 
     fn flush_one(&mut self, idx: u32) {
+        if self.uring.is_some() {
+            return self.flush_one_uring(idx);
+        }
         let threshold = self.opts.zerocopy_threshold;
         let max_iovs = self.opts.max_iovs.clamp(1, libc::UIO_MAXIOV as usize);
         let Some(Some(c)) = self.slots.get_mut(idx as usize) else { return };
@@ -554,7 +876,7 @@ impl<B: StableBuf> SockGroup<B> {
             c.counters.writes_completed += 1;
             self.pending.push(Event::WriteDone { sock: id, req, result: Ok(()) });
         }
-        if c.broken {
+        if c.broken && !c.u.busy_sending() {
             for req in c.wq.drain_all() {
                 self.pending.push(Event::WriteDone { sock: id, req, result: Err(SockError::Reset) });
             }
@@ -604,6 +926,9 @@ impl<B: StableBuf> SockGroup<B> {
     /// Sockets whose pipe still holds bytes are reported readable without asking the kernel, and the
     /// wait does not block while such sockets or completions are pending.
     pub fn poll(&mut self, timeout: Option<Duration>, events: &mut Vec<Event<B>>) -> io::Result<usize> {
+        if self.uring.is_some() {
+            return self.poll_uring(timeout, events);
+        }
         let before = events.len();
         self.flush();
         self.round += 1;
@@ -688,5 +1013,476 @@ impl<B: StableBuf> SockGroup<B> {
         }
         events.append(&mut self.pending);
         Ok(events.len() - before)
+    }
+}
+
+/// Where a completion for a socket token goes.
+enum Owner {
+    Live(u32),
+    Zombie(usize),
+    Gone,
+}
+
+impl<B: StableBuf> SockGroup<B> {
+    fn owner(&self, idx: u32, gen24: u32) -> Owner {
+        if let Some(Some(c)) = self.slots.get(idx as usize)
+            && c.generation & 0xFF_FFFF == gen24
+        {
+            return Owner::Live(idx);
+        }
+        match self.zombies.iter().position(|z| z.idx == idx && z.generation & 0xFF_FFFF == gen24) {
+            Some(i) => Owner::Zombie(i),
+            None => Owner::Gone,
+        }
+    }
+
+    /// `recvv` on io_uring: copies out of the socket's received provided buffers (the one copy) and
+    /// gives each emptied buffer back to the ring.
+    fn recvv_uring(&mut self, id: SockId, bufs: &mut [IoSliceMut<'_>]) -> SockResult<usize> {
+        let quickack = self.opts.sock.quickack;
+        let Some(ug) = self.uring.as_mut() else { return Err(SockError::Closed) };
+        let c = match self.slots.get_mut(id.idx as usize) {
+            Some(Some(c)) if c.generation == id.generation => c,
+            _ => return Err(SockError::Closed),
+        };
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        let mut got = 0;
+        'out: for b in bufs.iter_mut() {
+            let mut off = 0;
+            while off < b.len() {
+                let Some(front) = c.u.rxq.front_mut() else { break 'out };
+                let src = &ug.ring.bufs.buf(front.bid)[front.off..front.off + front.len];
+                let n = src.len().min(b.len() - off);
+                b[off..off + n].copy_from_slice(&src[..n]);
+                off += n;
+                got += n;
+                front.off += n;
+                front.len -= n;
+                if front.len == 0 {
+                    let bid = front.bid;
+                    c.u.rxq.pop_front();
+                    ug.ring.recycle(bid);
+                }
+            }
+        }
+        c.u.rx_len -= got;
+        c.counters.bytes_copied += got as u64;
+        if got > 0 {
+            if quickack {
+                let _ = c.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
+            }
+            return Ok(got);
+        }
+        if let Some(e) = c.u.rx_err {
+            return Err(SockError::from_io(io::Error::from_raw_os_error(e)));
+        }
+        if c.u.eof {
+            return Err(SockError::Eof);
+        }
+        Err(SockError::WouldBlock)
+    }
+
+    /// Queues one sendmsg (or sendmsg_zc) SQE gathering the socket's unsent requests, unless one is in
+    /// flight already (one per socket keeps the stream in order).
+    fn flush_one_uring(&mut self, idx: u32) {
+        let threshold = self.opts.zerocopy_threshold;
+        let max_iovs = self.opts.max_iovs.clamp(1, libc::UIO_MAXIOV as usize);
+        let SockGroup { uring, slots, counters, pending, .. } = self;
+        let Some(ug) = uring.as_mut() else { return };
+        let Some(Some(c)) = slots.get_mut(idx as usize) else { return };
+        if c.broken || c.u.send.is_some() || c.u.pollout {
+            return;
+        }
+        let id = SockId { idx, generation: c.generation };
+        while c.wq.has_unsent() {
+            let total = c.wq.gather(&mut c.u.iovs, max_iovs);
+            if total == 0 {
+                c.wq.advance(0, None);
+                continue;
+            }
+            let use_zc = ug.ring.setup.send_zc && c.zc_on && threshold.is_some_and(|t| total >= t);
+            c.u.msg.msg_iov = c.u.iovs.as_mut_ptr();
+            c.u.msg.msg_iovlen = c.u.iovs.len() as _;
+            let msg: *const libc::msghdr = &*c.u.msg;
+            let flags = libc::MSG_NOSIGNAL as u32;
+            let (e, zc_id) = if use_zc {
+                let zid = c.zc_next_id;
+                c.zc_next_id = zid.wrapping_add(1);
+                let slot = ug.alloc_zc(ZcOp { idx, generation: c.generation, id: zid });
+                let e = on_fd!(c.u, |f| opcode::SendMsgZc::new(f, msg)
+                    .ioprio(uring::SEND_ZC_REPORT_USAGE)
+                    .flags(flags)
+                    .build())
+                .user_data(uring::user_data(Kind::SendZc, slot as u64));
+                c.counters.zc_sends += 1;
+                c.counters.zc_bytes += total as u64;
+                (e, Some(zid))
+            } else {
+                let e = on_fd!(c.u, |f| opcode::SendMsg::new(f, msg).flags(flags).build())
+                    .user_data(uring::user_data(Kind::Send, uring::sock_token(idx, c.generation)));
+                (e, None)
+            };
+            c.counters.sendmsg += 1;
+            // SAFETY: the SQE points at `c.u.msg` and `c.u.iovs` (heap memory owned by this connection,
+            // not touched while `c.u.send` is set) and through them at the queued requests, whose
+            // memory never moves (WriteQueue never reallocates; StableBuf data is pinned). The request
+            // completes (and, for zero copy, is notified) before any of it is released: completions
+            // pop requests only after the CQE, close keeps them in a zombie until then, and Drop waits
+            // for the ring to go idle or leaks them.
+            match unsafe { ug.ring.push(&e, counters) } {
+                Ok(()) => c.u.send = Some(InFlight { total, zc_id }),
+                Err(err) => {
+                    c.broken = true;
+                    pending.push(Event::Failed(id, SockError::from_io(err)));
+                }
+            }
+            break;
+        }
+        self.collect_completions(idx);
+    }
+
+    /// `poll` on io_uring: queue sends and re-arms, one enter (submit + wait), handle completions,
+    /// report readable sockets (at most `max_events`, rotating) and completed writes.
+    fn poll_uring(&mut self, timeout: Option<Duration>, events: &mut Vec<Event<B>>) -> io::Result<usize> {
+        let before = events.len();
+        self.flush_queue();
+        self.round += 1;
+        let round = self.round;
+        self.rearm_starved();
+        let SockGroup { uring, slots, counters, pending, zombies, .. } = self;
+        let ug = uring.as_mut().expect("uring group");
+        ug.rx_ready.retain(|&i| match slots.get_mut(i as usize) {
+            Some(Some(c)) if c.u.has_input() => true,
+            Some(Some(c)) => {
+                c.u.in_rx_ready = false;
+                false
+            }
+            _ => false,
+        });
+        let busy = !ug.rx_ready.is_empty() || !pending.is_empty();
+        let wait = match timeout {
+            _ if busy => None,
+            Some(d) if d.is_zero() => None,
+            t => Some(t),
+        };
+        let _ = zombies;
+        ug.ring.enter(wait, counters)?;
+        let mut cqes = std::mem::take(&mut ug.cqes);
+        cqes.clear();
+        ug.ring.reap(&mut cqes, counters);
+        counters.waits += 1;
+        counters.kernel_events += cqes.len() as u64;
+        if cqes.is_empty() {
+            counters.empty_waits += 1;
+        }
+        for cqe in &cqes {
+            self.on_cqe(*cqe, round, events);
+        }
+        let ug = self.uring.as_mut().expect("uring group");
+        ug.cqes = cqes;
+        // Readable sockets, rotating so a bounded event count still serves every one.
+        let n = ug.rx_ready.len();
+        let max = self.opts.max_events.max(1);
+        let mut reported = 0;
+        let start = if n > 0 { ug.rotate % n } else { 0 };
+        let mut last = start;
+        for k in 0..n {
+            if reported == max {
+                break;
+            }
+            let i = (start + k) % n;
+            let idx = ug.rx_ready[i];
+            if let Some(Some(c)) = self.slots.get_mut(idx as usize)
+                && c.u.has_input()
+                && c.reported != round
+            {
+                c.reported = round;
+                if c.u.cqe_round != round {
+                    self.counters.pipe_events += 1;
+                }
+                events.push(Event::Readable(SockId { idx, generation: c.generation }));
+                reported += 1;
+                last = i;
+            }
+        }
+        if n > 0 {
+            ug.rotate = last + 1;
+        }
+        events.append(&mut self.pending);
+        Ok(events.len() - before)
+    }
+
+    fn rearm_starved(&mut self) {
+        let Some(ug) = self.uring.as_mut() else { return };
+        if ug.starved.is_empty() {
+            return;
+        }
+        let threshold = (ug.ring.bufs.count() as usize / 8).max(1);
+        let mut starved = std::mem::take(&mut ug.starved);
+        starved.retain(|&idx| {
+            let Some(Some(c)) = self.slots.get_mut(idx as usize) else { return false };
+            if !c.u.starved || c.u.recv_armed {
+                c.u.starved = false;
+                return false;
+            }
+            if ug.ring.bufs.available() < threshold {
+                return true;
+            }
+            match ug.arm_recv(&mut c.u, idx, c.generation, &mut self.counters) {
+                Ok(()) => {
+                    self.counters.uring_rearms += 1;
+                    false
+                }
+                Err(_) => true,
+            }
+        });
+        ug.starved = starved;
+    }
+
+    fn mark_rx_ready(ug: &mut UringGroup, c: &mut Conn<B>, idx: u32) {
+        if !c.u.in_rx_ready {
+            c.u.in_rx_ready = true;
+            ug.rx_ready.push(idx);
+        }
+    }
+
+    fn on_cqe(&mut self, cqe: Cqe, round: u64, events: &mut Vec<Event<B>>) {
+        let (kind, payload) = uring::split_user_data(cqe.user_data);
+        match kind {
+            Some(Kind::Recv) => {
+                let (idx, g) = uring::split_sock_token(payload);
+                let owner = self.owner(idx, g);
+                self.on_recv(owner, cqe, round);
+            }
+            Some(Kind::Send) => {
+                let (idx, g) = uring::split_sock_token(payload);
+                let owner = self.owner(idx, g);
+                self.on_send(owner, cqe, None);
+            }
+            Some(Kind::SendZc) => {
+                let Some(ug) = self.uring.as_mut() else { return };
+                let Some(Some(op)) = ug.zc_ops.get(payload as usize).copied() else { return };
+                if !cqe.more() {
+                    ug.zc_ops[payload as usize] = None;
+                    ug.zc_free.push(payload as u32);
+                }
+                let owner = self.owner(op.idx, op.generation & 0xFF_FFFF);
+                if cqe.notif() {
+                    self.on_zc_notif(owner, cqe, op.id);
+                } else {
+                    self.on_send(owner, cqe, Some(op.id));
+                }
+            }
+            Some(Kind::PollOut) => {
+                let (idx, g) = uring::split_sock_token(payload);
+                match self.owner(idx, g) {
+                    Owner::Live(i) => {
+                        if let Some(Some(c)) = self.slots.get_mut(i as usize) {
+                            c.u.pollout = false;
+                        }
+                        self.flush_one_uring(i);
+                    }
+                    Owner::Zombie(z) => {
+                        self.zombies[z].u.pollout = false;
+                        self.reap_zombie(z);
+                    }
+                    Owner::Gone => {}
+                }
+            }
+            Some(Kind::Wake) => {
+                if let Some(w) = &self.waker {
+                    let mut v: u64 = 0;
+                    // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd.
+                    unsafe { libc::read(w.fd.as_raw_fd(), (&raw mut v).cast(), 8) };
+                }
+                events.push(Event::Wake);
+                if !cqe.more()
+                    && let Some(ug) = self.uring.as_mut()
+                {
+                    ug.arm_wake(&mut self.counters);
+                }
+            }
+            Some(Kind::Ignore) | None => {}
+        }
+    }
+
+    fn on_recv(&mut self, owner: Owner, cqe: Cqe, round: u64) {
+        let SockGroup { uring, slots, zombies, counters, .. } = self;
+        let Some(ug) = uring.as_mut() else { return };
+        let res = cqe.res;
+        let mut bids = std::mem::take(&mut ug.bids);
+        bids.clear();
+        if let Some(first) = cqe.buffer() {
+            bids.extend(ug.ring.bufs.bids_of(first, res.max(0) as usize));
+        }
+        let size = ug.ring.bufs.buf_size();
+        match owner {
+            Owner::Live(idx) => {
+                let c = slots[idx as usize].as_mut().expect("live");
+                let mut left = res.max(0) as usize;
+                for &bid in &bids {
+                    let len = left.min(size);
+                    left -= len;
+                    if len == 0 {
+                        ug.ring.recycle(bid);
+                    } else {
+                        c.u.rxq.push_back(RxBuf { bid, off: 0, len });
+                    }
+                }
+                c.u.cqe_round = round;
+                if res > 0 {
+                    c.u.rx_len += res as usize;
+                    c.counters.uring_recv_cqes += 1;
+                    c.counters.bytes_into_bufs += res as u64;
+                    Self::mark_rx_ready(ug, c, idx);
+                } else if res == 0 {
+                    c.u.eof = true;
+                    Self::mark_rx_ready(ug, c, idx);
+                } else if res == -libc::ENOBUFS {
+                    counters.uring_enobufs += 1;
+                    if !cqe.more() {
+                        c.u.starved = true;
+                        ug.starved.push(idx);
+                    }
+                } else if res != -libc::ECANCELED {
+                    c.u.rx_err = Some(-res);
+                    Self::mark_rx_ready(ug, c, idx);
+                }
+                if !cqe.more() {
+                    c.u.recv_armed = false;
+                    if res > 0 && !c.u.eof && c.u.rx_err.is_none() {
+                        // Ended for a reason of its own (e.g. completion-queue overflow): arm again.
+                        if ug.arm_recv(&mut c.u, idx, c.generation, counters).is_ok() {
+                            counters.uring_rearms += 1;
+                        }
+                    }
+                }
+            }
+            Owner::Zombie(z) => {
+                for &bid in &bids {
+                    ug.ring.recycle(bid);
+                }
+                if !cqe.more() {
+                    zombies[z].u.recv_armed = false;
+                }
+                ug.bids = bids;
+                self.reap_zombie(z);
+                return;
+            }
+            Owner::Gone => {
+                for &bid in &bids {
+                    ug.ring.recycle(bid);
+                }
+            }
+        }
+        ug.bids = bids;
+    }
+
+    fn on_send(&mut self, owner: Owner, cqe: Cqe, zc_id: Option<u32>) {
+        match owner {
+            Owner::Live(idx) => {
+                let SockGroup { uring, slots, counters, pending, dirty, .. } = self;
+                let ug = uring.as_mut().expect("uring group");
+                let c = slots[idx as usize].as_mut().expect("live");
+                let id = SockId { idx, generation: c.generation };
+                let flight = c.u.send.take();
+                if let Some(zid) = zc_id {
+                    if cqe.more() {
+                        c.u.zc_pending += 1;
+                    } else {
+                        c.zc.release(zid, zid);
+                    }
+                }
+                let res = cqe.res;
+                if res >= 0 {
+                    let n = res as usize;
+                    c.counters.bytes_sent += n as u64;
+                    c.wq.advance(n, if n > 0 { zc_id } else { None });
+                    if flight.is_some_and(|f| n < f.total) {
+                        c.counters.sendmsg_partial += 1;
+                    }
+                } else if res == -libc::EAGAIN {
+                    c.counters.sendmsg_partial += 1;
+                    let e = on_fd!(c.u, |f| opcode::PollAdd::new(f, libc::POLLOUT as u32).build())
+                        .user_data(uring::user_data(Kind::PollOut, uring::sock_token(idx, c.generation)));
+                    // SAFETY: a poll request points at no memory of ours.
+                    if unsafe { ug.ring.push(&e, counters) }.is_ok() {
+                        c.u.pollout = true;
+                    }
+                } else if res != -libc::ECANCELED && !c.broken {
+                    c.broken = true;
+                    pending.push(Event::Failed(id, SockError::from_io(io::Error::from_raw_os_error(-res))));
+                }
+                if c.wq.has_unsent() && !c.dirty && !c.broken && !c.u.pollout {
+                    c.dirty = true;
+                    dirty.push(idx);
+                }
+                self.collect_completions(idx);
+            }
+            Owner::Zombie(z) => {
+                let zb = &mut self.zombies[z];
+                zb.u.send = None;
+                if cqe.more() && zc_id.is_some() {
+                    zb.u.zc_pending += 1;
+                }
+                self.reap_zombie(z);
+            }
+            Owner::Gone => {}
+        }
+    }
+
+    fn on_zc_notif(&mut self, owner: Owner, cqe: Cqe, zid: u32) {
+        match owner {
+            Owner::Live(idx) => {
+                let c = self.slots[idx as usize].as_mut().expect("live");
+                c.counters.zc_notifications += 1;
+                c.u.zc_pending = c.u.zc_pending.saturating_sub(1);
+                c.zc.release(zid, zid);
+                if cqe.res as u32 & uring::NOTIF_USAGE_ZC_COPIED != 0 {
+                    c.counters.zc_copied += 1;
+                    if c.zc_on {
+                        // The kernel copied anyway (loopback, veth): pinning pages only costs here.
+                        c.zc_on = false;
+                        c.counters.zc_fallbacks += 1;
+                    }
+                }
+                self.collect_completions(idx);
+            }
+            Owner::Zombie(z) => {
+                let zb = &mut self.zombies[z];
+                zb.u.zc_pending = zb.u.zc_pending.saturating_sub(1);
+                self.reap_zombie(z);
+            }
+            Owner::Gone => {}
+        }
+    }
+
+    /// Hands a closed socket's requests back once the kernel holds none of them.
+    fn reap_zombie(&mut self, z: usize) {
+        if self.zombies[z].u.busy() {
+            return;
+        }
+        let mut zb = self.zombies.swap_remove(z);
+        let id = SockId { idx: zb.idx, generation: zb.generation };
+        for req in zb.wq.drain_all() {
+            self.pending.push(Event::WriteDone { sock: id, req, result: Err(SockError::Closed) });
+        }
+    }
+}
+
+impl<B: StableBuf> Drop for SockGroup<B> {
+    fn drop(&mut self) {
+        let Some(ug) = self.uring.as_mut() else { return };
+        let mut sink = Vec::new();
+        if ug.ring.cancel_all(&mut sink, &mut self.counters) && ug.ring.unregister_bufs().is_ok() {
+            return;
+        }
+        // The kernel may still read requests or write buffers: leak them rather than free them.
+        tracing::error!("io_uring requests still in flight at teardown; leaking their memory");
+        ug.ring.bufs.leak();
+        std::mem::forget(std::mem::take(&mut self.slots));
+        std::mem::forget(std::mem::take(&mut self.zombies));
     }
 }

@@ -1,7 +1,8 @@
 //! The ferrofabric sock layer: non-blocking TCP sockets grouped per reactor thread, with the tricks that
 //! make storage protocols fast (the SPDK talk "TCP Networking for Storage Software Developers"):
 //!
-//! - [`group`]: a socket group per thread on `poll` or `epoll`, bounded events, fair rotation;
+//! - [`group`]: a socket group per thread on `poll`, `epoll` or io_uring, bounded events, fair rotation;
+//! - [`uring`]: the io_uring backend's ring, provided-buffer ring and fixed-file table;
 //! - [`pipe`]: a per-connection receive pipe with a cut-over to direct receive;
 //! - [`write`]: queued scatter-gather writes flushed with one sendmsg, completed in order;
 //! - [`zerocopy`]: MSG_ZEROCOPY with error-queue notifications and the automatic copied fallback;
@@ -18,6 +19,7 @@ pub mod pipe;
 pub mod placement;
 pub mod poller;
 pub mod socket;
+pub mod uring;
 pub mod write;
 pub mod zerocopy;
 

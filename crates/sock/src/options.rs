@@ -13,6 +13,9 @@ pub enum Backend {
     Poll,
     /// `epoll(7)`: the kernel keeps the set and returns only ready sockets.
     Epoll,
+    /// io_uring: multishot receive into provided buffers, batched sends, fixed files, one enter per
+    /// poll. Falls back to epoll (with a warning) where the kernel or a policy refuses io_uring.
+    Uring,
 }
 
 impl FromStr for Backend {
@@ -21,7 +24,8 @@ impl FromStr for Backend {
         match s {
             "poll" => Ok(Backend::Poll),
             "epoll" => Ok(Backend::Epoll),
-            other => Err(format!("unknown sock backend {other:?} (expected poll or epoll)")),
+            "uring" | "io_uring" => Ok(Backend::Uring),
+            other => Err(format!("unknown sock backend {other:?} (expected uring, epoll or poll)")),
         }
     }
 }
@@ -31,6 +35,7 @@ impl fmt::Display for Backend {
         f.write_str(match self {
             Backend::Poll => "poll",
             Backend::Epoll => "epoll",
+            Backend::Uring => "uring",
         })
     }
 }
@@ -76,6 +81,11 @@ pub const DEFAULT_CUTOVER: usize = 64 * 1024;
 /// Default zero-copy threshold: flushes of at least this many bytes use MSG_ZEROCOPY (the talk's 4 KiB).
 pub const DEFAULT_ZEROCOPY_THRESHOLD: usize = 4 * 1024;
 
+/// Default provided receive buffers per io_uring group.
+pub const DEFAULT_URING_BUFS: u16 = 1024;
+/// Default provided receive buffer size: 16 KiB (1024 of them: 16 MiB per reactor).
+pub const DEFAULT_URING_BUF_SIZE: usize = 16 * 1024;
+
 /// Settings of one socket group (one reactor's set of connections).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -96,6 +106,16 @@ pub struct GroupOptions {
     pub write_queue_depth: usize,
     /// Most idle pipe buffers the group keeps for reuse.
     pub pipe_pool_max: usize,
+    /// io_uring: provided receive buffers per group (rounded up to a power of two, at most 16384).
+    pub uring_bufs: u16,
+    /// io_uring: size of each provided receive buffer in bytes.
+    pub uring_buf_size: usize,
+    /// io_uring: receive bundles (several buffers per completion) where the kernel has them.
+    pub uring_bundles: bool,
+    /// io_uring: fixed-file table entries (sockets beyond it use plain descriptors); 0 turns it off.
+    pub uring_fixed_files: u32,
+    /// io_uring: an SQPOLL kernel thread with this idle time in ms (off by default: it costs a core).
+    pub uring_sqpoll: Option<u32>,
     /// TCP settings for sockets added to this group.
     pub sock: SockOptions,
 }
@@ -111,6 +131,11 @@ impl Default for GroupOptions {
             max_iovs: 64,
             write_queue_depth: 512,
             pipe_pool_max: 256,
+            uring_bufs: DEFAULT_URING_BUFS,
+            uring_buf_size: DEFAULT_URING_BUF_SIZE,
+            uring_bundles: true,
+            uring_fixed_files: 4096,
+            uring_sqpoll: None,
             sock: SockOptions::default(),
         }
     }
@@ -135,6 +160,12 @@ impl fmt::Display for GroupOptions {
             self.sock.nodelay,
             self.sock.quickack
         )?;
+        if self.backend == Backend::Uring {
+            write!(f, " uring_bufs={}x{} bundles={}", self.uring_bufs, self.uring_buf_size, self.uring_bundles)?;
+            if let Some(i) = self.uring_sqpoll {
+                write!(f, " sqpoll={i}")?;
+            }
+        }
         if let Some(m) = self.sock.mark {
             write!(f, " mark={m}")?;
         }

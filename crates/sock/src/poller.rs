@@ -37,6 +37,9 @@ impl Poller {
         Ok(match kind {
             Backend::Poll => Poller::Poll(PollSet::default()),
             Backend::Epoll => Poller::Epoll(Epoll::new()?),
+            // io_uring is not a readiness poller: the group drives its ring itself (see `uring`) and
+            // keeps an empty poll set here.
+            Backend::Uring => Poller::Poll(PollSet::default()),
         })
     }
 

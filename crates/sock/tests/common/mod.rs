@@ -6,8 +6,8 @@ use ff_sock::{Backend, Event, GroupOptions, Listener, SockGroup, SockId, SockOpt
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Both backends: every sock-layer test runs on each.
-pub const BACKENDS: [Backend; 2] = [Backend::Poll, Backend::Epoll];
+/// Every backend: every sock-layer test runs on each.
+pub const BACKENDS: [Backend; 3] = [Backend::Poll, Backend::Epoll, Backend::Uring];
 
 /// A loopback pair: `sock` is our end (non-blocking, options applied), `peer` a plain blocking stream.
 pub fn pair(opts: &SockOptions) -> (TcpSock, TcpStream) {
@@ -33,6 +33,7 @@ pub fn group_pair<B: StableBuf>(
     f(&mut o);
     let (s, peer) = pair(&o.sock);
     let mut g = SockGroup::new(o).unwrap();
+    assert_eq!(g.backend(), backend, "backend unavailable: {:?}", g.backend_fallback());
     let id = g.add(s).unwrap();
     (g, id, peer)
 }
