@@ -1,0 +1,485 @@
+//! The controller association: the admin queue (run by a thread of its own, which also sends Keep Alive
+//! every KATO/2 and the Aborts that I/O queues ask for), controller enable and shutdown, admin commands
+//! (Identify, Get Log Page, Set Features), discovery, and the I/O queues connected at setup.
+
+use crate::DISCOVERY_NQN;
+use crate::buf::Buf;
+use crate::error::Error;
+use crate::identify::{self, DISC_ENTRY_LEN, DiscoveryEntry, IdentifyController, IdentifyNamespace};
+use crate::io::{IoQueue, QueueSpec};
+use crate::link::{SyncLink, check, connect_cmd};
+use crate::options::HostOptions;
+use ff_nvme_tcp::host::{ADMIN_IN_CAPSULE, HostCompletion, HostConfig};
+use ff_nvme_tcp::nvme::{Cqe, Sqe, fctype, opcode};
+use ff_sock::Waker;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Admin queue size (0's based SQSIZE 31: 32 entries).
+const ADMIN_DEPTH: u16 = 32;
+const PROP_CAP: u32 = 0x00;
+const PROP_VS: u32 = 0x08;
+const PROP_CC: u32 = 0x14;
+const PROP_CSTS: u32 = 0x1C;
+/// CC: EN, IOSQES = 6 (64 bytes), IOCQES = 4 (16 bytes).
+const CC_ENABLE: u32 = 1 | (6 << 16) | (4 << 20);
+/// CC.SHN = 01b (normal shutdown).
+const CC_SHN_NORMAL: u32 = 1 << 14;
+const CSTS_RDY: u32 = 1;
+const CSTS_CFS: u32 = 1 << 1;
+const CSTS_SHST_MASK: u32 = 0x3 << 2;
+const CSTS_SHST_COMPLETE: u32 = 0x2 << 2;
+const FID_NUM_QUEUES: u32 = 0x07;
+
+/// A request to the admin thread.
+pub(crate) enum AdminMsg {
+    /// Run a command; the reply carries the completion with its buffers.
+    Cmd {
+        sqe: Sqe,
+        data: Option<Buf>,
+        read_len: usize,
+        timeout: Duration,
+        reply: Sender<Result<HostCompletion<Buf>, Error>>,
+    },
+    /// Abort command `cid` of queue `sqid` (fire and forget: the I/O queue's own timeout decides next).
+    Abort { sqid: u16, cid: u16 },
+    /// Close the admin queue and exit.
+    Stop,
+}
+
+/// A cloneable handle I/O queues use to reach the admin thread (for Abort).
+#[derive(Clone)]
+pub struct AdminHandle {
+    tx: Sender<AdminMsg>,
+    waker: Waker,
+}
+
+impl AdminHandle {
+    pub(crate) fn send(&self, m: AdminMsg) -> Result<(), Error> {
+        self.tx.send(m).map_err(|_| Error::ConnectionLost("admin queue is gone".into()))?;
+        let _ = self.waker.wake();
+        Ok(())
+    }
+
+    /// Asks the controller to abort command `cid` of I/O queue `sqid`.
+    pub fn abort(&self, sqid: u16, cid: u16) {
+        let _ = self.send(AdminMsg::Abort { sqid, cid });
+    }
+}
+
+/// An association with one controller: its admin queue and the facts learnt at setup.
+pub struct Controller {
+    admin: AdminHandle,
+    thread: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+    subnqn: String,
+    opts: HostOptions,
+    cntlid: u16,
+    cap: u64,
+    vs: u32,
+    ident: IdentifyController,
+    io_queues: Vec<IoQueue>,
+    shut_down: bool,
+}
+
+impl Controller {
+    /// Connects to subsystem `subnqn` at `addr`: admin queue (ICReq, Connect with the dynamic controller
+    /// ID), CAP/VS, CC.EN with the queue entry sizes, CSTS.RDY within CAP.TO, Identify Controller, Set
+    /// Features Number of Queues, then `opts.io_queues` I/O queue connections (take them with
+    /// [`Controller::take_io_queues`]). Discovery controllers get no I/O queues.
+    pub fn connect(addr: SocketAddr, subnqn: &str, opts: &HostOptions) -> Result<Controller, Error> {
+        let deadline = Instant::now() + opts.connect_timeout;
+        let (init_tx, init_rx) = channel();
+        let (tx, rx) = channel();
+        let (a, o, n) = (addr, opts.clone(), subnqn.to_string());
+        let thread = std::thread::Builder::new()
+            .name("ff-init-admin".into())
+            .spawn(move || admin_thread(a, &n, &o, deadline, init_tx, rx))?;
+        let (cntlid, waker) = match init_rx.recv() {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => return Err(Error::ConnectionLost("admin thread died".into())),
+        };
+        let mut c = Controller {
+            admin: AdminHandle { tx, waker },
+            thread: Some(thread),
+            addr,
+            subnqn: subnqn.to_string(),
+            opts: opts.clone(),
+            cntlid,
+            cap: 0,
+            vs: 0,
+            ident: IdentifyController::default(),
+            io_queues: Vec::new(),
+            shut_down: false,
+        };
+        c.enable()?;
+        c.ident = c.identify_controller()?;
+        let discovery = subnqn == DISCOVERY_NQN || c.ident.cntrltype == 2;
+        if !discovery && opts.io_queues > 0 {
+            let want = u32::from(opts.io_queues - 1);
+            let sqe = Sqe {
+                opcode: opcode::ADMIN_SET_FEATURES,
+                cdw10: FID_NUM_QUEUES,
+                cdw11: want | (want << 16),
+                ..Sqe::default()
+            };
+            let (cqe, _) = c.admin_cmd("Set Features (Number of Queues)", sqe, None, 0)?;
+            let granted = (cqe.dw0 & 0xFFFF).min(cqe.dw0 >> 16) + 1;
+            let n = u32::from(opts.io_queues).min(granted) as u16;
+            for qid in 1..=n {
+                let q = IoQueue::connect(c.queue_spec(qid))?;
+                c.io_queues.push(q);
+            }
+        }
+        Ok(c)
+    }
+
+    fn enable(&mut self) -> Result<(), Error> {
+        self.cap = self.prop_get(PROP_CAP, true)?;
+        self.vs = self.prop_get(PROP_VS, false)? as u32;
+        self.prop_set(PROP_CC, CC_ENABLE)?;
+        // CAP.TO is in 500 ms units; wait at least one unit.
+        let to = Duration::from_millis(500 * ((self.cap >> 24) & 0xFF).max(1));
+        let deadline = Instant::now() + to;
+        loop {
+            let csts = self.prop_get(PROP_CSTS, false)? as u32;
+            if csts & CSTS_CFS != 0 {
+                return Err(Error::Protocol("controller fatal status after enable".into()));
+            }
+            if csts & CSTS_RDY != 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout("CSTS.RDY"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The spec of I/O queue `qid` (used to connect and reconnect it).
+    fn queue_spec(&self, qid: u16) -> QueueSpec {
+        QueueSpec {
+            addr: self.addr,
+            subnqn: self.subnqn.clone(),
+            opts: self.opts.clone(),
+            cntlid: self.cntlid,
+            qid,
+            in_capsule: self.ident.in_capsule_bytes(),
+            admin: self.admin.clone(),
+        }
+    }
+
+    /// The I/O queues connected at setup; move each to the reactor thread that will drive it.
+    pub fn take_io_queues(&mut self) -> Vec<IoQueue> {
+        std::mem::take(&mut self.io_queues)
+    }
+
+    /// Connects one more I/O queue with id `qid` (e.g. after [`Controller::take_io_queues`] to replace one).
+    pub fn connect_io_queue(&self, qid: u16) -> Result<IoQueue, Error> {
+        IoQueue::connect(self.queue_spec(qid))
+    }
+
+    /// Controller ID assigned at Connect.
+    pub fn cntlid(&self) -> u16 {
+        self.cntlid
+    }
+
+    /// CAP property.
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
+    /// VS property.
+    pub fn version(&self) -> u32 {
+        self.vs
+    }
+
+    /// Identify Controller as read at setup.
+    pub fn identity(&self) -> &IdentifyController {
+        &self.ident
+    }
+
+    /// Runs an admin command; `read_len` bytes of controller data are returned.
+    pub fn admin_cmd(
+        &self,
+        what: &'static str,
+        sqe: Sqe,
+        data: Option<Buf>,
+        read_len: usize,
+    ) -> Result<(Cqe, Vec<u8>), Error> {
+        let (reply, rx) = channel();
+        let timeout = self.opts.command_timeout;
+        self.admin.send(AdminMsg::Cmd { sqe, data, read_len, timeout, reply })?;
+        let c = rx.recv_timeout(timeout + Duration::from_secs(1)).map_err(|_| Error::Timeout(what))??;
+        let cqe = check(what, &c)?;
+        let len = (c.read_len as usize).min(read_len);
+        Ok((cqe, c.read_buf.map(|b| b.get(..len).unwrap_or(&[]).to_vec()).unwrap_or_default()))
+    }
+
+    fn prop_get(&self, offset: u32, eight: bool) -> Result<u64, Error> {
+        let sqe = Sqe {
+            opcode: opcode::FABRICS,
+            nsid: u32::from(fctype::PROPERTY_GET),
+            cdw10: u32::from(eight),
+            cdw11: offset,
+            ..Sqe::default()
+        };
+        let (cqe, _) = self.admin_cmd("Property Get", sqe, None, 0)?;
+        Ok(u64::from(cqe.dw0) | (u64::from(cqe.dw1) << 32))
+    }
+
+    fn prop_set(&self, offset: u32, value: u32) -> Result<(), Error> {
+        let sqe = Sqe {
+            opcode: opcode::FABRICS,
+            nsid: u32::from(fctype::PROPERTY_SET),
+            cdw11: offset,
+            cdw12: value,
+            ..Sqe::default()
+        };
+        self.admin_cmd("Property Set", sqe, None, 0).map(|_| ())
+    }
+
+    fn identify(&self, cns: u32, nsid: u32) -> Result<Vec<u8>, Error> {
+        let sqe = Sqe { opcode: opcode::ADMIN_IDENTIFY, nsid, cdw10: cns, ..Sqe::default() };
+        let (_, d) = self.admin_cmd("Identify", sqe, None, 4096)?;
+        Ok(d)
+    }
+
+    /// Identify Controller (CNS 01h).
+    pub fn identify_controller(&self) -> Result<IdentifyController, Error> {
+        Ok(IdentifyController::parse(&self.identify(1, 0)?))
+    }
+
+    /// Identify Namespace (CNS 00h).
+    pub fn identify_namespace(&self, nsid: u32) -> Result<IdentifyNamespace, Error> {
+        Ok(IdentifyNamespace::parse(&self.identify(0, nsid)?))
+    }
+
+    /// Active namespace IDs (CNS 02h), ascending.
+    pub fn active_namespaces(&self) -> Result<Vec<u32>, Error> {
+        Ok(identify::parse_ns_list(&self.identify(2, 0)?))
+    }
+
+    /// Get Log Page `lid`, `len` bytes from offset 0 (`len` a multiple of 4).
+    pub fn get_log_page(&self, lid: u8, len: usize) -> Result<Vec<u8>, Error> {
+        self.get_log_page_at(lid, 0, len)
+    }
+
+    /// Get Log Page `lid`, `len` bytes from byte `offset`.
+    pub fn get_log_page_at(&self, lid: u8, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
+        if len == 0 || !len.is_multiple_of(4) {
+            return Err(Error::Invalid("log page length must be a non-zero multiple of 4"));
+        }
+        let numd = (len / 4 - 1) as u32;
+        let sqe = Sqe {
+            opcode: opcode::ADMIN_GET_LOG_PAGE,
+            nsid: 0xFFFF_FFFF,
+            cdw10: u32::from(lid) | ((numd & 0xFFFF) << 16),
+            cdw11: numd >> 16,
+            cdw12: offset as u32,
+            cdw13: (offset >> 32) as u32,
+            ..Sqe::default()
+        };
+        Ok(self.admin_cmd("Get Log Page", sqe, None, len)?.1)
+    }
+
+    /// The discovery log (page 70h) of this (discovery) controller: reads the header, then all records,
+    /// and retries when the generation counter moved in between.
+    pub fn discovery_log(&self) -> Result<Vec<DiscoveryEntry>, Error> {
+        for _ in 0..4 {
+            let (genctr, numrec) = identify::parse_disc_header(&self.get_log_page(0x70, DISC_ENTRY_LEN)?);
+            let numrec = usize::try_from(numrec).unwrap_or(usize::MAX).min(4096);
+            let log = self.get_log_page(0x70, DISC_ENTRY_LEN * (numrec + 1))?;
+            let (genctr2, _) = identify::parse_disc_header(&log);
+            if genctr2 != genctr {
+                continue;
+            }
+            return Ok(log.chunks_exact(DISC_ENTRY_LEN).skip(1).take(numrec).map(DiscoveryEntry::parse).collect());
+        }
+        Err(Error::Protocol("discovery log kept changing".into()))
+    }
+
+    /// Orderly shutdown: CC.SHN = normal, wait for CSTS.SHST = complete, then close the admin queue
+    /// (I/O queues close when their groups drop them).
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        self.shut_down = true;
+        let r = self.shutdown_inner();
+        self.stop();
+        r
+    }
+
+    fn shutdown_inner(&self) -> Result<(), Error> {
+        self.prop_set(PROP_CC, CC_ENABLE | CC_SHN_NORMAL)?;
+        let deadline = Instant::now() + Duration::from_millis(500 * ((self.cap >> 24) & 0xFF).max(1));
+        loop {
+            let csts = self.prop_get(PROP_CSTS, false)? as u32;
+            if csts & CSTS_SHST_MASK == CSTS_SHST_COMPLETE {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout("CSTS.SHST"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.admin.send(AdminMsg::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Connects to the discovery controller at `addr` and returns the discovery log entries.
+pub fn discover(addr: SocketAddr, opts: &HostOptions) -> Result<Vec<DiscoveryEntry>, Error> {
+    let o = HostOptions { io_queues: 0, ..opts.clone() };
+    let c = Controller::connect(addr, DISCOVERY_NQN, &o)?;
+    let entries = c.discovery_log()?;
+    c.shutdown()?;
+    Ok(entries)
+}
+
+struct Pending {
+    reply: Option<Sender<Result<HostCompletion<Buf>, Error>>>,
+    deadline: Instant,
+}
+
+type InitReply = Result<(u16, Waker), Error>;
+
+/// The admin queue's thread: setup, then commands from the channel, keep-alives and aborts.
+fn admin_thread(
+    addr: SocketAddr,
+    subnqn: &str,
+    opts: &HostOptions,
+    deadline: Instant,
+    init: Sender<InitReply>,
+    rx: Receiver<AdminMsg>,
+) {
+    let setup = || -> Result<(SyncLink, u16, Waker), Error> {
+        let mut g = opts.group.clone();
+        g.sock = opts.sock.clone();
+        let cfg = HostConfig {
+            digests: opts.digests,
+            depth: ADMIN_DEPTH,
+            max_in_capsule: ADMIN_IN_CAPSULE,
+            ..HostConfig::default()
+        };
+        let mut link = SyncLink::connect(addr, cfg, &g, deadline)?;
+        let kato = u32::try_from(opts.kato.as_millis()).unwrap_or(u32::MAX);
+        let (sqe, data) = connect_cmd(0, ADMIN_DEPTH - 1, kato, &opts.hostid, 0xFFFF, subnqn, &opts.hostnqn);
+        let c = link.exec(sqe, Some(data), None, deadline)?;
+        let cqe = check("Connect", &c)?;
+        let waker = link.waker()?;
+        Ok((link, (cqe.dw0 & 0xFFFF) as u16, waker))
+    };
+    let mut link = match setup() {
+        Ok((link, cntlid, waker)) => {
+            if init.send(Ok((cntlid, waker))).is_err() {
+                return;
+            }
+            link
+        }
+        Err(e) => {
+            let _ = init.send(Err(e));
+            return;
+        }
+    };
+    let ka_every = opts.kato / 2;
+    let mut next_ka = Instant::now() + ka_every;
+    let mut pending: HashMap<u16, Pending> = HashMap::new();
+    let mut done = Vec::new();
+    let mut dead: Option<Error> = None;
+    loop {
+        let now = Instant::now();
+        let wait = if ka_every.is_zero() { Duration::from_millis(100) } else { next_ka.saturating_duration_since(now) };
+        if dead.is_none()
+            && let Err(e) = link.turn(wait.min(Duration::from_millis(100)), &mut done)
+        {
+            tracing::warn!("admin queue failed: {e}");
+            for (_, p) in pending.drain() {
+                if let Some(r) = p.reply {
+                    let _ = r.send(Err(e.clone()));
+                }
+            }
+            dead = Some(e);
+        }
+        if dead.is_some() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for c in done.drain(..) {
+            if let Some(p) = pending.remove(&c.cid)
+                && let Some(r) = p.reply
+            {
+                let _ = r.send(Ok(c));
+            }
+        }
+        loop {
+            let m = match rx.try_recv() {
+                Ok(m) => m,
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            };
+            let (sqe, data, read_len, timeout, reply) = match m {
+                AdminMsg::Stop => return,
+                AdminMsg::Cmd { sqe, data, read_len, timeout, reply } => (sqe, data, read_len, timeout, Some(reply)),
+                AdminMsg::Abort { sqid, cid } => {
+                    let sqe = Sqe {
+                        opcode: opcode::ADMIN_ABORT,
+                        cdw10: u32::from(sqid) | (u32::from(cid) << 16),
+                        ..Sqe::default()
+                    };
+                    (sqe, None, 0, opts.command_timeout, None)
+                }
+            };
+            if let Some(e) = &dead {
+                if let Some(r) = reply {
+                    let _ = r.send(Err(e.clone()));
+                }
+                continue;
+            }
+            let read_buf = (read_len > 0).then(|| Buf::new(read_len));
+            match link.conn.submit(sqe, data, read_buf) {
+                Ok(cid) => {
+                    pending.insert(cid, Pending { reply, deadline: Instant::now() + timeout });
+                }
+                Err(e) => {
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(Error::ConnectionLost(format!("admin submit: {}", e.kind))));
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        pending.retain(|_, p| {
+            if now < p.deadline {
+                return true;
+            }
+            if let Some(r) = p.reply.take() {
+                let _ = r.send(Err(Error::Timeout("admin command")));
+            }
+            // Keep the slot so its eventual answer is not mistaken for another command's.
+            p.deadline = now + Duration::from_secs(3600);
+            true
+        });
+        if dead.is_none() && !ka_every.is_zero() && now >= next_ka {
+            next_ka = now + ka_every;
+            if let Ok(cid) = link.conn.submit(Sqe { opcode: opcode::ADMIN_KEEP_ALIVE, ..Sqe::default() }, None, None) {
+                pending.insert(cid, Pending { reply: None, deadline: now + opts.command_timeout });
+            }
+        }
+    }
+}
