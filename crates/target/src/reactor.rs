@@ -5,7 +5,7 @@
 use crate::session::{Env, Session};
 use crate::shared::Shared;
 use crate::txbuf::{PoolAlloc, TxBuf};
-use ff_blockdev::{BlockDev, BufPool, IoDone};
+use ff_blockdev::{BlockDev, BufPool, IoDone, IoReq};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
 use ff_sock::{Event, GroupOptions, Placement, SockError, SockGroup, SockId, TcpSock, Waker, WriteReq};
 use serde::{Deserialize, Serialize};
@@ -328,6 +328,19 @@ impl Reactor {
         let ids: Vec<SockId> = self.conns.iter().flatten().map(|c| c.id).collect();
         for id in ids {
             self.close(id, "target shutting down");
+        }
+        // Make everything written durable before exit (a no-op for RAM and null).
+        for d in self.devs.iter_mut().flatten() {
+            if d.submit(IoReq::flush(u64::MAX)).is_ok() {
+                for _ in 0..1000 {
+                    done.clear();
+                    d.poll(&mut done);
+                    if d.pending() == 0 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
         }
     }
 }
