@@ -19,7 +19,7 @@ pub struct SockCounters {
     pub bytes_direct: u64,
     /// Bytes copied from the pipe into caller buffers.
     pub bytes_copied: u64,
-    /// sendmsg calls.
+    /// sendmsg calls (on io_uring: sendmsg SQEs, counted in `uring_sends` too).
     pub sendmsg: u64,
     /// sendmsg calls that returned EAGAIN or sent less than offered.
     pub sendmsg_partial: u64,
@@ -41,6 +41,8 @@ pub struct SockCounters {
     pub errqueue_reads: u64,
     /// Write requests completed.
     pub writes_completed: u64,
+    /// io_uring: sendmsg / sendmsg_zc SQEs (no syscall of their own: they ride on an enter).
+    pub uring_sends: u64,
     /// io_uring: receive completions carrying data (each may hold several buffers with bundles).
     pub uring_recv_cqes: u64,
     /// io_uring: bytes the kernel wrote into provided buffers (then copied once, see `bytes_copied`).
@@ -66,6 +68,7 @@ impl AddAssign for SockCounters {
         self.zc_enobufs += o.zc_enobufs;
         self.errqueue_reads += o.errqueue_reads;
         self.writes_completed += o.writes_completed;
+        self.uring_sends += o.uring_sends;
         self.uring_recv_cqes += o.uring_recv_cqes;
         self.bytes_into_bufs += o.bytes_into_bufs;
     }
@@ -79,14 +82,14 @@ impl SockCounters {
 
     /// All syscalls this socket made on the data path.
     pub fn syscalls(&self) -> u64 {
-        self.recv_syscalls() + self.sendmsg + self.errqueue_reads
+        self.recv_syscalls() + (self.sendmsg - self.uring_sends) + self.errqueue_reads
     }
 }
 
 /// Per-group counters: the wait syscalls and their yield, plus the sum of all socket counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct GroupCounters {
-    /// poll/epoll_wait calls.
+    /// poll/epoll_wait calls; with io_uring, polls (each makes at most one io_uring_enter).
     pub waits: u64,
     /// Waits that returned no event.
     pub empty_waits: u64,
@@ -106,7 +109,8 @@ pub struct GroupCounters {
     pub uring_bufs_recycled: u64,
     /// Multishot receives armed again after they ended (ENOBUFS, overflow).
     pub uring_rearms: u64,
-    /// Multishot receives ended by ENOBUFS (the buffer ring ran dry; no data is lost).
+    /// Multishot receives ended because the buffer ring ran dry (ENOBUFS, or the kernel stopping at an
+    /// empty ring); they are armed again once buffers are back, and no data is lost.
     pub uring_enobufs: u64,
     /// Sockets installed in the ring's fixed-file table.
     pub uring_fixed_files: u64,
@@ -122,7 +126,9 @@ impl GroupCounters {
 
     /// All syscalls of the group: waits, interest changes, io_uring_enter calls and socket calls.
     pub fn syscalls(&self) -> u64 {
-        self.waits + self.ctl_calls + self.uring_enters + self.sock.syscalls()
+        // A group runs one backend: its waits are syscalls on poll/epoll; on io_uring the enters are.
+        let waits = if self.uring_enters > 0 { self.uring_enters } else { self.waits };
+        waits + self.ctl_calls + self.sock.syscalls()
     }
 
     /// Mean SQEs submitted per io_uring_enter.

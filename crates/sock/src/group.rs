@@ -1125,6 +1125,7 @@ impl<B: StableBuf> SockGroup<B> {
                 (e, None)
             };
             c.counters.sendmsg += 1;
+            c.counters.uring_sends += 1;
             // SAFETY: the SQE points at `c.u.msg` and `c.u.iovs` (heap memory owned by this connection,
             // not touched while `c.u.send` is set) and through them at the queued requests, whose
             // memory never moves (WriteQueue never reallocates; StableBuf data is pinned). The request
@@ -1353,8 +1354,14 @@ impl<B: StableBuf> SockGroup<B> {
                 if !cqe.more() {
                     c.u.recv_armed = false;
                     if res > 0 && !c.u.eof && c.u.rx_err.is_none() {
-                        // Ended for a reason of its own (e.g. completion-queue overflow): arm again.
-                        if ug.arm_recv(&mut c.u, idx, c.generation, counters).is_ok() {
+                        if ug.ring.bufs.available() < (ug.ring.bufs.count() as usize / 8).max(1) {
+                            // The kernel stops a multishot receive that emptied the ring: wait for
+                            // buffers to come back, as after ENOBUFS.
+                            counters.uring_enobufs += 1;
+                            c.u.starved = true;
+                            ug.starved.push(idx);
+                        } else if ug.arm_recv(&mut c.u, idx, c.generation, counters).is_ok() {
+                            // Ended for a reason of its own (e.g. completion-queue overflow): arm again.
                             counters.uring_rearms += 1;
                         }
                     }
