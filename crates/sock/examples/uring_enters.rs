@@ -67,7 +67,25 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    let opts = GroupOptions { backend, ..GroupOptions::default() };
+    // Features one by one: FF_URING_BUNDLES=0, FF_URING_FIXED=0, FF_URING_SQPOLL=<idle ms>,
+    // FF_URING_NAPI=<busy-poll µs>, FF_URING_BUFS=<count>, FF_URING_BUF_SIZE=<bytes>.
+    let env = |k: &str| std::env::var(k).ok();
+    let mut opts = GroupOptions { backend, ..GroupOptions::default() };
+    if env("FF_URING_BUNDLES").as_deref() == Some("0") {
+        opts.uring_bundles = false;
+    }
+    if env("FF_URING_FIXED").as_deref() == Some("0") {
+        opts.uring_fixed_files = 0;
+    }
+    opts.uring_sqpoll = env("FF_URING_SQPOLL").map(|v| v.parse().unwrap());
+    opts.uring_napi_busy_poll_us = env("FF_URING_NAPI").map(|v| v.parse().unwrap());
+    if let Some(v) = env("FF_URING_BUFS") {
+        opts.uring_bufs = v.parse().unwrap();
+    }
+    if let Some(v) = env("FF_URING_BUF_SIZE") {
+        opts.uring_buf_size = v.parse().unwrap();
+    }
+    let line = opts.to_string();
     let mut g: SockGroup = SockGroup::new(opts).unwrap();
     let id = g.add(sock).unwrap();
     let mut ev = Vec::new();
@@ -106,6 +124,10 @@ fn main() {
     let secs = start.elapsed().as_secs_f64();
     client.join().unwrap();
     let c = g.counters();
+    println!("{line}");
+    if let Some(s) = g.uring_setup() {
+        println!("{s:?}");
+    }
     println!(
         "backend={} qd={qd} mode={} pdus={pdus} iops={:.0} enters/pdu={:.4} waits/pdu={:.4} syscalls/pdu={:.4} \
          sqes/enter={:.2} cqes/enter={:.2} recv_cqes/pdu={:.4} bufs_recycled={} rearms={} enobufs={}",

@@ -348,6 +348,7 @@ impl<B: StableBuf> SockGroup<B> {
                 sqpoll: opts.uring_sqpoll,
                 fixed_files: opts.uring_fixed_files,
                 bundles: opts.uring_bundles,
+                napi_busy_poll_us: opts.uring_napi_busy_poll_us,
             };
             match Ring::new(cfg) {
                 Ok(ring) => {

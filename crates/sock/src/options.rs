@@ -116,6 +116,9 @@ pub struct GroupOptions {
     pub uring_fixed_files: u32,
     /// io_uring: an SQPOLL kernel thread with this idle time in ms (off by default: it costs a core).
     pub uring_sqpoll: Option<u32>,
+    /// io_uring: NAPI busy polling registered on the ring, with this busy-poll timeout in µs (off by
+    /// default; it only pays on real NICs, where a wait can spin on the rx queue instead of sleeping).
+    pub uring_napi_busy_poll_us: Option<u32>,
     /// TCP settings for sockets added to this group.
     pub sock: SockOptions,
 }
@@ -136,6 +139,7 @@ impl Default for GroupOptions {
             uring_bundles: true,
             uring_fixed_files: 4096,
             uring_sqpoll: None,
+            uring_napi_busy_poll_us: None,
             sock: SockOptions::default(),
         }
     }
@@ -164,6 +168,12 @@ impl fmt::Display for GroupOptions {
             write!(f, " uring_bufs={}x{} bundles={}", self.uring_bufs, self.uring_buf_size, self.uring_bundles)?;
             if let Some(i) = self.uring_sqpoll {
                 write!(f, " sqpoll={i}")?;
+            }
+            if let Some(us) = self.uring_napi_busy_poll_us {
+                write!(f, " napi_busy_poll_us={us}")?;
+            }
+            if self.uring_fixed_files == 0 {
+                write!(f, " fixed_files=off")?;
             }
         }
         if let Some(m) = self.sock.mark {

@@ -132,6 +132,8 @@ pub struct Setup {
     pub send_zc: bool,
     /// Entries of the sparse fixed-file table (0: no fixed files).
     pub fixed_files: u32,
+    /// NAPI busy polling registered (timeout in µs).
+    pub napi_busy_poll_us: Option<u32>,
 }
 
 /// The provided-buffer ring; see the module docs.
@@ -327,6 +329,8 @@ pub struct RingConfig {
     pub fixed_files: u32,
     /// Use receive bundles where the kernel has them.
     pub bundles: bool,
+    /// Register NAPI busy polling with this timeout (µs).
+    pub napi_busy_poll_us: Option<u32>,
 }
 
 fn build(entries: u32, f: impl Fn(&mut io_uring::Builder)) -> io::Result<IoUring> {
@@ -360,6 +364,7 @@ impl Ring {
             bundles: false,
             send_zc: false,
             fixed_files: 0,
+            napi_busy_poll_us: None,
         };
         let ring = if let Some(idle) = cfg.sqpoll {
             setup.sqpoll = Some(idle);
@@ -416,6 +421,13 @@ impl Ring {
         bufs.commit();
         if cfg.fixed_files > 0 && ring.submitter().register_files_sparse(cfg.fixed_files).is_ok() {
             setup.fixed_files = cfg.fixed_files;
+        }
+        if let Some(us) = cfg.napi_busy_poll_us {
+            let mut napi = io_uring::types::Napi::new().set_busy_poll_timeout(us).set_prefer_busy_poll(true);
+            match ring.submitter().register_napi(&mut napi) {
+                Ok(()) => setup.napi_busy_poll_us = Some(us),
+                Err(e) => tracing::warn!("io_uring NAPI busy-poll registration refused: {e}"),
+            }
         }
         Ok(Ring { ring, bufs, setup, enabled: false, inflight: 0, recycle: Vec::new() })
     }
