@@ -202,3 +202,20 @@ fn one_enter_per_poll_and_none_when_idle_busy_polling() {
     let c = g.counters();
     assert!(c.uring_enters >= 1 && c.uring_cqes >= 1, "{c:?}");
 }
+
+#[test]
+fn a_ring_that_cannot_be_built_falls_back_to_epoll_and_says_so() {
+    // Provided buffers no machine can map make the ring setup fail as a refused io_uring would.
+    let o = GroupOptions { backend: Backend::Uring, uring_buf_size: 1 << 50, ..GroupOptions::default() };
+    let (s, mut peer) = pair(&o.sock);
+    let mut g: SockGroup = SockGroup::new(o).unwrap();
+    assert_eq!(g.backend(), Backend::Epoll);
+    assert!(g.options().to_string().contains("backend=epoll"));
+    let why = g.backend_fallback().expect("the reason is kept");
+    assert!(!why.is_empty());
+    let id = g.add(s).unwrap();
+    peer.write_all(b"still works").unwrap();
+    let mut b = [0u8; 11];
+    read_exact(&mut g, id, &mut b);
+    assert_eq!(&b, b"still works");
+}
