@@ -21,6 +21,14 @@ enum Command {
     Target(cmd::target::TargetArgs),
     /// Run a benchmark and write its report (rows.csv, summary.json, SVG plots).
     Bench(cmd::bench::BenchArgs),
+    /// Drive a namespace with ff-perf (spdk_nvme_perf-style flags and output, --json).
+    Perf(cmd::perf::PerfArgs),
+    /// Print a discovery controller's log, like `nvme discover`.
+    Discover(cmd::discover::DiscoverArgs),
+    /// Print Identify Controller and Namespace highlights, like `nvme id-ctrl` / `id-ns`.
+    Identify(cmd::identify::IdentifyArgs),
+    /// The main job: our target on its defaults, exercised by our perf tool (verify, then 4K randread).
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +40,9 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Target(args) => cmd::target::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Perf(args) => cmd::perf::run(args),
+        Command::Discover(args) => cmd::discover::run(args),
+        Command::Identify(args) => cmd::identify::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     }
 }

@@ -1,4 +1,8 @@
 //! Subcommand implementations, one module each: argument struct plus `run`.
 
 pub mod bench;
+pub mod demo;
+pub mod discover;
+pub mod identify;
+pub mod perf;
 pub mod target;
