@@ -45,6 +45,8 @@ pub struct RunningTarget {
     pub discovery_addrs: Vec<SocketAddr>,
     /// NQNs of the served subsystems.
     pub nqns: Vec<String>,
+    /// The sock backend each reactor really uses (io_uring may have fallen back to epoll).
+    pub sock_backends: Vec<ff_sock::Backend>,
 }
 
 impl RunningTarget {
@@ -160,6 +162,7 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
     let stop = Arc::new(AtomicBool::new(false));
     let (released_tx, released_rx) = std::sync::mpsc::channel();
     let mut inboxes = Vec::new();
+    let mut sock_backends = Vec::new();
     let mut threads = Vec::new();
     let mut group = opts.sock.clone();
     // Each command may have an R2T, a C2HData and a response queued at once.
@@ -172,14 +175,16 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
             i, g, mode, sh, rel,
         ) {
             Ok((r, inbox)) => {
-                let _ = tx.send(Ok(inbox));
+                let _ = tx.send(Ok((inbox, r.backend())));
                 r.run();
             }
             Err(e) => {
                 let _ = tx.send(Err(e));
             }
         })?);
-        inboxes.push(rx.recv().context("reactor thread died")?.context("creating a reactor")?);
+        let (inbox, backend) = rx.recv().context("reactor thread died")?.context("creating a reactor")?;
+        inboxes.push(inbox);
+        sock_backends.push(backend);
     }
     let placer = Placer::new(opts.placement, opts.cores);
     let acc_inboxes = inboxes.clone();
@@ -198,5 +203,6 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         io_addrs,
         discovery_addrs,
         nqns: opts.subsystems.iter().map(|s| s.nqn.clone()).collect(),
+        sock_backends,
     })
 }

@@ -107,6 +107,9 @@ impl Reactor {
         released: Sender<Placement>,
     ) -> std::io::Result<(Reactor, Inbox)> {
         let mut group = SockGroup::new(opts)?;
+        if let Some(why) = group.backend_fallback() {
+            tracing::warn!(reactor = index, "sock backend {} in use: {why}", group.backend());
+        }
         let waker = group.waker()?;
         let (tx, rx) = std::sync::mpsc::channel();
         let r = Reactor {
@@ -122,6 +125,11 @@ impl Reactor {
             small: [0; 256],
         };
         Ok((r, Inbox { tx, waker }))
+    }
+
+    /// The sock backend actually in use (io_uring falls back to epoll where unavailable).
+    pub fn backend(&self) -> ff_sock::Backend {
+        self.group.backend()
     }
 
     /// Runs until [`Mgmt::Stop`].

@@ -36,16 +36,32 @@ fn seeds() -> Vec<Vec<u8>> {
         // Enable, identify controller and namespace, get log page, features, keep alive, AER.
         pdu(
             Pdu::CapsuleCmd(CapsuleCmd {
-                sqe: Sqe { opcode: opcode::FABRICS, cid: 1, nsid: u32::from(fctype::PROPERTY_SET), cdw11: 0x14, cdw12: 0x0046_0001, ..Sqe::default() },
+                sqe: Sqe {
+                    opcode: opcode::FABRICS,
+                    cid: 1,
+                    nsid: u32::from(fctype::PROPERTY_SET),
+                    cdw11: 0x14,
+                    cdw12: 0x0046_0001,
+                    ..Sqe::default()
+                },
             }),
             &[],
         ),
         pdu(Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_IDENTIFY, 2, 0, t(4096), [1, 0, 0]) }), &[]),
         pdu(Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_IDENTIFY, 3, 1, t(4096), [0, 0, 0]) }), &[]),
-        pdu(Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_GET_LOG_PAGE, 4, 0, t(512), [0x007F_0002, 0, 0]) }), &[]),
-        pdu(Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_SET_FEATURES, 5, 0, t(0), [0x07, 0x0003_0003, 0]) }), &[]),
+        pdu(
+            Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_GET_LOG_PAGE, 4, 0, t(512), [0x007F_0002, 0, 0]) }),
+            &[],
+        ),
+        pdu(
+            Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_SET_FEATURES, 5, 0, t(0), [0x07, 0x0003_0003, 0]) }),
+            &[],
+        ),
         pdu(Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_ASYNC_EVENT, 6, 0, t(0), [0, 0, 0]) }), &[]),
-        pdu(Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_SET_FEATURES, 7, 0, ic(0, 16), [0x81, 0, 0]) }), &[9; 16]),
+        pdu(
+            Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::ADMIN_SET_FEATURES, 7, 0, ic(0, 16), [0x81, 0, 0]) }),
+            &[9; 16],
+        ),
         // I/O-looking commands on whatever queue (the admin queue refuses them: also a path).
         pdu(Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::IO_WRITE, 8, 1, ic(0, 4096), [0, 0, 7]) }), &[5; 4096]),
         pdu(Pdu::CapsuleCmd(CapsuleCmd { sqe: cmd(opcode::IO_READ, 9, 1, t(4096), [0, 0, 7]) }), &[]),

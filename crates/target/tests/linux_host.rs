@@ -38,7 +38,7 @@ fn skip_reason() -> Option<String> {
 }
 
 /// Starts a target on an ephemeral loopback port and asserts the guest smoke script passes against it.
-fn smoke(name: &str, backend: BackendSpec) {
+fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) {
     if let Some(why) = skip_reason() {
         eprintln!("SKIP: {name}: {why}");
         return;
@@ -47,7 +47,9 @@ fn smoke(name: &str, backend: BackendSpec) {
     o.listen = vec!["127.0.0.1:0".parse().unwrap()];
     o.discovery_listen.clear();
     o.cores = 2;
+    o.sock.backend = sock;
     let t = ff_target::start(&o).expect("target starts");
+    assert!(t.sock_backends.iter().all(|b| *b == sock), "{name}: reactors run {:?}, not {sock}", t.sock_backends);
     let port = t.io_addrs[0].port();
     let vm = run_vm().unwrap();
     let out = Command::new(&vm)
@@ -72,7 +74,7 @@ fn smoke(name: &str, backend: BackendSpec) {
 
 #[test]
 fn linux_host_uses_a_ram_namespace() {
-    smoke("linux_host_uses_a_ram_namespace", "ram".parse().unwrap());
+    smoke("linux_host_uses_a_ram_namespace", "ram".parse().unwrap(), ff_sock::Backend::Epoll);
 }
 
 #[test]
@@ -82,6 +84,11 @@ fn linux_host_uses_a_file_namespace() {
     // O_DIRECT file backend, created at 256 MiB: FUA and Flush must reach the file.
     let mut spec: BackendSpec = format!("file:{}", dir.join("ns1.img").display()).parse().unwrap();
     spec.size = Some(256 << 20);
-    smoke("linux_host_uses_a_file_namespace", spec);
+    smoke("linux_host_uses_a_file_namespace", spec, ff_sock::Backend::Epoll);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn linux_host_uses_a_ram_namespace_on_io_uring() {
+    smoke("linux_host_uses_a_ram_namespace_on_io_uring", "ram".parse().unwrap(), ff_sock::Backend::Uring);
 }

@@ -44,7 +44,7 @@ pub struct TargetArgs {
     /// busy (lowest latency, spins) or event (blocks when idle).
     #[arg(long)]
     poll: Option<PollMode>,
-    /// Sock backend: epoll or poll.
+    /// Sock backend: epoll, poll or uring (falls back to epoll, with a warning, where io_uring is unavailable).
     #[arg(long)]
     sock: Option<Backend>,
     /// Connection placement: round-robin, least-loaded, napi-id, incoming-cpu.
