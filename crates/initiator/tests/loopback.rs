@@ -4,13 +4,14 @@
 
 use ff_initiator::{Buf, Controller, HostOptions, IoCompletion, IoGroup, QueueId, discover};
 use ff_nvme_tcp::Digests;
-use ff_sock::GroupOptions;
+use ff_sock::{Backend, GroupOptions};
 use ff_target::{RunningTarget, TargetOptions, config::DEFAULT_NQN};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-fn target() -> (RunningTarget, SocketAddr) {
+fn target(backend: Backend) -> (RunningTarget, SocketAddr) {
     let mut o = TargetOptions::default().with_default_subsystem(DEFAULT_NQN, "ram".parse().unwrap());
+    o.sock.backend = backend;
     o.listen = vec!["127.0.0.1:0".parse().unwrap()];
     o.discovery_listen = vec![];
     let t = ff_target::start(&o).unwrap();
@@ -44,9 +45,22 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|i| ((i as u64).wrapping_mul(2654435761).wrapping_add(seed * 97) >> 7) as u8).collect()
 }
 
+// Each scenario runs with both ends on each sock backend (issue 5: parametrised suites).
 #[test]
-fn connect_identify_discover_and_every_io_command() {
-    let (_t, addr) = target();
+fn connect_identify_discover_and_every_io_command_epoll() {
+    connect_identify_discover_and_every_io_command(Backend::Epoll);
+}
+#[test]
+fn connect_identify_discover_and_every_io_command_poll() {
+    connect_identify_discover_and_every_io_command(Backend::Poll);
+}
+#[test]
+fn connect_identify_discover_and_every_io_command_uring() {
+    connect_identify_discover_and_every_io_command(Backend::Uring);
+}
+
+fn connect_identify_discover_and_every_io_command(backend: Backend) {
+    let (_t, addr) = target(backend);
     let entries = discover(addr, &opts(Digests::default(), 0)).unwrap();
     assert!(entries.iter().any(|e| e.subnqn == DEFAULT_NQN && e.socket_addr() == Some(addr)), "{entries:?}");
     for d in [Digests::default(), Digests { header: true, data: true }] {
@@ -61,7 +75,7 @@ fn connect_identify_discover_and_every_io_command() {
         let bs = ns.block_size as usize;
         assert_eq!(ctrl.get_log_page(0x02, 512).unwrap().len(), 512);
 
-        let mut g = IoGroup::new(GroupOptions::default()).unwrap();
+        let mut g = IoGroup::new(GroupOptions { backend, ..GroupOptions::default() }).unwrap();
         let q = g.add(ctrl.take_io_queues().pop().unwrap()).unwrap();
         let mut slba = 0u64;
         let mut placed = Vec::new();
@@ -105,8 +119,16 @@ fn connect_identify_discover_and_every_io_command() {
 }
 
 #[test]
-fn two_queues_on_two_reactor_threads_at_depth_32() {
-    let (_t, addr) = target();
+fn two_queues_on_two_reactor_threads_at_depth_32_epoll() {
+    two_queues_on_two_reactor_threads_at_depth_32(Backend::Epoll);
+}
+#[test]
+fn two_queues_on_two_reactor_threads_at_depth_32_uring() {
+    two_queues_on_two_reactor_threads_at_depth_32(Backend::Uring);
+}
+
+fn two_queues_on_two_reactor_threads_at_depth_32(backend: Backend) {
+    let (_t, addr) = target(backend);
     let mut ctrl = Controller::connect(addr, DEFAULT_NQN, &opts(Digests { header: true, data: false }, 2)).unwrap();
     let queues = ctrl.take_io_queues();
     assert_eq!(queues.len(), 2);
@@ -115,7 +137,7 @@ fn two_queues_on_two_reactor_threads_at_depth_32() {
         .enumerate()
         .map(|(t, queue)| {
             std::thread::spawn(move || {
-                let mut g = IoGroup::new(GroupOptions::default()).unwrap();
+                let mut g = IoGroup::new(GroupOptions { backend, ..GroupOptions::default() }).unwrap();
                 let q: QueueId = g.add(queue).unwrap();
                 let base = t as u64 * 100_000;
                 let (total, len) = (256u64, 16384usize);
