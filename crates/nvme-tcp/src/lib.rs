@@ -5,6 +5,7 @@
 //! - [`digest`]: CRC32C header and data digests.
 //! - [`decoder`]: incremental receive state machine that never copies payload.
 //! - [`error`]: typed errors carrying the TermReq FES/FEI for fatal ones.
+//! - [`wire`]: panic-free little-endian field access shared by every fixed-layout structure.
 //! - [`target`]: the target side of a connection: commands in, PDUs out.
 //!
 //! Nothing here performs I/O, allocates, or panics on peer input.
@@ -18,7 +19,7 @@ pub mod host;
 pub mod nvme;
 pub mod pdu;
 pub mod target;
-mod wire;
+pub mod wire;
 
 pub use decoder::{Decoder, DecoderConfig, Need, Negotiated, Role};
 pub use error::{Error, FatalError, Fes};

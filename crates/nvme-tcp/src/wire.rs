@@ -4,19 +4,23 @@
 //! helpers then never fail, and an out-of-range offset (a codec bug) reads as
 //! zero / writes nothing instead of panicking on hostile input.
 
-pub(crate) fn u8_at(b: &[u8], off: usize) -> u8 {
+/// The byte at `off`, or 0 past the end.
+pub fn u8_at(b: &[u8], off: usize) -> u8 {
     b.get(off).copied().unwrap_or(0)
 }
 
-pub(crate) fn u16_at(b: &[u8], off: usize) -> u16 {
+/// The little-endian u16 at `off`, or 0 past the end.
+pub fn u16_at(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes(arr(b, off))
 }
 
-pub(crate) fn u32_at(b: &[u8], off: usize) -> u32 {
+/// The little-endian u32 at `off`, or 0 past the end.
+pub fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(arr(b, off))
 }
 
-pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
+/// The little-endian u64 at `off`, or 0 past the end.
+pub fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(arr(b, off))
 }
 
@@ -24,32 +28,37 @@ fn arr<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
     b.get(off..).and_then(|s| s.first_chunk::<N>()).copied().unwrap_or([0; N])
 }
 
-pub(crate) fn put(b: &mut [u8], off: usize, src: &[u8]) {
+/// Copies `src` to `b[off..]`; writes nothing if it does not fit.
+pub fn put(b: &mut [u8], off: usize, src: &[u8]) {
     if let Some(d) = off.checked_add(src.len()).and_then(|end| b.get_mut(off..end)) {
         d.copy_from_slice(src);
     }
 }
 
-pub(crate) fn put_u8(b: &mut [u8], off: usize, v: u8) {
+/// Writes a byte at `off` (nothing past the end).
+pub fn put_u8(b: &mut [u8], off: usize, v: u8) {
     if let Some(d) = b.get_mut(off) {
         *d = v;
     }
 }
 
-pub(crate) fn put_u16(b: &mut [u8], off: usize, v: u16) {
+/// Writes a little-endian u16 at `off` (nothing if it does not fit).
+pub fn put_u16(b: &mut [u8], off: usize, v: u16) {
     put(b, off, &v.to_le_bytes());
 }
 
-pub(crate) fn put_u32(b: &mut [u8], off: usize, v: u32) {
+/// Writes a little-endian u32 at `off` (nothing if it does not fit).
+pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
     put(b, off, &v.to_le_bytes());
 }
 
-pub(crate) fn put_u64(b: &mut [u8], off: usize, v: u64) {
+/// Writes a little-endian u64 at `off` (nothing if it does not fit).
+pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
     put(b, off, &v.to_le_bytes());
 }
 
 /// Zeroes `b[from..to]` (clamped).
-pub(crate) fn zero(b: &mut [u8], from: usize, to: usize) {
+pub fn zero(b: &mut [u8], from: usize, to: usize) {
     if let Some(d) = b.get_mut(from..to.min(b.len())) {
         d.fill(0);
     }
