@@ -69,7 +69,7 @@ fn handshake(spec: &QueueSpec) -> Result<(TcpSock, HostConn<Buf>), Error> {
     let o = &spec.opts;
     let deadline = Instant::now() + o.connect_timeout;
     let mut g = o.group.clone();
-    g.sock = o.sock.clone();
+    g.sock = o.queue_sock(spec.qid);
     let depth = o.queue_depth.max(2);
     let cfg = HostConfig { digests: o.digests, depth, max_in_capsule: 8192, ..HostConfig::default() };
     let kato = u32::try_from(o.kato.as_millis()).unwrap_or(u32::MAX);
@@ -294,6 +294,11 @@ impl IoGroup {
     /// True without queues.
     pub fn is_empty(&self) -> bool {
         self.queues.is_empty()
+    }
+
+    /// The socket of queue `q` in the group (options, counters); `None` while it is down.
+    pub fn sock_id(&self, q: QueueId) -> Option<ff_sock::SockId> {
+        self.queues.get(q.0).and_then(|x| x.id)
     }
 
     /// The socket group (counters).

@@ -22,6 +22,11 @@ pub struct HostOptions {
     pub queue_depth: u16,
     /// TCP options of every connection (`mark` is SO_MARK, set before connect).
     pub sock: SockOptions,
+    /// SO_MARK per I/O queue: queue `qid` uses `queue_marks[(qid - 1) % len]`, overriding `sock.mark`.
+    /// Give one mark per reactor and spread queues over reactors in the same round-robin order, and
+    /// every reactor's sockets carry its own mark: on NICs that steer by mark, one rx queue per reactor
+    /// (the talk's "tell the NIC"). Empty: every queue uses `sock.mark`.
+    pub queue_marks: Vec<u32>,
     /// Socket group options used for the admin queue and for connection setup.
     pub group: GroupOptions,
     /// Bound on TCP connect plus connection initialization and Connect.
@@ -41,10 +46,22 @@ impl Default for HostOptions {
             io_queues: 1,
             queue_depth: 128,
             sock: SockOptions::default(),
+            queue_marks: Vec::new(),
             group: GroupOptions::default(),
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl HostOptions {
+    /// The socket options of I/O queue `qid` (its SO_MARK from [`HostOptions::queue_marks`]).
+    pub fn queue_sock(&self, qid: u16) -> SockOptions {
+        let mut s = self.sock.clone();
+        if !self.queue_marks.is_empty() && qid > 0 {
+            s.mark = Some(self.queue_marks[usize::from(qid - 1) % self.queue_marks.len()]);
+        }
+        s
     }
 }
 

@@ -181,3 +181,25 @@ fn two_queues_on_two_reactor_threads_at_depth_32(backend: Backend) {
     }
     ctrl.shutdown().unwrap();
 }
+
+#[test]
+fn io_queues_carry_their_reactors_so_mark() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: io_queues_carry_their_reactors_so_mark: SO_MARK needs CAP_NET_ADMIN");
+        return;
+    }
+    let (_t, addr) = target(Backend::Epoll);
+    let mut o = opts(Digests::default(), 3);
+    o.queue_marks = vec![0x100, 0x101];
+    let mut ctrl = Controller::connect(addr, DEFAULT_NQN, &o).unwrap();
+    let mut g = IoGroup::new(GroupOptions::default()).unwrap();
+    let mut marks = Vec::new();
+    for q in ctrl.take_io_queues() {
+        let qid = q.qid();
+        let id = g.add(q).unwrap();
+        let sock = g.sock_group().sock(g.sock_id(id).unwrap()).unwrap();
+        marks.push((qid, sock.get_int(libc::SOL_SOCKET, libc::SO_MARK).unwrap() as u32));
+    }
+    assert_eq!(marks, [(1, 0x100), (2, 0x101), (3, 0x100)], "queue qid uses marks[(qid-1) % 2]");
+}
