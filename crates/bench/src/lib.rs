@@ -6,6 +6,7 @@
 //! - [`recv_cutover`]: receive pipe vs direct receive by PDU size, and the measured cut-over;
 //! - [`zerocopy`]: copy vs MSG_ZEROCOPY sends by message size, on loopback and veth;
 //! - [`servers`]: the talk's servers (ff-talk) by connection count, as a report;
+//! - [`target`]: our NVMe/TCP target on one busy-polling core under ff-perf, and the end-to-end trick matrix;
 //! - [`stats`]: medians and ratios; [`sys`]: thread CPU time, machine facts, UTC timestamps.
 
 #![warn(missing_docs)]
@@ -15,4 +16,5 @@ pub mod report;
 pub mod servers;
 pub mod stats;
 pub mod sys;
+pub mod target;
 pub mod zerocopy;

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use ff_bench::report::{Report, default_out_dir};
 use ff_bench::servers::ServerKind;
 use ff_bench::stats::parse_size;
+use ff_bench::target as target_bench;
 use ff_bench::{recv_cutover, servers, zerocopy};
 use std::path::PathBuf;
 
@@ -78,6 +79,21 @@ enum Bench {
         #[arg(long, value_delimiter = ',')]
         kinds: Option<Vec<ServerKind>>,
     },
+    /// Our NVMe/TCP target on one busy-polling core under ff-perf (4K QD1/32/128, 128K QD16) and the
+    /// end-to-end sock trick matrix, next to SPDK's reference figures.
+    Target {
+        #[command(flatten)]
+        common: Common,
+        /// Measured seconds per point.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Skip the trick matrix.
+        #[arg(long)]
+        no_tricks: bool,
+        /// Leave io_uring out of the trick matrix.
+        #[arg(long)]
+        no_uring: bool,
+    },
 }
 
 /// Runs the chosen benchmark, writes its report and prints the summary.
@@ -106,6 +122,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.seconds = seconds.unwrap_or(cfg.seconds);
             cfg.kinds = kinds.unwrap_or(cfg.kinds);
             (servers::run(&cfg)?, common.out)
+        }
+        Bench::Target { common, seconds, no_tricks, no_uring } => {
+            let mut cfg = if common.quick { target_bench::Config::quick() } else { target_bench::Config::default() };
+            cfg.repeats = common.repeats.unwrap_or(cfg.repeats);
+            cfg.seconds = seconds.unwrap_or(cfg.seconds);
+            cfg.tricks = !no_tricks;
+            cfg.uring &= !no_uring;
+            (target_bench::run(&cfg)?, common.out)
         }
     };
     emit(&report, out)
