@@ -1,5 +1,6 @@
 //! The file backend: a regular file or a block device, shared by every reactor through one open file
-//! description; each handle does positional I/O (pread/pwrite) on it, synchronously for now.
+//! description; each handle does positional I/O (pread/pwrite) on it synchronously, or, once attached
+//! to its reactor's io_uring ring, submits reads, writes and flushes there (module [`crate::uring`]).
 //!
 //! - O_DIRECT by default. Where the filesystem refuses it (EINVAL at open, a STATX_DIOALIGN the block
 //!   size cannot meet, or EINVAL on a probe read or a later I/O) the description falls back to buffered
@@ -36,19 +37,19 @@ pub struct FileOpts {
 
 /// Shared between the factory and every handle.
 #[derive(Debug)]
-struct Shared {
-    file: File,
+pub(crate) struct Shared {
+    pub(crate) file: File,
     path: PathBuf,
     /// O_DIRECT currently set on the description. Written once at most (on fallback), read per I/O:
     /// an uncontended relaxed load.
-    direct: AtomicBool,
+    pub(crate) direct: AtomicBool,
     block_device: bool,
     info: DevInfo,
 }
 
 impl Shared {
     /// Clears O_DIRECT on the shared description (every handle sees it), warning once.
-    fn drop_direct(&self, why: &str) {
+    pub(crate) fn drop_direct(&self, why: &str) {
         let fd = self.file.as_raw_fd();
         // SAFETY: fcntl on a descriptor we own, with integer arguments only.
         let ok = unsafe {
@@ -193,6 +194,7 @@ impl FileDev {
             zero_range: true,
             punch_hole: true,
             zeroes: None,
+            ring: None,
         }
     }
 }
@@ -264,10 +266,10 @@ const ZERO_CHUNK: usize = 256 * 1024;
 /// One reactor's handle on a [`FileDev`].
 #[derive(Debug)]
 pub struct FileHandle {
-    shared: Arc<Shared>,
-    info: DevInfo,
-    done: DoneQueue,
-    stats: DevStats,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) info: DevInfo,
+    pub(crate) done: DoneQueue,
+    pub(crate) stats: DevStats,
     /// pwritev2(RWF_DSYNC) accepted so far (learned per handle: no shared state).
     rwf_dsync: bool,
     /// fallocate(ZERO_RANGE) accepted so far.
@@ -276,6 +278,21 @@ pub struct FileHandle {
     punch_hole: bool,
     /// Zeroed buffer for hand-written zeroes, allocated on first need.
     zeroes: Option<IoBuf>,
+    /// Requests on the caller's io_uring ring, once attached.
+    pub(crate) ring: Option<crate::uring::RingState>,
+}
+
+impl Drop for FileHandle {
+    fn drop(&mut self) {
+        if let Some(ring) = self.ring.as_mut()
+            && ring.live() > 0
+        {
+            // The kernel may still read or write these buffers, through this descriptor: leak both.
+            tracing::warn!(requests = ring.live(), "file handle dropped with I/O on the ring; leaking its buffers");
+            ring.leak_live();
+            std::mem::forget(Arc::clone(&self.shared));
+        }
+    }
 }
 
 /// fallocate's "this filesystem/device cannot" answers.
@@ -415,6 +432,15 @@ impl BlockDev for FileHandle {
     }
 
     fn submit(&mut self, io: IoReq) -> Result<(), SubmitError> {
+        if let Some(ring) = &self.ring {
+            if self.done.len() + ring.live() >= self.done.depth() {
+                return Err(SubmitError::QueueFull(io));
+            }
+            if matches!(io.op, IoOp::Read { .. } | IoOp::Write { .. } | IoOp::Flush) {
+                self.ring_submit(io.tag, io.op);
+                return Ok(());
+            }
+        }
         let mut io = self.done.admit(io)?;
         let result = self.exec(&mut io.op);
         if result.is_err() {
@@ -430,10 +456,27 @@ impl BlockDev for FileHandle {
     }
 
     fn pending(&self) -> usize {
-        self.done.len()
+        self.done.len() + self.ring.as_ref().map_or(0, |r| r.live())
     }
 
     fn stats(&self) -> DevStats {
         self.stats
+    }
+
+    fn attach_uring(&mut self) -> bool {
+        self.attach();
+        true
+    }
+
+    fn take_sqes(&mut self, out: &mut Vec<(crate::UringSqe, u64)>) -> usize {
+        self.ring_take(out)
+    }
+
+    fn complete(&mut self, token: u64, res: i32) {
+        self.ring_complete(token, res);
+    }
+
+    fn in_ring(&self) -> usize {
+        self.ring.as_ref().map_or(0, |r| r.live())
     }
 }

@@ -6,18 +6,22 @@
 //! - [`null`]: [`NullDev`], completes at once (reads zero-fill unless [`NullDev::no_fill`]);
 //! - [`ram`]: [`RamDisk`], a lazily allocated RAM disk shared by every reactor;
 //! - [`file`]: [`FileDev`], a regular file or block device with O_DIRECT and durable FUA/Flush;
-//! - [`spec`]: [`BackendSpec`] (from `null`, `ram`, `file:PATH` strings or TOML) and [`open`].
+//! - [`spec`]: [`BackendSpec`] (from `null`, `ram`, `file:PATH` strings or TOML) and [`open`];
+//! - [`uring`]: the file backend's io_uring mode: requests become SQEs for a ring the caller owns (the
+//!   reactor's socket group), completed from its CQE results ([`BlockDev::attach_uring`]).
 //!
 //! Each reactor thread owns its own [`BlockDev`] handle, made by [`BlockDevFactory::open_handle`] on a
 //! factory shared through an `Arc`; handles share no locks and no contended atomics on the I/O path.
-//! The first backends complete synchronously inside `submit`; an io_uring backend plugs in later
-//! behind the same trait, so callers must always `poll` for completions.
+//! Null and RAM complete synchronously inside `submit`; the file backend does too unless it is attached
+//! to an io_uring ring, in which case its reads, writes and flushes complete when the caller hands the
+//! ring's results back. Callers must always `poll` for completions.
 
 pub mod buf;
 pub mod file;
 pub mod null;
 pub mod ram;
 pub mod spec;
+pub mod uring;
 
 mod queue;
 
@@ -26,6 +30,7 @@ pub use file::{FileDev, FileHandle, FileOpts};
 pub use null::{NullDev, NullHandle};
 pub use ram::{RamDisk, RamHandle};
 pub use spec::{Backend, BackendKind, BackendSpec, SpecError, open, parse_size};
+pub use uring::{URING_TOKEN_BITS, UringSqe};
 
 use std::path::PathBuf;
 
@@ -277,6 +282,12 @@ pub struct DevStats {
     pub deallocates: u64,
     /// Requests completed with an error.
     pub errors: u64,
+    /// Requests completed through an io_uring ring (reads, writes, flushes of an attached file handle).
+    pub uring_ios: u64,
+    /// SQEs prepared for the ring (a request takes more than one when it is resubmitted or synced).
+    pub uring_sqes: u64,
+    /// Short reads and writes resubmitted for the remainder.
+    pub short_ios: u64,
 }
 
 /// One reactor's handle on a block device: submit requests, poll completions.
@@ -294,6 +305,33 @@ pub trait BlockDev {
     fn pending(&self) -> usize;
     /// This handle's counters.
     fn stats(&self) -> DevStats;
+
+    /// Switches the handle to an io_uring ring the caller owns (a reactor's socket group on
+    /// `Backend::Uring`): from now on `submit` turns reads, writes and flushes into SQEs that the
+    /// caller moves onto the ring with [`BlockDev::take_sqes`] and whose results it hands back with
+    /// [`BlockDev::complete`]; completions still come out of `poll`. Returns false, changing nothing,
+    /// for backends that stay synchronous (the default).
+    fn attach_uring(&mut self) -> bool {
+        false
+    }
+
+    /// Moves the SQEs prepared since the last call into `out`, each with its token (below
+    /// 2^[`URING_TOKEN_BITS`]; the caller may use the bits above). Every entry must be submitted once
+    /// and its result handed to [`BlockDev::complete`] (a negated errno if it could not be submitted).
+    /// The memory the entries point at belongs to the handle and stays valid until then; a handle
+    /// dropped earlier leaks it rather than free it under the kernel.
+    fn take_sqes(&mut self, _out: &mut Vec<(UringSqe, u64)>) -> usize {
+        0
+    }
+
+    /// Hands back the result (bytes, or a negated errno) of the SQE that carried `token`.
+    fn complete(&mut self, _token: u64, _res: i32) {}
+
+    /// Requests whose progress waits on the ring (SQEs prepared or in flight): the caller may block in
+    /// its ring wait for these, while [`BlockDev::pending`] minus this count is ready to `poll` now.
+    fn in_ring(&self) -> usize {
+        0
+    }
 }
 
 /// A device shared by all reactors; each reactor opens its own handle, on its own thread.

@@ -22,6 +22,11 @@ impl DoneQueue {
         self.depth = depth.max(1);
     }
 
+    /// The depth.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
+    }
+
     /// Hands the request back when the queue is full.
     pub(crate) fn admit(&self, req: IoReq) -> Result<IoReq, SubmitError> {
         if self.done.len() >= self.depth { Err(SubmitError::QueueFull(req)) } else { Ok(req) }

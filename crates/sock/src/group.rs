@@ -10,6 +10,10 @@
 //! [`SockGroup::recv`]; the buffer goes back to the ring as soon as it is empty. So with io_uring
 //! there is no direct (zero-copy-to-destination) receive: reads at or above the cut-over are copied
 //! once too, and the counters say so (`bytes_into_bufs`, `bytes_copied`).
+//!
+//! The ring also carries foreign requests for the group's owner ([`SockGroup::push_foreign`]), e.g. the
+//! file backend's reads and writes: they go out with the same enter and their completions come back
+//! through [`SockGroup::take_foreign_completions`]; the group never interprets them.
 
 use crate::counters::{GroupCounters, SockCounters};
 use crate::error::{SockError, SockResult};
@@ -258,6 +262,21 @@ struct UringGroup {
     cqes: Vec<Cqe>,
     bids: Vec<u16>,
     wake_fd: Option<RawFd>,
+    /// Completions of foreign requests (token, result) not yet taken by the owner.
+    foreign_done: Vec<(u64, i32)>,
+    /// Foreign requests pushed whose completion has not been reaped.
+    foreign_inflight: usize,
+    /// Foreign requests pushed / completed over the group's life.
+    foreign_counts: ForeignCounts,
+}
+
+/// Counters of the foreign requests a uring group carried (see [`SockGroup::push_foreign`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForeignCounts {
+    /// Foreign SQEs queued on the ring.
+    pub sqes: u64,
+    /// Foreign completions reaped.
+    pub cqes: u64,
 }
 
 impl UringGroup {
@@ -363,6 +382,9 @@ impl<B: StableBuf> SockGroup<B> {
                         cqes: Vec::new(),
                         bids: Vec::new(),
                         wake_fd: None,
+                        foreign_done: Vec::new(),
+                        foreign_inflight: 0,
+                        foreign_counts: ForeignCounts::default(),
                     });
                 }
                 Err(e) => {
@@ -409,6 +431,53 @@ impl<B: StableBuf> SockGroup<B> {
     /// How the io_uring ring was set up (`None` on poll/epoll).
     pub fn uring_setup(&self) -> Option<uring::Setup> {
         self.uring.as_ref().map(|u| u.ring.setup)
+    }
+
+    /// Queues a foreign request (one the group's owner prepared, e.g. a file read, write or fsync) on
+    /// the group's ring, so it is submitted by the same io_uring_enter as the group's own sends (the
+    /// next poll or flush). Its completion comes back, as `(token, result)`, through
+    /// [`SockGroup::take_foreign_completions`]. The entry's user data is overwritten.
+    ///
+    /// Fails with `Unsupported` when the group does not run on io_uring (epoll, poll, or a uring
+    /// group that fell back), and with `InvalidInput` when `token` exceeds 56 bits.
+    ///
+    /// # Safety
+    /// Every buffer the entry points at, and the descriptor it names, must stay valid (buffers
+    /// untouched by the caller for a read) until the owner has taken the request's completion. If
+    /// the group is dropped first, its Drop waits (bounded) for every request of the ring; a caller
+    /// that drops its memory earlier than that must leak it instead.
+    pub unsafe fn push_foreign(&mut self, entry: io_uring::squeue::Entry, token: u64) -> io::Result<()> {
+        let Some(ug) = self.uring.as_mut() else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "the group does not run on io_uring"));
+        };
+        if token > uring::PAYLOAD_MAX {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "foreign token wider than 56 bits"));
+        }
+        let e = entry.user_data(uring::user_data(Kind::Foreign, token));
+        // SAFETY: forwarded to the caller (see the function's contract).
+        unsafe { ug.ring.push(&e, &mut self.counters)? };
+        ug.foreign_inflight += 1;
+        ug.foreign_counts.sqes += 1;
+        Ok(())
+    }
+
+    /// Moves the completions of foreign requests reaped so far into `out` as `(token, result)`
+    /// (result: bytes, or a negated errno). Nothing on poll/epoll.
+    pub fn take_foreign_completions(&mut self, out: &mut Vec<(u64, i32)>) -> usize {
+        let Some(ug) = self.uring.as_mut() else { return 0 };
+        let n = ug.foreign_done.len();
+        out.append(&mut ug.foreign_done);
+        n
+    }
+
+    /// Foreign requests on the ring whose completion has not been reaped yet.
+    pub fn foreign_in_flight(&self) -> usize {
+        self.uring.as_ref().map_or(0, |u| u.foreign_inflight)
+    }
+
+    /// How many foreign requests the group carried (zero on poll/epoll).
+    pub fn foreign_counts(&self) -> ForeignCounts {
+        self.uring.as_ref().map_or_else(ForeignCounts::default, |u| u.foreign_counts)
     }
 
     /// The group's options.
@@ -1163,7 +1232,8 @@ impl<B: StableBuf> SockGroup<B> {
             }
             _ => false,
         });
-        let busy = !ug.rx_ready.is_empty() || !pending.is_empty();
+        // Foreign completions not yet taken must not wait behind a blocking enter either.
+        let busy = !ug.rx_ready.is_empty() || !pending.is_empty() || !ug.foreign_done.is_empty();
         let wait = match timeout {
             _ if busy => None,
             Some(d) if d.is_zero() => None,
@@ -1304,6 +1374,13 @@ impl<B: StableBuf> SockGroup<B> {
                     && let Some(ug) = self.uring.as_mut()
                 {
                     ug.arm_wake(&mut self.counters);
+                }
+            }
+            Some(Kind::Foreign) => {
+                if let Some(ug) = self.uring.as_mut() {
+                    ug.foreign_inflight = ug.foreign_inflight.saturating_sub(1);
+                    ug.foreign_counts.cqes += 1;
+                    ug.foreign_done.push((payload, cqe.res));
                 }
             }
             Some(Kind::Ignore) | None => {}

@@ -11,7 +11,9 @@
 //!   registered buffer ring of `2 * count` entries. The doubled ring keeps our mirror of "which buffer
 //!   sits at which ring position" valid until every completion that consumed a position has been reaped
 //!   (see [`BufRing::bids_of`]), which is what bundles (one CQE, several buffers) need;
-//! - the counters of the ring itself (enters, SQEs, CQEs, buffers recycled, re-arms).
+//! - the counters of the ring itself (enters, SQEs, CQEs, buffers recycled, re-arms);
+//! - the user-data kind of foreign requests ([`Kind::Foreign`]): SQEs the group's owner prepares (the
+//!   file backend's reads, writes and fsyncs) ride the same ring and the same enter.
 //!
 //! The group (`group.rs`) decides what to submit and what a completion means for a connection.
 
@@ -45,6 +47,9 @@ pub enum Kind {
     Wake,
     /// Cancellations and other fire-and-forget requests.
     Ignore,
+    /// A request the group carries for its owner (e.g. block-device file I/O; payload: the owner's
+    /// token, see `SockGroup::push_foreign`).
+    Foreign,
 }
 
 impl Kind {
@@ -56,9 +61,13 @@ impl Kind {
             Kind::PollOut => 4,
             Kind::Wake => 5,
             Kind::Ignore => 6,
+            Kind::Foreign => 7,
         }
     }
 }
+
+/// Largest payload of a user data word (56 bits): the limit on foreign tokens.
+pub const PAYLOAD_MAX: u64 = (1 << 56) - 1;
 
 /// Packs `kind` and a 56-bit payload into user data.
 pub fn user_data(kind: Kind, payload: u64) -> u64 {
@@ -74,6 +83,7 @@ pub fn split_user_data(ud: u64) -> (Option<Kind>, u64) {
         4 => Some(Kind::PollOut),
         5 => Some(Kind::Wake),
         6 => Some(Kind::Ignore),
+        7 => Some(Kind::Foreign),
         _ => None,
     };
     (kind, ud & ((1 << 56) - 1))
