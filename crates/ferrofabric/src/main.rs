@@ -32,12 +32,15 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Logs go to stderr so stdout stays the report table; RUST_LOG=debug shows every run.
+    let cli = Cli::parse();
+    // Logs go to stderr so stdout stays the report; a long-running target logs connections (info), the
+    // one-shot tools only problems (warn). RUST_LOG overrides both.
+    let level = if matches!(cli.command, Command::Target(_)) { "info" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Target(args) => cmd::target::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Perf(args) => cmd::perf::run(args),
