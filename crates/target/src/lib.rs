@@ -20,7 +20,7 @@ pub mod shared;
 pub mod txbuf;
 
 pub use config::{NamespaceSpec, SubsystemSpec, TargetOptions};
-pub use reactor::PollMode;
+pub use reactor::{PollMode, ReactorStats};
 
 use anyhow::Context;
 use ff_blockdev::BlockDevFactory;
@@ -30,7 +30,7 @@ use reactor::{Inbox, Mgmt, Reactor};
 use shared::{NsBackend, Shared, SubsysBackends};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
@@ -47,6 +47,7 @@ pub struct RunningTarget {
     pub nqns: Vec<String>,
     /// The sock backend each reactor really uses (io_uring may have fallen back to epoll).
     pub sock_backends: Vec<ff_sock::Backend>,
+    stats: Vec<Arc<Mutex<ReactorStats>>>,
 }
 
 impl RunningTarget {
@@ -54,6 +55,17 @@ impl RunningTarget {
     /// all threads.
     pub fn stop(mut self) {
         self.shutdown();
+    }
+
+    /// Each reactor's counters as last published (every 100 ms tick).
+    pub fn reactor_stats(&self) -> Vec<ReactorStats> {
+        self.stats.iter().map(|s| s.lock().map(|g| g.clone()).unwrap_or_default()).collect()
+    }
+
+    /// [`RunningTarget::stop`], then each reactor's final counters (after the shutdown flush).
+    pub fn stop_and_report(mut self) -> Vec<ReactorStats> {
+        self.shutdown();
+        self.reactor_stats()
     }
 
     fn shutdown(&mut self) {
@@ -163,6 +175,7 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
     let (released_tx, released_rx) = std::sync::mpsc::channel();
     let mut inboxes = Vec::new();
     let mut sock_backends = Vec::new();
+    let mut stats = Vec::new();
     let mut threads = Vec::new();
     let mut group = opts.sock.clone();
     // Each command may have an R2T, a C2HData and a response queued at once.
@@ -175,16 +188,17 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
             i, g, mode, sh, rel,
         ) {
             Ok((r, inbox)) => {
-                let _ = tx.send(Ok((inbox, r.backend())));
+                let _ = tx.send(Ok((inbox, r.backend(), r.stats_sink())));
                 r.run();
             }
             Err(e) => {
                 let _ = tx.send(Err(e));
             }
         })?);
-        let (inbox, backend) = rx.recv().context("reactor thread died")?.context("creating a reactor")?;
+        let (inbox, backend, sink) = rx.recv().context("reactor thread died")?.context("creating a reactor")?;
         inboxes.push(inbox);
         sock_backends.push(backend);
+        stats.push(sink);
     }
     let placer = Placer::new(opts.placement, opts.cores);
     let acc_inboxes = inboxes.clone();
@@ -204,5 +218,6 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         discovery_addrs,
         nqns: opts.subsystems.iter().map(|s| s.nqn.clone()).collect(),
         sock_backends,
+        stats,
     })
 }

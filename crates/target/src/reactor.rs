@@ -1,16 +1,24 @@
 //! A reactor: one thread that owns a socket group, the connections placed on it, their buffers and this
 //! thread's block-device handles. Everything on the I/O path happens here without locks; other threads
 //! reach a reactor only through its [`Inbox`] (management messages plus a waker).
+//!
+//! On an io_uring group, device handles that can ([`BlockDev::attach_uring`]: the file backend) submit
+//! their reads, writes and flushes on the group's ring: each loop moves their prepared SQEs onto the
+//! ring before the poll (so one io_uring_enter carries sends and file I/O together) and hands the
+//! ring's results back to them after it.
 
 use crate::session::{Env, Session};
 use crate::shared::Shared;
 use crate::txbuf::{PoolAlloc, TxBuf};
-use ff_blockdev::{BlockDev, BufPool, IoDone, IoReq};
+use ff_blockdev::{BlockDev, BufPool, DevStats, IoDone, IoReq, URING_TOKEN_BITS, UringSqe};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
-use ff_sock::{Event, GroupOptions, Placement, SockError, SockGroup, SockId, TcpSock, Waker, WriteReq};
+use ff_sock::{
+    Event, ForeignCounts, GroupCounters, GroupOptions, Placement, SockError, SockGroup, SockId, TcpSock, Waker,
+    WriteReq,
+};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
@@ -78,6 +86,19 @@ struct Conn {
     closing: bool,
 }
 
+/// A reactor's counters, published every tick and at shutdown (management path, behind a mutex).
+#[derive(Clone, Debug, Default)]
+pub struct ReactorStats {
+    /// The sock backend in use.
+    pub backend: Option<ff_sock::Backend>,
+    /// The socket group's counters (`uring_enters`, `uring_sqes`, ... on io_uring).
+    pub sock: GroupCounters,
+    /// Device requests the group's ring carried for the device handles.
+    pub foreign: ForeignCounts,
+    /// Each device handle's counters, by namespace index (`None`: not opened on this reactor).
+    pub devs: Vec<Option<DevStats>>,
+}
+
 /// Most receive steps for one readable connection before the reactor moves on (fairness).
 const RECV_BUDGET: usize = 512;
 /// How often keep-alive timers are checked.
@@ -95,6 +116,11 @@ pub struct Reactor {
     devs: Vec<Option<Box<dyn BlockDev>>>,
     mode: PollMode,
     small: [u8; 256],
+    /// Device handles submit on the group's ring (the group runs on io_uring).
+    on_ring: bool,
+    ring_sqes: Vec<(UringSqe, u64)>,
+    ring_done: Vec<(u64, i32)>,
+    stats: Arc<Mutex<ReactorStats>>,
 }
 
 impl Reactor {
@@ -112,6 +138,26 @@ impl Reactor {
         }
         let waker = group.waker()?;
         let (tx, rx) = std::sync::mpsc::channel();
+        let on_ring = group.backend() == ff_sock::Backend::Uring;
+        let mut devs: Vec<Option<Box<dyn BlockDev>>> = Vec::new();
+        if on_ring {
+            // Open every namespace's handle now, attached to the ring before its first request.
+            devs.resize_with(shared.ns_count, || None);
+            for ns in shared.subsystems.values().flat_map(|s| s.by_nsid.values()) {
+                match ns.factory.open_handle() {
+                    Ok(mut h) => {
+                        let attached = h.attach_uring();
+                        tracing::debug!(reactor = index, ns = ns.index, attached, "device handle");
+                        if let Some(slot) = devs.get_mut(ns.index) {
+                            *slot = Some(h);
+                        }
+                    }
+                    // The session retries lazily and fails the command if it still cannot.
+                    Err(e) => tracing::warn!(reactor = index, "cannot open device handle: {e}"),
+                }
+            }
+        }
+        let stats = Arc::new(Mutex::new(ReactorStats { backend: Some(group.backend()), ..Default::default() }));
         let r = Reactor {
             index,
             group,
@@ -120,9 +166,13 @@ impl Reactor {
             rx,
             released,
             shared,
-            devs: Vec::new(),
+            devs,
             mode,
             small: [0; 256],
+            on_ring,
+            ring_sqes: Vec::new(),
+            ring_done: Vec::new(),
+            stats,
         };
         Ok((r, Inbox { tx, waker }))
     }
@@ -132,13 +182,72 @@ impl Reactor {
         self.group.backend()
     }
 
+    /// Where this reactor publishes its counters (every tick and at shutdown).
+    pub fn stats_sink(&self) -> Arc<Mutex<ReactorStats>> {
+        self.stats.clone()
+    }
+
+    fn publish_stats(&self) {
+        let s = ReactorStats {
+            backend: Some(self.group.backend()),
+            sock: self.group.counters(),
+            foreign: self.group.foreign_counts(),
+            devs: self.devs.iter().map(|d| d.as_ref().map(|d| d.stats())).collect(),
+        };
+        if let Ok(mut g) = self.stats.lock() {
+            *g = s;
+        }
+    }
+
+    /// Moves the SQEs the device handles prepared onto the group's ring (submitted by the next poll's
+    /// enter). The token's bits above [`URING_TOKEN_BITS`] name the namespace.
+    fn feed_ring(&mut self) {
+        if !self.on_ring {
+            return;
+        }
+        let Reactor { group, devs, ring_sqes, .. } = self;
+        for (ns, d) in devs.iter_mut().enumerate() {
+            let Some(d) = d else { continue };
+            if d.take_sqes(ring_sqes) == 0 {
+                continue;
+            }
+            for (e, tok) in ring_sqes.drain(..) {
+                let token = (ns as u64) << URING_TOKEN_BITS | tok;
+                // SAFETY: the entry points at a buffer and a descriptor the handle owns and keeps, untouched,
+                // until `complete(tok)` (which `reap_ring` calls only after the group handed out the CQE);
+                // a handle dropped before that leaks them (BlockDev::take_sqes). The group is dropped
+                // before the handles (field order of Reactor) and waits for its ring's requests.
+                if let Err(err) = unsafe { group.push_foreign(e, token) } {
+                    d.complete(tok, -err.raw_os_error().unwrap_or(libc::EIO));
+                }
+            }
+        }
+    }
+
+    /// Hands the ring's results for device requests back to their handles.
+    fn reap_ring(&mut self) {
+        if !self.on_ring {
+            return;
+        }
+        self.group.take_foreign_completions(&mut self.ring_done);
+        let mask = (1u64 << URING_TOKEN_BITS) - 1;
+        for (token, res) in self.ring_done.drain(..) {
+            let ns = (token >> URING_TOKEN_BITS) as usize;
+            if let Some(Some(d)) = self.devs.get_mut(ns) {
+                d.complete(token & mask, res);
+            }
+        }
+    }
+
     /// Runs until [`Mgmt::Stop`].
     pub fn run(mut self) {
         let mut events = Vec::new();
         let mut done = Vec::new();
         let mut next_tick = Instant::now() + TICK;
         loop {
-            let pending_io = self.devs.iter().flatten().any(|d| d.pending() > 0);
+            self.feed_ring();
+            // Requests waiting only on the ring let the poll block: their completion ends the wait.
+            let pending_io = self.devs.iter().flatten().any(|d| d.pending() > d.in_ring());
             let timeout = match self.mode {
                 PollMode::Busy => Some(Duration::ZERO),
                 PollMode::Event if pending_io => Some(Duration::ZERO),
@@ -148,6 +257,7 @@ impl Reactor {
                 tracing::error!(reactor = self.index, "poll failed: {e}");
                 std::thread::sleep(Duration::from_millis(10));
             }
+            self.reap_ring();
             let mut stop = false;
             for ev in events.drain(..) {
                 match ev {
@@ -166,6 +276,7 @@ impl Reactor {
             if now >= next_tick {
                 next_tick = now + TICK;
                 self.tick(now);
+                self.publish_stats();
             }
             self.reap_closing();
             if stop {
@@ -322,34 +433,51 @@ impl Reactor {
         let _ = self.released.send(conn.placement);
     }
 
-    fn shutdown(&mut self) {
-        // Let synchronous backends finish what they hold, then flush and close everything.
+    /// Drives device I/O (the ring too) until no handle holds a request, for at most `limit`.
+    fn drain_devs(&mut self, limit: Duration) {
         let mut done = Vec::new();
-        for _ in 0..100 {
-            self.poll_devs(&mut done);
-            if !self.devs.iter().flatten().any(|d| d.pending() > 0) {
-                break;
+        let mut events = Vec::new();
+        let deadline = Instant::now() + limit;
+        loop {
+            self.feed_ring();
+            if self.on_ring && self.devs.iter().flatten().any(|d| d.in_ring() > 0) {
+                let _ = self.group.poll(Some(Duration::from_millis(1)), &mut events);
+                for ev in events.drain(..) {
+                    if let Event::WriteDone { req, .. } = ev {
+                        for b in req.into_data() {
+                            b.recycle(&mut self.pool);
+                        }
+                    }
+                }
+                self.reap_ring();
             }
-            std::thread::sleep(Duration::from_millis(1));
+            self.poll_devs(&mut done);
+            if !self.devs.iter().flatten().any(|d| d.pending() > 0) || Instant::now() >= deadline {
+                return;
+            }
+            if !self.on_ring {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
+    }
+
+    fn shutdown(&mut self) {
+        // Let the backends finish what they hold, then flush and close everything.
+        self.drain_devs(Duration::from_secs(2));
         self.group.flush();
         let ids: Vec<SockId> = self.conns.iter().flatten().map(|c| c.id).collect();
         for id in ids {
             self.close(id, "target shutting down");
         }
-        // Make everything written durable before exit (a no-op for RAM and null).
+        // Make everything written durable before exit (a no-op for RAM and null). The flush's
+        // completion finds no connection (tag u64::MAX) and is dropped.
         for d in self.devs.iter_mut().flatten() {
-            if d.submit(IoReq::flush(u64::MAX)).is_ok() {
-                for _ in 0..1000 {
-                    done.clear();
-                    d.poll(&mut done);
-                    if d.pending() == 0 {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+            if d.submit(IoReq::flush(u64::MAX)).is_err() {
+                tracing::warn!(reactor = self.index, "final flush refused: device queue full");
             }
         }
+        self.drain_devs(Duration::from_secs(5));
+        self.publish_stats();
     }
 }
 

@@ -1,11 +1,12 @@
 //! The real-world bar: the Linux kernel's NVMe/TCP host (nvme-cli + fio in a QEMU guest, from
 //! `shared/tools/linux-nvme-vm`) uses our target as a disk: discovery, connect with and without
 //! digests, id-ctrl, id-ns, fio write+verify (4k random, 128k sequential), reads, disconnect.
-//! Runs on the RAM and the file backend. Needs root and the VM tool (CI has both); skips loudly
+//! Runs on the RAM and the file backend, on epoll and io_uring (where the file namespace's I/O goes
+//! through each reactor's ring, which the counters prove). Needs root and the VM tool (CI has both); skips loudly
 //! elsewhere. The guest is emulated: this proves behaviour, never speed.
 
-use ff_blockdev::BackendSpec;
-use ff_target::{TargetOptions, config::DEFAULT_NQN};
+use ff_blockdev::{BackendSpec, DevStats};
+use ff_target::{ReactorStats, TargetOptions, config::DEFAULT_NQN};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -37,11 +38,12 @@ fn skip_reason() -> Option<String> {
     None
 }
 
-/// Starts a target on an ephemeral loopback port and asserts the guest smoke script passes against it.
-fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) {
+/// Starts a target on an ephemeral loopback port and asserts the guest smoke script passes against it;
+/// returns the reactors' final counters (`None` when skipped).
+fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) -> Option<Vec<ReactorStats>> {
     if let Some(why) = skip_reason() {
         eprintln!("SKIP: {name}: {why}");
-        return;
+        return None;
     }
     let mut o = TargetOptions::default().with_default_subsystem(DEFAULT_NQN, backend);
     o.listen = vec!["127.0.0.1:0".parse().unwrap()];
@@ -58,7 +60,7 @@ fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) {
         .args(["10.0.2.2", &port.to_string(), DEFAULT_NQN])
         .output()
         .expect("run-vm runs");
-    t.stop();
+    let stats = t.stop_and_report();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in stdout.lines().filter(|l| l.starts_with("PASS") || l.starts_with("FAIL") || l.contains("passed,")) {
@@ -70,6 +72,7 @@ fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) {
         "{name}: Linux host smoke failed (exit {:?}, last line {last:?})\n--- guest ---\n{stdout}\n--- run-vm ---\n{stderr}",
         out.status.code()
     );
+    Some(stats)
 }
 
 #[test]
@@ -91,4 +94,51 @@ fn linux_host_uses_a_file_namespace() {
 #[test]
 fn linux_host_uses_a_ram_namespace_on_io_uring() {
     smoke("linux_host_uses_a_ram_namespace_on_io_uring", "ram".parse().unwrap(), ff_sock::Backend::Uring);
+}
+
+#[test]
+fn linux_host_uses_a_file_namespace_on_io_uring() {
+    let name = "linux_host_uses_a_file_namespace_on_io_uring";
+    let dir = std::env::temp_dir().join(format!("ff-target-file-uring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut spec: BackendSpec = format!("file:{}", dir.join("ns1.img").display()).parse().unwrap();
+    spec.size = Some(256 << 20);
+    let stats = smoke(name, spec, ff_sock::Backend::Uring);
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some(stats) = stats else { return };
+    // Every read, write and flush of the file namespace went through a reactor's ring.
+    let mut total = DevStats::default();
+    let mut foreign = 0;
+    for (i, r) in stats.iter().enumerate() {
+        let mut dev = DevStats::default();
+        for d in r.devs.iter().flatten() {
+            add(&mut dev, d);
+        }
+        eprintln!(
+            "{name}: reactor {i}: {:?}: enters {} sqes {} foreign {:?} file {dev:?}",
+            r.backend, r.sock.uring_enters, r.sock.uring_sqes, r.foreign
+        );
+        foreign += r.foreign.sqes;
+        add(&mut total, &dev);
+    }
+    assert!(total.reads > 0 && total.writes > 0, "{name}: the host did file I/O: {total:?}");
+    assert!(
+        total.uring_ios >= total.reads + total.writes + total.flushes,
+        "{name}: every read, write and flush completed through the ring: {total:?}"
+    );
+    assert_eq!(foreign, total.uring_sqes, "{name}: the groups carried every SQE the file handles prepared");
+    assert!(total.fsyncs >= total.flushes, "{name}: each flush synced the file: {total:?}");
+}
+
+/// Adds the counters that matter here.
+fn add(a: &mut DevStats, d: &DevStats) {
+    a.reads += d.reads;
+    a.writes += d.writes;
+    a.flushes += d.flushes;
+    a.fsyncs += d.fsyncs;
+    a.dsync_writes += d.dsync_writes;
+    a.errors += d.errors;
+    a.uring_ios += d.uring_ios;
+    a.uring_sqes += d.uring_sqes;
+    a.short_ios += d.short_ios;
 }
