@@ -315,7 +315,10 @@ impl Decoder {
             }
             Stage::Data => {
                 let n = bytes.len().min(self.remaining);
-                self.digest.update(bytes.get(..n).unwrap_or(&[]));
+                // CRC32C over every payload byte is the most expensive thing here: only when negotiated.
+                if self.layout.ddgst {
+                    self.digest.update(bytes.get(..n).unwrap_or(&[]));
+                }
                 self.remaining -= n;
                 if self.remaining == 0 {
                     self.enter_digest();

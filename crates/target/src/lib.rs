@@ -30,8 +30,8 @@ use reactor::{Inbox, Mgmt, Reactor};
 use shared::{NsBackend, Shared, SubsysBackends};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// A running target; [`RunningTarget::stop`] shuts it down cleanly.

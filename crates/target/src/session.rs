@@ -7,10 +7,9 @@ use crate::shared::{Shared, SubsysBackends};
 use crate::txbuf::TxBuf;
 use ff_blockdev::{BlockDev, BufPool, IoDone, IoError, IoOp, IoReq, LbaRange, SubmitError};
 use ff_nvme_tcp::nvme::{Cqe, Sqe, Status, opcode, status};
-use ff_nvme_tcp::target::{Command, Completion, TargetConn};
+use ff_nvme_tcp::target::{CidMap, Command, Completion, TargetConn};
 use ff_nvmf::io::{IoFabricsOutcome, NSID_ALL};
 use ff_nvmf::{AdminOutcome, CmdError, ConnectData, Connected, Controller, IoCmd, IoQueue, Response, parse_dsm_ranges};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +62,7 @@ pub struct Session {
     queue: Queue,
     created: Instant,
     peer: SocketAddr,
-    inflight: HashMap<u16, InFlight>,
+    inflight: CidMap<InFlight>,
     /// Close after the pending response (Disconnect, or the controller went away).
     pub wants_close: bool,
 }
@@ -88,7 +87,7 @@ impl Session {
             queue: Queue::Unbound,
             created: Instant::now(),
             peer,
-            inflight: HashMap::new(),
+            inflight: CidMap::default(),
             wants_close: false,
         }
     }
@@ -96,13 +95,12 @@ impl Session {
     /// Executes `cmd`: returns its completion now, or `None` when it completes later (device I/O, a
     /// parked AER).
     pub fn execute(&mut self, cmd: Command<TxBuf>, env: &mut Env<'_>) -> Option<Completion<TxBuf>> {
-        let now = Instant::now();
         let sqe = cmd.sqe;
         match &mut self.queue {
             Queue::Unbound => Some(self.connect(&sqe, cmd.data, env)),
             Queue::Admin(ctrl) => {
                 let data = cmd.data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
-                let out = ctrl.handle_admin(&sqe, data, now);
+                let out = ctrl.handle_admin(&sqe, data, Instant::now());
                 if let Some(b) = cmd.data {
                     b.recycle(env.pool);
                 }
@@ -199,7 +197,7 @@ impl Session {
     }
 
     fn submit_io(
-        inflight: &mut HashMap<u16, InFlight>,
+        inflight: &mut CidMap<InFlight>,
         sqe: &Sqe,
         io: IoCmd,
         data: Option<TxBuf>,
