@@ -9,8 +9,10 @@ use std::str::FromStr;
 /// Which backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendKind {
-    /// [`NullDev`].
+    /// [`NullDev`]: reads return zeroes.
     Null,
+    /// [`NullDev::no_fill`]: reads leave the buffer as it is (like SPDK's null bdev), for benchmarks.
+    NullNoFill,
     /// [`RamDisk`].
     Ram,
     /// [`FileDev`] on this regular file or block device.
@@ -19,7 +21,7 @@ pub enum BackendKind {
 
 /// A malformed backend specification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad backend spec {0:?}: expected null, ram or file:PATH, sizes like 4096, 64M, 1G, 2TiB")]
+#[error("bad backend spec {0:?}: expected null, null-nofill, ram or file:PATH, sizes like 4096, 64M, 1G, 2TiB")]
 pub struct SpecError(pub String);
 
 impl FromStr for BackendKind {
@@ -27,6 +29,7 @@ impl FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self, SpecError> {
         match s {
             "null" => Ok(BackendKind::Null),
+            "null-nofill" => Ok(BackendKind::NullNoFill),
             "ram" => Ok(BackendKind::Ram),
             _ => match s.strip_prefix("file:") {
                 Some(p) if !p.is_empty() => Ok(BackendKind::File(PathBuf::from(p))),
@@ -155,6 +158,7 @@ pub fn open(spec: &BackendSpec) -> Result<Backend, OpenError> {
     let bs = spec.block_size.unwrap_or(512);
     Ok(match &spec.kind {
         BackendKind::Null => Backend::Null(NullDev::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?),
+        BackendKind::NullNoFill => Backend::Null(NullDev::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?.no_fill()),
         BackendKind::Ram => Backend::Ram(RamDisk::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?),
         BackendKind::File(p) => {
             Backend::File(FileDev::open(p, FileOpts { size: spec.size, block_size: spec.block_size })?)
@@ -169,6 +173,7 @@ mod tests {
     #[test]
     fn parses_strings() {
         assert_eq!("null".parse::<BackendSpec>().unwrap().kind, BackendKind::Null);
+        assert_eq!("null-nofill".parse::<BackendSpec>().unwrap().kind, BackendKind::NullNoFill);
         assert_eq!("ram".parse::<BackendSpec>().unwrap(), BackendSpec::new(BackendKind::Ram));
         assert_eq!("file:/dev/sdb".parse::<BackendKind>().unwrap(), BackendKind::File("/dev/sdb".into()));
         assert!("file:".parse::<BackendKind>().is_err());
