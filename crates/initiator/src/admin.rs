@@ -15,6 +15,7 @@ use ff_sock::Waker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,29 @@ const CSTS_CFS: u32 = 1 << 1;
 const CSTS_SHST_MASK: u32 = 0x3 << 2;
 const CSTS_SHST_COMPLETE: u32 = 0x2 << 2;
 const FID_NUM_QUEUES: u32 = 0x07;
+const FID_ASYNC_EVENT_CONFIG: u32 = 0x0B;
+/// Asynchronous Event Configuration: namespace attribute notices (bit 8) and discovery log change
+/// notices (bit 31), the events our hosts act on.
+const AEC_NOTICES: u32 = (1 << 8) | (1 << 31);
+
+/// An asynchronous event the controller reported (Asynchronous Event Request completion dword 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsyncEvent {
+    /// Event type (bits 2:0): 0 error, 1 SMART/health, 2 notice, 6 I/O command set, 7 vendor.
+    pub kind: u8,
+    /// Event information (bits 15:8), e.g. notice 0x00 namespace attribute changed, 0xF0 discovery log
+    /// changed.
+    pub info: u8,
+    /// Log page that holds the details and that was read to re-arm the event (bits 23:16).
+    pub log_page: u8,
+}
+
+impl AsyncEvent {
+    /// Decodes completion dword 0.
+    pub fn from_dw0(dw0: u32) -> AsyncEvent {
+        AsyncEvent { kind: (dw0 & 0x7) as u8, info: (dw0 >> 8) as u8, log_page: (dw0 >> 16) as u8 }
+    }
+}
 
 /// A request to the admin thread.
 pub(crate) enum AdminMsg {
@@ -46,6 +70,8 @@ pub(crate) enum AdminMsg {
     },
     /// Abort command `cid` of queue `sqid` (fire and forget: the I/O queue's own timeout decides next).
     Abort { sqid: u16, cid: u16 },
+    /// Keep `count` Asynchronous Event Requests outstanding from now on.
+    ArmAer { count: u8 },
     /// Close the admin queue and exit.
     Stop,
 }
@@ -83,6 +109,8 @@ pub struct Controller {
     ident: IdentifyController,
     io_queues: Vec<IoQueue>,
     shut_down: bool,
+    /// Asynchronous events received since the last [`Controller::take_async_events`].
+    events: Arc<Mutex<Vec<AsyncEvent>>>,
 }
 
 impl Controller {
@@ -95,9 +123,11 @@ impl Controller {
         let (init_tx, init_rx) = channel();
         let (tx, rx) = channel();
         let (a, o, n) = (addr, opts.clone(), subnqn.to_string());
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let ev = events.clone();
         let thread = std::thread::Builder::new()
             .name("ff-init-admin".into())
-            .spawn(move || admin_thread(a, &n, &o, deadline, init_tx, rx))?;
+            .spawn(move || admin_thread(a, &n, &o, deadline, init_tx, rx, ev))?;
         let (cntlid, waker) = match init_rx.recv() {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -118,9 +148,11 @@ impl Controller {
             ident: IdentifyController::default(),
             io_queues: Vec::new(),
             shut_down: false,
+            events,
         };
         c.enable()?;
         c.ident = c.identify_controller()?;
+        c.arm_async_events();
         let discovery = subnqn == DISCOVERY_NQN || c.ident.cntrltype == 2;
         if !discovery && opts.io_queues > 0 {
             let want = u32::from(opts.io_queues - 1);
@@ -139,6 +171,28 @@ impl Controller {
             }
         }
         Ok(c)
+    }
+
+    /// Enables the notices we act on and posts Asynchronous Event Requests (at most AERL+1, here one is
+    /// enough: it is re-armed after each event). A controller that refuses the configuration still gets
+    /// the request, for the events it reports by default.
+    fn arm_async_events(&mut self) {
+        let sqe = Sqe {
+            opcode: opcode::ADMIN_SET_FEATURES,
+            cdw10: FID_ASYNC_EVENT_CONFIG,
+            cdw11: AEC_NOTICES,
+            ..Sqe::default()
+        };
+        if let Err(e) = self.admin_cmd("Set Features (Asynchronous Event Configuration)", sqe, None, 0) {
+            tracing::debug!("controller refused the event configuration: {e}");
+        }
+        let _ = self.admin.tx.send(AdminMsg::ArmAer { count: 1 });
+        let _ = self.admin.waker.wake();
+    }
+
+    /// Asynchronous events received so far (namespace changes, discovery log changes, ...), oldest first.
+    pub fn take_async_events(&self) -> Vec<AsyncEvent> {
+        self.events.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
     }
 
     fn enable(&mut self) -> Result<(), Error> {
@@ -356,9 +410,53 @@ pub fn discover(addr: SocketAddr, opts: &HostOptions) -> Result<Vec<DiscoveryEnt
 struct Pending {
     reply: Option<Sender<Result<HostCompletion<Buf>, Error>>>,
     deadline: Instant,
+    /// An Asynchronous Event Request: no deadline, re-armed when it completes.
+    aer: bool,
 }
 
 type InitReply = Result<(u16, Waker), Error>;
+
+/// Posts one Asynchronous Event Request (it stays outstanding until the controller has news).
+fn submit_aer(link: &mut SyncLink, pending: &mut HashMap<u16, Pending>) {
+    let sqe = Sqe { opcode: opcode::ADMIN_ASYNC_EVENT, ..Sqe::default() };
+    if let Ok(cid) = link.conn.submit(sqe, None, None) {
+        pending.insert(cid, Pending { reply: None, deadline: Instant::now(), aer: true });
+    }
+}
+
+/// Records an event, reads its log page (which re-enables that event type on the controller), and
+/// re-arms the request. A failed AER (aborted at shutdown, limit exceeded) is not re-armed.
+fn on_aer(
+    link: &mut SyncLink,
+    c: &HostCompletion<Buf>,
+    events: &Mutex<Vec<AsyncEvent>>,
+    pending: &mut HashMap<u16, Pending>,
+    opts: &HostOptions,
+) {
+    if c.cqe.status() != ff_nvme_tcp::nvme::status::SUCCESS {
+        tracing::debug!(status = ?c.cqe.status(), "asynchronous event request ended");
+        return;
+    }
+    let ev = AsyncEvent::from_dw0(c.cqe.dw0);
+    tracing::info!(?ev, "asynchronous event");
+    if let Ok(mut v) = events.lock() {
+        v.push(ev);
+    }
+    if ev.log_page != 0 {
+        let len = 4096u32;
+        let numd = len / 4 - 1;
+        let sqe = Sqe {
+            opcode: opcode::ADMIN_GET_LOG_PAGE,
+            cdw10: u32::from(ev.log_page) | ((numd & 0xFFFF) << 16),
+            cdw11: numd >> 16,
+            ..Sqe::default()
+        };
+        if let Ok(cid) = link.conn.submit(sqe, None, Some(Buf::new(len as usize))) {
+            pending.insert(cid, Pending { reply: None, deadline: Instant::now() + opts.command_timeout, aer: false });
+        }
+    }
+    submit_aer(link, pending);
+}
 
 /// The admin queue's thread: setup, then commands from the channel, keep-alives and aborts.
 fn admin_thread(
@@ -368,6 +466,7 @@ fn admin_thread(
     deadline: Instant,
     init: Sender<InitReply>,
     rx: Receiver<AdminMsg>,
+    events: Arc<Mutex<Vec<AsyncEvent>>>,
 ) {
     let setup = || -> Result<(SyncLink, u16, Waker), Error> {
         let mut g = opts.group.clone();
@@ -421,9 +520,12 @@ fn admin_thread(
             std::thread::sleep(Duration::from_millis(10));
         }
         for c in done.drain(..) {
-            if let Some(p) = pending.remove(&c.cid)
-                && let Some(r) = p.reply
-            {
+            let Some(p) = pending.remove(&c.cid) else { continue };
+            if p.aer {
+                on_aer(&mut link, &c, &events, &mut pending, opts);
+                continue;
+            }
+            if let Some(r) = p.reply {
                 let _ = r.send(Ok(c));
             }
         }
@@ -435,6 +537,14 @@ fn admin_thread(
             };
             let (sqe, data, read_len, timeout, reply) = match m {
                 AdminMsg::Stop => return,
+                AdminMsg::ArmAer { count } => {
+                    if dead.is_none() {
+                        for _ in 0..count {
+                            submit_aer(&mut link, &mut pending);
+                        }
+                    }
+                    continue;
+                }
                 AdminMsg::Cmd { sqe, data, read_len, timeout, reply } => (sqe, data, read_len, timeout, Some(reply)),
                 AdminMsg::Abort { sqid, cid } => {
                     let sqe = Sqe {
@@ -454,7 +564,7 @@ fn admin_thread(
             let read_buf = (read_len > 0).then(|| Buf::new(read_len));
             match link.conn.submit(sqe, data, read_buf) {
                 Ok(cid) => {
-                    pending.insert(cid, Pending { reply, deadline: Instant::now() + timeout });
+                    pending.insert(cid, Pending { reply, deadline: Instant::now() + timeout, aer: false });
                 }
                 Err(e) => {
                     if let Some(r) = reply {
@@ -465,7 +575,7 @@ fn admin_thread(
         }
         let now = Instant::now();
         pending.retain(|_, p| {
-            if now < p.deadline {
+            if p.aer || now < p.deadline {
                 return true;
             }
             if let Some(r) = p.reply.take() {
@@ -478,7 +588,7 @@ fn admin_thread(
         if dead.is_none() && !ka_every.is_zero() && now >= next_ka {
             next_ka = now + ka_every;
             if let Ok(cid) = link.conn.submit(Sqe { opcode: opcode::ADMIN_KEEP_ALIVE, ..Sqe::default() }, None, None) {
-                pending.insert(cid, Pending { reply: None, deadline: now + opts.command_timeout });
+                pending.insert(cid, Pending { reply: None, deadline: now + opts.command_timeout, aer: false });
             }
         }
     }

@@ -19,7 +19,7 @@ pub mod io;
 pub mod link;
 pub mod options;
 
-pub use admin::{Controller, discover};
+pub use admin::{AsyncEvent, Controller, discover};
 pub use buf::Buf;
 pub use error::{Error, IoError};
 pub use identify::{DiscoveryEntry, IdentifyController, IdentifyNamespace};

@@ -203,3 +203,34 @@ fn io_queues_carry_their_reactors_so_mark() {
     }
     assert_eq!(marks, [(1, 0x100), (2, 0x101), (3, 0x100)], "queue qid uses marks[(qid-1) % 2]");
 }
+
+#[test]
+fn namespace_added_while_connected_arrives_as_an_async_event() {
+    let (t, addr) = target(Backend::Epoll);
+    let ctrl = Controller::connect(addr, DEFAULT_NQN, &opts(Digests::default(), 1)).unwrap();
+    assert!(ctrl.take_async_events().is_empty());
+    let ns = ff_nvmf::NamespaceConfig {
+        nsid: 2,
+        block_size: 512,
+        blocks: 2048,
+        nguid: None,
+        uuid: None,
+        volatile_write_cache: false,
+        supports_deallocate: true,
+        supports_write_zeroes: true,
+    };
+    t.controller_core().add_namespace(DEFAULT_NQN, ns).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let events = loop {
+        let e = ctrl.take_async_events();
+        if !e.is_empty() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no asynchronous event within 8 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Notice (type 2), namespace attribute changed (0x00), details in the changed namespace list (0x04).
+    assert_eq!(events[0], ff_initiator::AsyncEvent { kind: 2, info: 0x00, log_page: 0x04 });
+    assert_eq!(ctrl.active_namespaces().unwrap(), vec![1, 2]);
+    ctrl.shutdown().unwrap();
+}

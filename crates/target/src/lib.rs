@@ -48,9 +48,16 @@ pub struct RunningTarget {
     /// The sock backend each reactor really uses (io_uring may have fallen back to epoll).
     pub sock_backends: Vec<ff_sock::Backend>,
     stats: Vec<Arc<Mutex<ReactorStats>>>,
+    core: Arc<Target>,
 }
 
 impl RunningTarget {
+    /// The controller core, for management while running (add or remove namespaces, hosts, listeners;
+    /// hosts are notified through Asynchronous Event Requests).
+    pub fn controller_core(&self) -> Arc<Target> {
+        self.core.clone()
+    }
+
     /// Stops accepting, finishes or fails in-flight I/O, flushes and closes every connection, and joins
     /// all threads.
     pub fn stop(mut self) {
@@ -219,5 +226,6 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         nqns: opts.subsystems.iter().map(|s| s.nqn.clone()).collect(),
         sock_backends,
         stats,
+        core: shared.target.clone(),
     })
 }
