@@ -114,6 +114,16 @@ pub struct GroupCounters {
     pub uring_enobufs: u64,
     /// Sockets installed in the ring's fixed-file table.
     pub uring_fixed_files: u64,
+    /// Connections accepted by a multishot accept straight into the fixed-file table (no register call).
+    pub accepts_multishot: u64,
+    /// Connections accepted with a regular descriptor: accept(2) on readiness (poll/epoll), or a
+    /// multishot accept without direct slots (uring with the accept range nearly full or unavailable).
+    pub accepts_plain: u64,
+    /// Multishot accepts armed again after they ended (error, cancellation, mode switch).
+    pub accept_rearms: u64,
+    /// Failed accepts (aborted handshakes, descriptor limits) and failed fd installs; the connection
+    /// stays in the backlog or its slot is retried, except where the counter's doc in group.rs says.
+    pub accept_errors: u64,
     /// Sum of per-socket counters, live and closed.
     pub sock: SockCounters,
 }

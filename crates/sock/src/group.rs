@@ -14,19 +14,27 @@
 //! The ring also carries foreign requests for the group's owner ([`SockGroup::push_foreign`]), e.g. the
 //! file backend's reads and writes: they go out with the same enter and their completions come back
 //! through [`SockGroup::take_foreign_completions`]; the group never interprets them.
+//!
+//! A group may also own listeners ([`SockGroup::add_listener`]): accepted connections join the group
+//! and are listed by [`SockGroup::take_accepted`]. On io_uring a multishot accept installs each
+//! connection straight into the kernel-allocated part of the fixed-file table (no register syscall),
+//! then a FIXED_FD_INSTALL SQE (same enter, no syscall) gives it the regular descriptor that
+//! [`SockGroup::sock`], socket options and the NAPI-id/peer-address getters need. On poll/epoll the
+//! listener is one more readiness source and accept(2) runs in `poll`.
 
 use crate::counters::{GroupCounters, SockCounters};
 use crate::error::{SockError, SockResult};
 use crate::options::{Backend, GroupOptions};
 use crate::pipe::{Pipe, PipePool};
 use crate::poller::{Poller, Ready};
-use crate::socket::TcpSock;
+use crate::socket::{Listener, TcpSock};
 use crate::uring::{self, Cqe, Kind, Ring, RingConfig};
 use crate::write::{StableBuf, WriteQueue, WriteReq};
 use crate::zerocopy::{ErrqueueMsg, Tracker, recv_errqueue};
 use io_uring::{opcode, types};
 use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +95,59 @@ pub enum Event<B> {
 }
 
 const WAKE_TOKEN: u64 = u64::MAX;
+/// Poller tokens of listeners: `LISTENER_TOKENS + index` (a socket token this high would need a slot
+/// generation above 2^32 - 2, never reached in practice).
+const LISTENER_TOKENS: u64 = u64::MAX - (1 << 32);
+/// Connections accepted per listener per poll on poll/epoll (the rest wait for the next poll).
+const ACCEPTS_PER_POLL: usize = 64;
+
+/// Names a listener of a group; stale ids (of closed listeners) are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerId {
+    idx: u32,
+    generation: u32,
+}
+
+/// A connection a group accepted on one of its listeners: the socket is already a member of the group
+/// and is reported `Readable` like any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The listener (possibly closed since: connections accepted while it closed still join).
+    pub listener: ListenerId,
+    /// The new member of the group.
+    pub sock: SockId,
+    /// The peer's address (None if getpeername failed: the peer already reset).
+    pub peer: Option<SocketAddr>,
+}
+
+/// A listener the group owns.
+struct ListenerSlot {
+    listener: Listener,
+    generation: u32,
+    /// io_uring: the armed accept request, if any (true: direct into the fixed-file table).
+    armed: Option<bool>,
+    /// io_uring: a cancellation of the armed request was sent (mode switch).
+    cancelling: bool,
+    /// io_uring: the accept failed with a permanent error and is not armed again.
+    failed: bool,
+}
+
+fn transient_accept_error(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ECONNABORTED
+            | libc::EPROTO
+            | libc::EMFILE
+            | libc::ENFILE
+            | libc::ENOBUFS
+            | libc::ENOMEM
+            | libc::EAGAIN
+            | libc::EINTR
+            | libc::EPERM
+            | libc::ECANCELED
+            | libc::ETIMEDOUT
+    )
+}
 
 /// Most bytes a pipe fill takes right after a read at or above the cut-over: room for a PDU header (an
 /// NVMe/TCP header with digest and padding is at most 132 bytes) and a little more.
@@ -268,6 +329,12 @@ struct UringGroup {
     foreign_inflight: usize,
     /// Foreign requests pushed / completed over the group's life.
     foreign_counts: ForeignCounts,
+    /// Slots of the kernel-allocated accept range holding a socket (accepted, not yet closed).
+    accept_in_use: u32,
+    /// A direct accept hit ENFILE (range full): accept regular descriptors until a slot is freed.
+    accept_full: bool,
+    /// Accepted slots whose FIXED_FD_INSTALL failed transiently: (listener index, slot), retried.
+    install_retry: Vec<(u32, u32)>,
 }
 
 /// Counters of the foreign requests a uring group carried (see [`SockGroup::push_foreign`]).
@@ -318,6 +385,71 @@ impl UringGroup {
         let _ = unsafe { self.ring.push(&e, c) };
     }
 
+    /// Whether accepts should go straight into the fixed-file table: the range exists and more than a
+    /// quarter of it is free. The margin matters: when a direct accept finds the range full the kernel
+    /// closes the connection it just accepted, so the group switches to regular descriptors well before.
+    fn want_direct(&self) -> bool {
+        let a = self.ring.setup.accept_files;
+        a > 0 && !self.accept_full && a - self.accept_in_use.min(a) > a / 4
+    }
+
+    /// Arms the accept of listener `idx` (multishot where the kernel has it, else one-shot, which the
+    /// completion handler re-arms the same way).
+    fn arm_accept(&mut self, l: &mut ListenerSlot, idx: u32, c: &mut GroupCounters) -> io::Result<()> {
+        let direct = self.want_direct() && self.ring.accept_multi();
+        let tok = uring::sock_token(idx, l.generation);
+        let fd = types::Fd(l.listener.as_raw_fd());
+        let e = if direct {
+            opcode::AcceptMulti::new(fd)
+                .allocate_file_index(true)
+                // SOCK_CLOEXEC is refused with a direct slot; FIXED_FD_INSTALL sets O_CLOEXEC itself.
+                .flags(libc::SOCK_NONBLOCK)
+                .build()
+                .user_data(uring::user_data(Kind::AcceptDirect, tok))
+        } else if self.ring.accept_multi() {
+            opcode::AcceptMulti::new(fd)
+                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                .build()
+                .user_data(uring::user_data(Kind::AcceptFd, tok))
+        } else {
+            opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
+                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                .build()
+                .user_data(uring::user_data(Kind::AcceptFd, tok))
+        };
+        // SAFETY: null address pointers: the accept writes no memory of ours. The request holds its own
+        // reference to the listener's file, so the listener may be closed while it is in flight.
+        unsafe { self.ring.push(&e, c)? };
+        l.armed = Some(direct);
+        l.cancelling = false;
+        Ok(())
+    }
+
+    /// Queues FIXED_FD_INSTALL for an accepted slot: a regular descriptor for the same socket.
+    fn install_fd(&mut self, lidx: u32, slot: u32, c: &mut GroupCounters) {
+        // The default flags give the descriptor O_CLOEXEC.
+        let e = opcode::FixedFdInstall::new(types::Fixed(slot), 0)
+            .build()
+            .user_data(uring::user_data(Kind::FdInstall, (lidx as u64 & 0xFF_FFFF) << 32 | slot as u64));
+        // SAFETY: the request names a fixed slot the group holds and points at no memory of ours.
+        if unsafe { self.ring.push(&e, c) }.is_err() {
+            self.install_retry.push((lidx, slot));
+        }
+    }
+
+    /// Releases a slot of the accept range with an IORING_OP_CLOSE SQE (no syscall). Safe to do
+    /// asynchronously because only the kernel allocates in this range, and not before the close ran.
+    fn close_accept_slot(&mut self, slot: u32, c: &mut GroupCounters) {
+        let e = opcode::Close::new(types::Fixed(slot)).build().user_data(uring::user_data(Kind::Ignore, 0));
+        // SAFETY: a close of a fixed slot points at no memory of ours.
+        if unsafe { self.ring.push(&e, c) }.is_err() {
+            self.ring.uninstall(slot);
+            c.ctl_calls += 1;
+        }
+        self.accept_in_use = self.accept_in_use.saturating_sub(1);
+        self.accept_full = false;
+    }
+
     fn arm_wake(&mut self, c: &mut GroupCounters) {
         if let Some(fd) = self.wake_fd {
             let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
@@ -351,6 +483,9 @@ pub struct SockGroup<B: StableBuf = Vec<u8>> {
     uring: Option<UringGroup>,
     zombies: Vec<Zombie<B>>,
     fallback: Option<String>,
+    listeners: Vec<Option<ListenerSlot>>,
+    listener_gens: Vec<u32>,
+    accepted: Vec<Accepted>,
 }
 
 impl<B: StableBuf> SockGroup<B> {
@@ -385,6 +520,9 @@ impl<B: StableBuf> SockGroup<B> {
                         foreign_done: Vec::new(),
                         foreign_inflight: 0,
                         foreign_counts: ForeignCounts::default(),
+                        accept_in_use: 0,
+                        accept_full: false,
+                        install_retry: Vec::new(),
                     });
                 }
                 Err(e) => {
@@ -415,6 +553,9 @@ impl<B: StableBuf> SockGroup<B> {
             uring,
             zombies: Vec::new(),
             fallback,
+            listeners: Vec::new(),
+            listener_gens: Vec::new(),
+            accepted: Vec::new(),
         })
     }
 
@@ -480,6 +621,113 @@ impl<B: StableBuf> SockGroup<B> {
         self.uring.as_ref().map_or_else(ForeignCounts::default, |u| u.foreign_counts)
     }
 
+    /// Makes the group own `listener`: its connections are accepted by the group (with the group's
+    /// socket options applied), join it, and are listed by [`SockGroup::take_accepted`]. On io_uring a
+    /// multishot accept puts them straight into the fixed-file table; on poll/epoll `poll` accepts them
+    /// when the listener is readable.
+    pub fn add_listener(&mut self, listener: Listener) -> io::Result<ListenerId> {
+        let idx = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => i as u32,
+            None => {
+                self.listeners.push(None);
+                self.listener_gens.push(0);
+                (self.listeners.len() - 1) as u32
+            }
+        };
+        let generation = self.listener_gens[idx as usize];
+        let mut l = ListenerSlot { listener, generation, armed: None, cancelling: false, failed: false };
+        if let Some(ug) = &mut self.uring {
+            ug.arm_accept(&mut l, idx, &mut self.counters)?;
+        } else {
+            self.poller.add(l.listener.as_raw_fd(), LISTENER_TOKENS + idx as u64, false)?;
+            self.count_ctl();
+        }
+        self.listeners[idx as usize] = Some(l);
+        Ok(ListenerId { idx, generation })
+    }
+
+    /// The listener behind `id` (e.g. for its local address).
+    pub fn listener(&self, id: ListenerId) -> Option<&Listener> {
+        match self.listeners.get(id.idx as usize) {
+            Some(Some(l)) if l.generation == id.generation => Some(&l.listener),
+            _ => None,
+        }
+    }
+
+    /// Stops accepting on `id` and hands the listener back. On io_uring the accept request is cancelled
+    /// (submitted now); connections it accepted before the cancellation took effect still join the group
+    /// and are listed by `take_accepted` with this (now stale) id.
+    pub fn close_listener(&mut self, id: ListenerId) -> io::Result<Listener> {
+        let l = match self.listeners.get_mut(id.idx as usize) {
+            Some(slot @ Some(_)) if slot.as_ref().is_some_and(|l| l.generation == id.generation) => {
+                slot.take().expect("checked")
+            }
+            _ => return Err(io::Error::new(io::ErrorKind::NotFound, "no such listener")),
+        };
+        self.listener_gens[id.idx as usize] = id.generation.wrapping_add(1);
+        if let Some(ug) = &mut self.uring {
+            if let Some(direct) = l.armed {
+                let kind = if direct { Kind::AcceptDirect } else { Kind::AcceptFd };
+                ug.cancel(uring::user_data(kind, uring::sock_token(id.idx, id.generation)), &mut self.counters);
+                ug.ring.enter(None, &mut self.counters)?;
+            }
+        } else {
+            let _ = self.poller.remove(l.listener.as_raw_fd());
+            self.count_ctl();
+        }
+        Ok(l.listener)
+    }
+
+    /// Moves the connections accepted since the last call into `out`; returns how many.
+    pub fn take_accepted(&mut self, out: &mut Vec<Accepted>) -> usize {
+        let n = self.accepted.len();
+        out.append(&mut self.accepted);
+        n
+    }
+
+    /// The id a listener token names, live or stale (for the report of a connection it accepted).
+    fn listener_id(&self, idx: u32, gen24: u32) -> (ListenerId, Option<usize>) {
+        match self.listeners.get(idx as usize) {
+            Some(Some(l)) if l.generation & 0xFF_FFFF == gen24 => {
+                (ListenerId { idx, generation: l.generation }, Some(idx as usize))
+            }
+            _ => (ListenerId { idx, generation: gen24 }, None),
+        }
+    }
+
+    /// Adds an accepted socket and lists it for `take_accepted`.
+    fn join_accepted(&mut self, listener: ListenerId, sock: TcpSock, preinstalled: Option<u32>) {
+        let peer = sock.peer_addr().ok();
+        match self.add_inner(sock, preinstalled) {
+            Ok(id) => self.accepted.push(Accepted { listener, sock: id, peer }),
+            Err(e) => {
+                self.counters.accept_errors += 1;
+                tracing::warn!("accepted connection could not join the group: {e}");
+            }
+        }
+    }
+
+    /// poll/epoll: accepts what listener `idx` has pending (bounded per poll; level-triggered, so the
+    /// rest is reported again).
+    fn accept_ready(&mut self, idx: u32) {
+        for _ in 0..ACCEPTS_PER_POLL {
+            let Some(Some(l)) = self.listeners.get(idx as usize) else { return };
+            let lid = ListenerId { idx, generation: l.generation };
+            match l.listener.accept(&self.opts.sock) {
+                Ok(Some((sock, _))) => {
+                    self.counters.accepts_plain += 1;
+                    self.join_accepted(lid, sock, None);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    self.counters.accept_errors += 1;
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
     /// The group's options.
     pub fn options(&self) -> &GroupOptions {
         &self.opts
@@ -520,6 +768,11 @@ impl<B: StableBuf> SockGroup<B> {
 
     /// Adds a connected socket. Its TCP options should already be applied (accept/connect do it).
     pub fn add(&mut self, sock: TcpSock) -> io::Result<SockId> {
+        self.add_inner(sock, None)
+    }
+
+    /// `add`, with the socket already in fixed slot `preinstalled` (a direct accept) on io_uring.
+    fn add_inner(&mut self, sock: TcpSock, preinstalled: Option<u32>) -> io::Result<SockId> {
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -532,7 +785,9 @@ impl<B: StableBuf> SockGroup<B> {
         let id = SockId { idx, generation };
         let mut u = UConn::new(sock.as_raw_fd());
         if let Some(ug) = &mut self.uring {
-            if idx < ug.ring.setup.fixed_files {
+            if let Some(slot) = preinstalled {
+                u.fixed = Some(slot);
+            } else if idx < ug.ring.setup.fixed_files {
                 match ug.ring.install(idx, sock.as_raw_fd()) {
                     Ok(()) => {
                         u.fixed = Some(idx);
@@ -543,8 +798,10 @@ impl<B: StableBuf> SockGroup<B> {
                 self.counters.ctl_calls += 1;
             }
             if let Err(e) = ug.arm_recv(&mut u, idx, generation, &mut self.counters) {
-                if let Some(slot) = u.fixed {
-                    ug.ring.uninstall(slot);
+                match u.fixed {
+                    Some(slot) if slot >= ug.ring.setup.fixed_files => ug.close_accept_slot(slot, &mut self.counters),
+                    Some(slot) => ug.ring.uninstall(slot),
+                    None => {}
                 }
                 self.free.push(idx);
                 return Err(e);
@@ -668,10 +925,14 @@ impl<B: StableBuf> SockGroup<B> {
                     ug.cancel(t, &mut self.counters);
                 }
             }
-            if let Some(slot) = c.u.fixed {
+            match c.u.fixed {
                 // Requests already issued hold their own reference to the file.
-                ug.ring.uninstall(slot);
-                self.counters.ctl_calls += 1;
+                Some(slot) if slot >= ug.ring.setup.fixed_files => ug.close_accept_slot(slot, &mut self.counters),
+                Some(slot) => {
+                    ug.ring.uninstall(slot);
+                    self.counters.ctl_calls += 1;
+                }
+                None => {}
             }
             if c.u.busy() {
                 let wq = std::mem::replace(&mut c.wq, WriteQueue::new(1));
@@ -1032,6 +1293,10 @@ impl<B: StableBuf> SockGroup<B> {
                 events.push(Event::Wake);
                 continue;
             }
+            if r.token >= LISTENER_TOKENS {
+                self.accept_ready((r.token - LISTENER_TOKENS) as u32);
+                continue;
+            }
             let id = SockId::from_token(r.token);
             let idx = id.idx;
             let live = matches!(self.slots.get(idx as usize), Some(Some(c)) if c.generation == id.generation);
@@ -1224,6 +1489,9 @@ impl<B: StableBuf> SockGroup<B> {
         self.rearm_starved();
         let SockGroup { uring, slots, counters, pending, zombies, .. } = self;
         let ug = uring.as_mut().expect("uring group");
+        for (lidx, slot) in std::mem::take(&mut ug.install_retry) {
+            ug.install_fd(lidx, slot, counters);
+        }
         ug.rx_ready.retain(|&i| match slots.get_mut(i as usize) {
             Some(Some(c)) if c.u.has_input() => true,
             Some(Some(c)) => {
@@ -1383,8 +1651,95 @@ impl<B: StableBuf> SockGroup<B> {
                     ug.foreign_done.push((payload, cqe.res));
                 }
             }
+            Some(Kind::AcceptDirect) => self.on_accept(true, payload, cqe),
+            Some(Kind::AcceptFd) => self.on_accept(false, payload, cqe),
+            Some(Kind::FdInstall) => self.on_fd_install(payload, cqe),
             Some(Kind::Ignore) | None => {}
         }
+    }
+
+    /// An accept completion: a slot (direct) or a descriptor, or an error; re-arms when it was the last.
+    fn on_accept(&mut self, direct: bool, payload: u64, cqe: Cqe) {
+        let (idx, g) = uring::split_sock_token(payload);
+        let (lid, live) = self.listener_id(idx, g);
+        if cqe.res >= 0 {
+            if direct {
+                self.counters.accepts_multishot += 1;
+                let ug = self.uring.as_mut().expect("uring group");
+                ug.accept_in_use += 1;
+                ug.install_fd(idx, cqe.res as u32, &mut self.counters);
+            } else {
+                self.counters.accepts_plain += 1;
+                // SAFETY: the accept returned a fresh descriptor that nobody else owns.
+                let fd = unsafe { OwnedFd::from_raw_fd(cqe.res) };
+                let sock = TcpSock::from_accepted(fd, &self.opts.sock);
+                self.join_accepted(lid, sock, None);
+            }
+        } else {
+            let errno = -cqe.res;
+            if errno != libc::ECANCELED {
+                self.counters.accept_errors += 1;
+            }
+            if errno == libc::ENFILE && direct {
+                // The range is full (the kernel closed the connection it could not place, see
+                // `want_direct`): regular descriptors until a slot is freed.
+                self.uring.as_mut().expect("uring group").accept_full = true;
+            }
+            if !transient_accept_error(errno)
+                && let Some(i) = live
+                && let Some(l) = self.listeners[i].as_mut()
+            {
+                tracing::warn!("accept on listener {i} failed for good: {}", io::Error::from_raw_os_error(errno));
+                l.failed = true;
+            }
+        }
+        let Some(i) = live else { return };
+        let SockGroup { uring, listeners, counters, .. } = self;
+        let ug = uring.as_mut().expect("uring group");
+        let l = listeners[i].as_mut().expect("live");
+        if l.armed != Some(direct) {
+            return;
+        }
+        if !cqe.more() {
+            // Multishot ended (error, cancellation for a mode switch, one-shot accept): arm again, so
+            // pending connections keep waiting in the backlog rather than being lost.
+            l.armed = None;
+            if !l.failed {
+                match ug.arm_accept(l, idx, counters) {
+                    Ok(()) => counters.accept_rearms += 1,
+                    Err(e) => tracing::warn!("accept could not be re-armed: {e}"),
+                }
+            }
+        } else if !l.cancelling && ug.ring.accept_multi() && ug.want_direct() != direct {
+            // Switch modes (range nearly full, or free again): cancel, re-arm at the last completion.
+            l.cancelling = true;
+            let kind = if direct { Kind::AcceptDirect } else { Kind::AcceptFd };
+            ug.cancel(uring::user_data(kind, payload), counters);
+        }
+    }
+
+    /// FIXED_FD_INSTALL done: the accepted socket gets its regular descriptor and joins the group.
+    fn on_fd_install(&mut self, payload: u64, cqe: Cqe) {
+        let (lidx, slot) = ((payload >> 32) as u32, payload as u32);
+        let ug = self.uring.as_mut().expect("uring group");
+        if cqe.res < 0 {
+            self.counters.accept_errors += 1;
+            if matches!(-cqe.res, libc::EMFILE | libc::ENFILE | libc::ENOMEM) {
+                ug.install_retry.push((lidx, slot));
+            } else {
+                tracing::warn!("fd install of accepted slot {slot} failed: {}", io::Error::from_raw_os_error(-cqe.res));
+                ug.close_accept_slot(slot, &mut self.counters);
+            }
+            return;
+        }
+        let (lid, _) = match self.listeners.get(lidx as usize) {
+            Some(Some(l)) => self.listener_id(lidx, l.generation & 0xFF_FFFF),
+            _ => self.listener_id(lidx, 0),
+        };
+        // SAFETY: FIXED_FD_INSTALL returned a fresh descriptor that nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(cqe.res) };
+        let sock = TcpSock::from_accepted(fd, &self.opts.sock);
+        self.join_accepted(lid, sock, Some(slot));
     }
 
     fn on_recv(&mut self, owner: Owner, cqe: Cqe, round: u64) {

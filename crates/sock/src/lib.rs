@@ -25,7 +25,7 @@ pub mod zerocopy;
 
 pub use counters::{GroupCounters, SockCounters};
 pub use error::{SockError, SockResult};
-pub use group::{Event, ForeignCounts, SockGroup, SockId, Waker};
+pub use group::{Accepted, Event, ForeignCounts, ListenerId, SockGroup, SockId, Waker};
 pub use options::{Backend, GroupOptions, SockOptions};
 pub use placement::{Placement, PlacementMode, Placer};
 pub use socket::{Listener, TcpSock};

@@ -142,6 +142,16 @@ impl TcpSock {
         }
     }
 
+    /// Wraps a connected descriptor the group got from io_uring (accept, FIXED_FD_INSTALL) and applies
+    /// `opts`; an option the kernel refuses is logged, not fatal: the connection is already accepted.
+    pub(crate) fn from_accepted(fd: OwnedFd, opts: &SockOptions) -> TcpSock {
+        let s = TcpSock { fd };
+        if let Err(e) = s.apply(opts) {
+            tracing::warn!("accepted socket refused an option: {e}");
+        }
+        s
+    }
+
     /// Wraps an already connected socket (e.g. from std) and makes it non-blocking.
     pub fn from_std(stream: std::net::TcpStream, opts: &SockOptions) -> io::Result<TcpSock> {
         stream.set_nonblocking(true)?;

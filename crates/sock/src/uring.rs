@@ -12,6 +12,8 @@
 //!   sits at which ring position" valid until every completion that consumed a position has been reaped
 //!   (see [`BufRing::bids_of`]), which is what bundles (one CQE, several buffers) need;
 //! - the counters of the ring itself (enters, SQEs, CQEs, buffers recycled, re-arms);
+//! - the fixed-file table's layout: `fixed_files` slots installed by `SockGroup::add`, then as many
+//!   again that the kernel allocates for multishot accepts (IORING_REGISTER_FILE_ALLOC_RANGE);
 //! - the user-data kind of foreign requests ([`Kind::Foreign`]): SQEs the group's owner prepares (the
 //!   file backend's reads, writes and fsyncs) ride the same ring and the same enter.
 //!
@@ -50,6 +52,12 @@ pub enum Kind {
     /// A request the group carries for its owner (e.g. block-device file I/O; payload: the owner's
     /// token, see `SockGroup::push_foreign`).
     Foreign,
+    /// Multishot accept of a listener straight into the fixed-file table (payload: listener token).
+    AcceptDirect,
+    /// Multishot accept of a listener returning regular descriptors (payload: listener token).
+    AcceptFd,
+    /// FIXED_FD_INSTALL of an accepted socket's slot (payload: listener index << 32 | slot).
+    FdInstall,
 }
 
 impl Kind {
@@ -62,6 +70,9 @@ impl Kind {
             Kind::Wake => 5,
             Kind::Ignore => 6,
             Kind::Foreign => 7,
+            Kind::AcceptDirect => 8,
+            Kind::AcceptFd => 9,
+            Kind::FdInstall => 10,
         }
     }
 }
@@ -84,6 +95,9 @@ pub fn split_user_data(ud: u64) -> (Option<Kind>, u64) {
         5 => Some(Kind::Wake),
         6 => Some(Kind::Ignore),
         7 => Some(Kind::Foreign),
+        8 => Some(Kind::AcceptDirect),
+        9 => Some(Kind::AcceptFd),
+        10 => Some(Kind::FdInstall),
         _ => None,
     };
     (kind, ud & ((1 << 56) - 1))
@@ -140,8 +154,11 @@ pub struct Setup {
     pub bundles: bool,
     /// sendmsg_zc is available.
     pub send_zc: bool,
-    /// Entries of the sparse fixed-file table (0: no fixed files).
+    /// Entries of the sparse fixed-file table that `SockGroup::add` installs into (0: no fixed files).
     pub fixed_files: u32,
+    /// Entries after those reserved for multishot accept with IORING_FILE_INDEX_ALLOC (the kernel's
+    /// allocation range), 0 when direct accept is unavailable (no FIXED_FD_INSTALL, table refused).
+    pub accept_files: u32,
     /// NAPI busy polling registered (timeout in µs).
     pub napi_busy_poll_us: Option<u32>,
 }
@@ -324,6 +341,27 @@ pub struct Ring {
     pub inflight: usize,
     /// Buffers released by the reader, to republish before the next enter.
     recycle: Vec<u16>,
+    accept_multi: bool,
+}
+
+/// IORING_REGISTER_FILE_ALLOC_RANGE (not wrapped by the io-uring crate): confines the kernel's slot
+/// allocation (IORING_FILE_INDEX_ALLOC) to `[off, off + len)`, so it never picks a slot `add` owns.
+fn register_file_alloc_range(ring: &IoUring, off: u32, len: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const IORING_REGISTER_FILE_ALLOC_RANGE: libc::c_uint = 25;
+    #[repr(C)]
+    struct Range {
+        off: u32,
+        len: u32,
+        resv: u64,
+    }
+    let r = Range { off, len, resv: 0 };
+    // SAFETY: the kernel reads one io_uring_file_index_range (16 bytes, layout above) from a valid
+    // pointer during the call; nothing is retained afterwards.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_io_uring_register, ring.as_raw_fd(), IORING_REGISTER_FILE_ALLOC_RANGE, &raw const r, 0)
+    };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// What the ring needs to know from the group options.
@@ -374,6 +412,7 @@ impl Ring {
             bundles: false,
             send_zc: false,
             fixed_files: 0,
+            accept_files: 0,
             napi_busy_poll_us: None,
         };
         let ring = if let Some(idle) = cfg.sqpoll {
@@ -429,8 +468,21 @@ impl Ring {
             bufs.push(bid);
         }
         bufs.commit();
-        if cfg.fixed_files > 0 && ring.submitter().register_files_sparse(cfg.fixed_files).is_ok() {
-            setup.fixed_files = cfg.fixed_files;
+        // The table: [0, fixed_files) for `add` (slot = socket index, one register call each), then as
+        // many entries again for direct accepts, which the kernel allocates itself (no syscall per socket).
+        // Direct accept needs FIXED_FD_INSTALL too: the group also wants a regular descriptor per socket.
+        let direct_ok =
+            probe.is_supported(opcode::AcceptMulti::CODE) && probe.is_supported(opcode::FixedFdInstall::CODE);
+        if cfg.fixed_files > 0 {
+            let n = cfg.fixed_files;
+            if direct_ok && ring.submitter().register_files_sparse(n.saturating_mul(2)).is_ok() {
+                setup.fixed_files = n;
+                if register_file_alloc_range(&ring, n, n).is_ok() {
+                    setup.accept_files = n;
+                }
+            } else if ring.submitter().register_files_sparse(n).is_ok() {
+                setup.fixed_files = n;
+            }
         }
         if let Some(us) = cfg.napi_busy_poll_us {
             let mut napi = io_uring::types::Napi::new().set_busy_poll_timeout(us).set_prefer_busy_poll(true);
@@ -439,7 +491,13 @@ impl Ring {
                 Err(e) => tracing::warn!("io_uring NAPI busy-poll registration refused: {e}"),
             }
         }
-        Ok(Ring { ring, bufs, setup, enabled: false, inflight: 0, recycle: Vec::new() })
+        let accept_multi = probe.is_supported(opcode::AcceptMulti::CODE);
+        Ok(Ring { ring, bufs, setup, enabled: false, inflight: 0, recycle: Vec::new(), accept_multi })
+    }
+
+    /// Whether the kernel has multishot accept (the group falls back to accept(2) on readiness if not).
+    pub fn accept_multi(&self) -> bool {
+        self.accept_multi
     }
 
     /// Installs `fd` at `slot` of the fixed-file table (one register syscall, management path).
