@@ -1,11 +1,20 @@
 //! Owned I/O buffers: [`IoBuf`] is one heap allocation aligned to [`IO_ALIGN`] (what O_DIRECT needs),
 //! moved into a request and handed back on completion, never copied nor shared; [`BufPool`] recycles
 //! them per reactor by power-of-two size class so the I/O path does not hit the allocator.
+//!
+//! An [`Arena`] is one anonymous mapping registered with an io_uring ring as a fixed buffer: a pool
+//! given one ([`BufPool::with_arena`]) carves its buffers from it, and the file handle reads and
+//! writes them with READ_FIXED / WRITE_FIXED (no page pinning per I/O). An arena buffer holds a
+//! reference to its arena and, when dropped anywhere (pool, sock layer after a send, a leaked request
+//! excepted), goes back to the arena's free list: the mapping is unmapped only when the arena, every
+//! buffer and the ring's registration (see [`Arena::register`]) are gone.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc, handle_alloc_error};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Alignment of every [`IoBuf`]: a page, enough for O_DIRECT on any device.
 pub const IO_ALIGN: usize = 4096;
@@ -18,6 +27,8 @@ pub struct IoBuf {
     ptr: NonNull<u8>,
     len: usize,
     cap: usize,
+    /// The arena the bytes belong to (None: a heap allocation of `cap` bytes).
+    arena: Option<Arc<Arena>>,
 }
 
 // SAFETY: IoBuf uniquely owns its allocation (like Box<[u8]>); nothing is tied to the creating thread.
@@ -53,7 +64,14 @@ impl IoBuf {
         // `set_len` can expose any of them safely.
         let raw = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout));
-        Some(IoBuf { ptr, len, cap })
+        Some(IoBuf { ptr, len, cap, arena: None })
+    }
+
+    /// The arena id and ring buffer index for READ_FIXED / WRITE_FIXED, when the buffer lies in a
+    /// registered arena.
+    pub fn fixed(&self) -> Option<(u64, u16)> {
+        let a = self.arena.as_ref()?;
+        Some((a.id, *a.index.get()?))
     }
 
     /// Bytes in the buffer.
@@ -89,8 +107,139 @@ impl IoBuf {
 
 impl Drop for IoBuf {
     fn drop(&mut self) {
+        if let Some(a) = self.arena.take() {
+            // Never freed on its own: the bytes go back to the arena, which outlives this buffer.
+            a.release(self.ptr, self.cap);
+            return;
+        }
         // SAFETY: allocated in `with_capacity` with this very layout (validated there).
         unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.cap, IO_ALIGN)) };
+    }
+}
+
+/// One mapping carved into [`IoBuf`]s of the pool's size classes and registered with a ring as a
+/// fixed buffer; see the module docs.
+pub struct Arena {
+    id: u64,
+    base: NonNull<u8>,
+    len: usize,
+    /// Buffer index in the ring's registered table, once registered.
+    index: OnceLock<u16>,
+    state: Mutex<ArenaState>,
+}
+
+#[derive(Default)]
+struct ArenaState {
+    /// Bytes carved so far (from the start; never given back to the bump).
+    next: usize,
+    /// Free offsets per size class.
+    free: Vec<Vec<usize>>,
+}
+
+// SAFETY: the mapping is owned by the arena; the carving state is behind a mutex, and the bytes of a
+// carved buffer are reached only through the one IoBuf that owns them.
+unsafe impl Send for Arena {}
+// SAFETY: as for Send: `&Arena` exposes only the mutex-guarded carving and immutable fields.
+unsafe impl Sync for Arena {}
+
+static ARENA_IDS: AtomicU64 = AtomicU64::new(1);
+
+impl Arena {
+    /// Maps `len` bytes (rounded up to a page), zeroed and page aligned.
+    pub fn new(len: usize) -> std::io::Result<Arc<Arena>> {
+        let len = len.max(IO_ALIGN).next_multiple_of(IO_ALIGN);
+        // SAFETY: anonymous private mapping; no file, no fixed address.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Arc::new(Arena {
+            id: ARENA_IDS.fetch_add(1, Ordering::Relaxed),
+            base: NonNull::new(p.cast()).expect("mmap returned a non-null address"),
+            len,
+            index: OnceLock::new(),
+            state: Mutex::new(ArenaState { next: 0, free: (0..NUM_CLASSES).map(|_| Vec::new()).collect() }),
+        }))
+    }
+
+    /// Unique id of this arena (file handles match it before using a fixed op).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true (an arena maps at least a page); for symmetry with `len`.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The ring buffer index, once registered.
+    pub fn index(&self) -> Option<u16> {
+        self.index.get().copied()
+    }
+
+    /// Registers the whole mapping as fixed buffer 0 of `group`'s ring (one IORING_REGISTER_BUFFERS).
+    /// The group keeps a reference to the arena until its ring is gone.
+    pub fn register<B: ff_sock::StableBuf>(self: &Arc<Self>, group: &mut ff_sock::SockGroup<B>) -> std::io::Result<()> {
+        let iov = libc::iovec { iov_base: self.base.as_ptr().cast(), iov_len: self.len };
+        // SAFETY: the mapping lives until the last Arc<Arena> is dropped, and the group holds one
+        // (keep-alive) until after its ring is dropped, so the registered memory outlives the
+        // registration and every fixed request of the ring.
+        unsafe { group.register_buffers(&[iov], Box::new(Arc::clone(self)))? };
+        let _ = self.index.set(0);
+        Ok(())
+    }
+
+    /// A buffer of `len` bytes of `cap`'s class from the arena (stale contents), or None when full.
+    fn alloc(self: &Arc<Self>, len: usize, class: usize, cap: usize) -> Option<(IoBuf, bool)> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (off, reused) = match st.free[class].pop() {
+            Some(off) => (off, true),
+            None if st.next + cap <= self.len => {
+                st.next += cap;
+                (st.next - cap, false)
+            }
+            None => return None,
+        };
+        // SAFETY: off + cap <= len, inside the mapping.
+        let ptr = unsafe { NonNull::new_unchecked(self.base.as_ptr().add(off)) };
+        Some((IoBuf { ptr, len, cap, arena: Some(Arc::clone(self)) }, reused))
+    }
+
+    /// Takes back the bytes of a dropped arena buffer.
+    fn release(&self, ptr: NonNull<u8>, cap: usize) {
+        let off = ptr.as_ptr() as usize - self.base.as_ptr() as usize;
+        if let Some((class, _)) = BufPool::class_of(cap) {
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).free[class].push(off);
+        }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: mapped in `new` with `len` bytes. The last reference is gone: no IoBuf points into
+        // the mapping (each holds an Arc) and no ring has it registered (the group holds an Arc until
+        // its ring is dropped), so neither we nor the kernel touch it any more.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+impl fmt::Debug for Arena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Arena").field("id", &self.id).field("len", &self.len).field("index", &self.index()).finish()
     }
 }
 
@@ -140,6 +289,9 @@ pub struct BufPool {
     per_class: usize,
     hits: u64,
     misses: u64,
+    /// Buffers are carved from this arena first (heap when it is full or the size exceeds a class).
+    arena: Option<Arc<Arena>>,
+    arena_bufs: u64,
 }
 
 impl Default for BufPool {
@@ -156,7 +308,30 @@ impl BufPool {
 
     /// A pool keeping at most `per_class` free buffers per size class.
     pub fn with_limit(per_class: usize) -> BufPool {
-        BufPool { free: (0..NUM_CLASSES).map(|_| Vec::new()).collect(), per_class, hits: 0, misses: 0 }
+        BufPool {
+            free: (0..NUM_CLASSES).map(|_| Vec::new()).collect(),
+            per_class,
+            hits: 0,
+            misses: 0,
+            arena: None,
+            arena_bufs: 0,
+        }
+    }
+
+    /// A pool that carves its buffers from `arena` (its free lists are the arena's own) and falls back
+    /// to the heap when the arena is full.
+    pub fn with_arena(arena: Arc<Arena>) -> BufPool {
+        BufPool { arena: Some(arena), ..BufPool::new() }
+    }
+
+    /// The pool's arena, if any.
+    pub fn arena(&self) -> Option<&Arc<Arena>> {
+        self.arena.as_ref()
+    }
+
+    /// Buffers handed out from the arena.
+    pub fn arena_bufs(&self) -> u64 {
+        self.arena_bufs
     }
 
     /// The class of a buffer of `len` bytes, and that class's capacity.
@@ -174,6 +349,17 @@ impl BufPool {
             self.misses += 1;
             return IoBuf::new(len);
         };
+        if let Some(a) = &self.arena
+            && let Some((b, reused)) = a.alloc(len, class, cap)
+        {
+            self.arena_bufs += 1;
+            if reused {
+                self.hits += 1
+            } else {
+                self.misses += 1
+            }
+            return b;
+        }
         if let Some(mut b) = self.free[class].pop() {
             self.hits += 1;
             b.set_len(len);
@@ -185,6 +371,9 @@ impl BufPool {
 
     /// Gives a buffer back for reuse (dropped if its capacity is not a class size or the class is full).
     pub fn put(&mut self, buf: IoBuf) {
+        if buf.arena.is_some() {
+            return; // dropping it hands it back to its arena
+        }
         if let Some((class, cap)) = BufPool::class_of(buf.capacity())
             && cap == buf.capacity()
             && self.free[class].len() < self.per_class

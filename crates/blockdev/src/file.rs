@@ -476,6 +476,10 @@ impl BlockDev for FileHandle {
         self.ring_complete(token, res);
     }
 
+    fn use_fixed_buffers(&mut self, arena: &crate::Arena) -> bool {
+        FileHandle::use_fixed_buffers(self, arena)
+    }
+
     fn in_ring(&self) -> usize {
         self.ring.as_ref().map_or(0, |r| r.live())
     }

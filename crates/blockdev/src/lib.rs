@@ -25,7 +25,7 @@ pub mod uring;
 
 mod queue;
 
-pub use buf::{BufPool, IO_ALIGN, IoBuf};
+pub use buf::{Arena, BufPool, IO_ALIGN, IoBuf};
 pub use file::{FileDev, FileHandle, FileOpts};
 pub use null::{NullDev, NullHandle};
 pub use ram::{RamDisk, RamHandle};
@@ -288,6 +288,8 @@ pub struct DevStats {
     pub uring_sqes: u64,
     /// Short reads and writes resubmitted for the remainder.
     pub short_ios: u64,
+    /// Of `uring_sqes`, READ_FIXED / WRITE_FIXED on the ring's registered arena.
+    pub uring_fixed_sqes: u64,
 }
 
 /// One reactor's handle on a block device: submit requests, poll completions.
@@ -322,6 +324,12 @@ pub trait BlockDev {
     /// dropped earlier leaks it rather than free it under the kernel.
     fn take_sqes(&mut self, _out: &mut Vec<(UringSqe, u64)>) -> usize {
         0
+    }
+
+    /// Uses READ_FIXED / WRITE_FIXED for buffers of `arena`, registered with the ring this handle's
+    /// SQEs go to. False, changing nothing, for handles that do not submit on a ring (the default).
+    fn use_fixed_buffers(&mut self, _arena: &Arena) -> bool {
+        false
     }
 
     /// Hands back the result (bytes, or a negated errno) of the SQE that carried `token`.

@@ -18,10 +18,11 @@
 //! - WriteZeroes and Deallocate stay synchronous (fallocate), as do range and length errors, which
 //!   complete inside `submit`.
 //!
-//! Plain READ/WRITE, not READ_FIXED/WRITE_FIXED: pool buffers are separate heap allocations that the
-//! sock layer may drop, so registering them would need the pool to live in one registered arena.
+//! - Fixed buffers: once told the ring's registered [`Arena`] ([`FileHandle::use_fixed_buffers`]),
+//!   a buffer carved from that arena goes out as READ_FIXED / WRITE_FIXED with the arena's buffer
+//!   index (no page pinning per I/O); any other buffer (heap, another arena) as plain READ / WRITE.
 
-use crate::buf::IoBuf;
+use crate::buf::{Arena, IoBuf};
 use crate::file::FileHandle;
 use crate::{IoError, check_data};
 use io_uring::{opcode, types};
@@ -77,6 +78,8 @@ pub(crate) struct RingState {
     sqes: Vec<(UringSqe, u64)>,
     /// RWF_DSYNC accepted on writes so far (learned per handle).
     no_rwf_dsync: bool,
+    /// Id of the arena registered with the ring: its buffers use READ_FIXED / WRITE_FIXED.
+    fixed_arena: Option<u64>,
 }
 
 impl RingState {
@@ -146,6 +149,19 @@ impl FileHandle {
         }
     }
 
+    /// Uses READ_FIXED / WRITE_FIXED for buffers of `arena`, which must be registered with the ring
+    /// this handle's SQEs go to ([`Arena::register`]). False, changing nothing, when the handle is not
+    /// attached or the arena is not registered.
+    pub fn use_fixed_buffers(&mut self, arena: &Arena) -> bool {
+        match (self.ring.as_mut(), arena.index()) {
+            (Some(r), Some(_)) => {
+                r.fixed_arena = Some(arena.id());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// True once attached to a ring.
     pub fn attached(&self) -> bool {
         self.ring.is_some()
@@ -191,19 +207,39 @@ impl FileHandle {
         let fd = types::Fd(self.shared.file.as_raw_fd());
         let ring = self.ring.as_mut().expect("attached");
         let token = ring.token(idx);
+        let fixed_arena = ring.fixed_arena;
         let op = ring.ops[idx as usize].as_mut().expect("live slot");
         let pos = op.off + op.done as u64;
+        // The buffer index when the buffer lies in the arena registered with this ring.
+        let fixed = op.buf.as_ref().and_then(IoBuf::fixed).and_then(|(a, i)| (Some(a) == fixed_arena).then_some(i));
+        if fixed.is_some() {
+            self.stats.uring_fixed_sqes += 1;
+        }
+        // The pointers below stay valid until the completion: the Op owns the IoBuf (whose bytes never
+        // move) and releases it only in `ring_complete`, or leaks it if dropped earlier; for a fixed op
+        // the bytes also lie inside the registered arena, which the ring's group keeps mapped.
         let e = match op.step {
             Step::Read => {
                 let b = op.buf.as_mut().expect("read buffer");
                 let rest = &mut b[op.done..];
-                opcode::Read::new(fd, rest.as_mut_ptr(), rest.len() as u32).offset(pos).build()
+                match fixed {
+                    Some(i) => opcode::ReadFixed::new(fd, rest.as_mut_ptr(), rest.len() as u32, i).offset(pos).build(),
+                    None => opcode::Read::new(fd, rest.as_mut_ptr(), rest.len() as u32).offset(pos).build(),
+                }
             }
             Step::Write { dsync } => {
                 let b = op.buf.as_ref().expect("write buffer");
                 let rest = &b[op.done..];
                 let flags = if dsync { libc::RWF_DSYNC } else { 0 };
-                opcode::Write::new(fd, rest.as_ptr(), rest.len() as u32).offset(pos).rw_flags(flags).build()
+                match fixed {
+                    Some(i) => opcode::WriteFixed::new(fd, rest.as_ptr(), rest.len() as u32, i)
+                        .offset(pos)
+                        .rw_flags(flags)
+                        .build(),
+                    None => {
+                        opcode::Write::new(fd, rest.as_ptr(), rest.len() as u32).offset(pos).rw_flags(flags).build()
+                    }
+                }
             }
             Step::Fsync => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
         };

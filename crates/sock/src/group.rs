@@ -335,6 +335,9 @@ struct UringGroup {
     accept_full: bool,
     /// Accepted slots whose FIXED_FD_INSTALL failed transiently: (listener index, slot), retried.
     install_retry: Vec<(u32, u32)>,
+    /// Owners of the memory registered as fixed buffers: dropped after the ring (field order), or
+    /// leaked with it when teardown could not prove the kernel done.
+    keep_alive: Vec<Box<dyn std::any::Any + Send>>,
 }
 
 /// Counters of the foreign requests a uring group carried (see [`SockGroup::push_foreign`]).
@@ -523,6 +526,7 @@ impl<B: StableBuf> SockGroup<B> {
                         accept_in_use: 0,
                         accept_full: false,
                         install_retry: Vec::new(),
+                        keep_alive: Vec::new(),
                     });
                 }
                 Err(e) => {
@@ -599,6 +603,28 @@ impl<B: StableBuf> SockGroup<B> {
         unsafe { ug.ring.push(&e, &mut self.counters)? };
         ug.foreign_inflight += 1;
         ug.foreign_counts.sqes += 1;
+        Ok(())
+    }
+
+    /// Registers `iovs` as the ring's fixed buffers, for foreign READ_FIXED / WRITE_FIXED requests
+    /// (buffer index = position in `iovs`); `keep_alive` owns the memory and is dropped only after the
+    /// ring. One registration per group (the kernel refuses a second: EBUSY). `Unsupported` off io_uring.
+    ///
+    /// # Safety
+    /// The memory `iovs` describe must stay mapped while `keep_alive` lives.
+    pub unsafe fn register_buffers(
+        &mut self,
+        iovs: &[libc::iovec],
+        keep_alive: Box<dyn std::any::Any + Send>,
+    ) -> io::Result<()> {
+        let Some(ug) = self.uring.as_mut() else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "the group does not run on io_uring"));
+        };
+        // SAFETY: the memory lives as long as `keep_alive` (caller's contract), which the group drops
+        // after the ring or never.
+        unsafe { ug.ring.register_buffers(iovs)? };
+        self.counters.ctl_calls += 1;
+        ug.keep_alive.push(keep_alive);
         Ok(())
     }
 
@@ -1922,6 +1948,7 @@ impl<B: StableBuf> Drop for SockGroup<B> {
         // The kernel may still read requests or write buffers: leak them rather than free them.
         tracing::error!("io_uring requests still in flight at teardown; leaking their memory");
         ug.ring.bufs.leak();
+        std::mem::forget(std::mem::take(&mut ug.keep_alive));
         std::mem::forget(std::mem::take(&mut self.slots));
         std::mem::forget(std::mem::take(&mut self.zombies));
     }

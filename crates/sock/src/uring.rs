@@ -505,6 +505,15 @@ impl Ring {
         self.ring.submitter().register_files_update(slot, &[fd]).map(drop)
     }
 
+    /// Registers `iovs` as the ring's fixed buffers (IORING_REGISTER_BUFFERS; index = position).
+    ///
+    /// # Safety
+    /// The memory must stay mapped until the ring is dropped (READ_FIXED/WRITE_FIXED reach it by index).
+    pub unsafe fn register_buffers(&mut self, iovs: &[libc::iovec]) -> io::Result<()> {
+        // SAFETY: forwarded to the caller (see the function's contract).
+        unsafe { self.ring.submitter().register_buffers(iovs) }
+    }
+
     /// Empties `slot` of the fixed-file table. Requests already issued keep their own file reference.
     pub fn uninstall(&mut self, slot: u32) {
         let _ = self.ring.submitter().register_files_update(slot, &[-1]);
