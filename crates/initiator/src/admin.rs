@@ -479,7 +479,7 @@ fn admin_thread(
         };
         let mut link = SyncLink::connect(addr, cfg, &g, deadline)?;
         let kato = u32::try_from(opts.kato.as_millis()).unwrap_or(u32::MAX);
-        let (sqe, data) = connect_cmd(0, ADMIN_DEPTH - 1, kato, &opts.hostid, 0xFFFF, subnqn, &opts.hostnqn);
+        let (sqe, data) = connect_cmd(0, ADMIN_DEPTH - 1, 0, kato, &opts.hostid, 0xFFFF, subnqn, &opts.hostnqn);
         let c = link.exec(sqe, Some(data), None, deadline)?;
         let cqe = check("Connect", &c)?;
         let waker = link.waker()?;

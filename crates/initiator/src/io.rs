@@ -73,11 +73,13 @@ fn handshake(spec: &QueueSpec) -> Result<(TcpSock, HostConn<Buf>), Error> {
     let depth = o.queue_depth.max(2);
     let cfg = HostConfig { digests: o.digests, depth, max_in_capsule: 8192, ..HostConfig::default() };
     let kato = u32::try_from(o.kato.as_millis()).unwrap_or(u32::MAX);
+    let cattr = if o.disable_sq_flow_control { crate::link::CATTR_DISABLE_SQ_FLOW } else { 0 };
     let mut last = Error::Timeout("I/O queue connect");
     // The controller may not have released the qid of a connection that just went away: retry.
     while Instant::now() < deadline {
         let mut link = SyncLink::connect(spec.addr, cfg, &g, deadline)?;
-        let (sqe, data) = connect_cmd(spec.qid, depth - 1, kato, &o.hostid, spec.cntlid, &spec.subnqn, &o.hostnqn);
+        let (sqe, data) =
+            connect_cmd(spec.qid, depth - 1, cattr, kato, &o.hostid, spec.cntlid, &spec.subnqn, &o.hostnqn);
         let c = link.exec(sqe, Some(data), None, deadline)?;
         match check("Connect (I/O queue)", &c) {
             Ok(_) => {

@@ -186,10 +186,16 @@ impl SyncLink {
 /// Length of the Connect command's data.
 pub const CONNECT_DATA_LEN: usize = 1024;
 
+/// Connect CATTR bit 2: the host does not use SQ flow control, so the controller may finish a read with
+/// a C2HData PDU flagged SUCCESS instead of a separate response capsule.
+pub const CATTR_DISABLE_SQ_FLOW: u8 = 0x04;
+
 /// The Connect command and its data for queue `qid` (`cntlid` 0xFFFF on the admin queue: dynamic model).
+#[allow(clippy::too_many_arguments)] // every argument is a Connect field
 pub fn connect_cmd(
     qid: u16,
     sqsize: u16,
+    cattr: u8,
     kato_ms: u32,
     hostid: &[u8; 16],
     cntlid: u16,
@@ -200,7 +206,7 @@ pub fn connect_cmd(
         opcode: opcode::FABRICS,
         nsid: u32::from(fctype::CONNECT),
         cdw10: u32::from(qid) << 16,
-        cdw11: u32::from(sqsize),
+        cdw11: u32::from(sqsize) | (u32::from(cattr) << 16),
         cdw12: kato_ms,
         ..Sqe::default()
     };

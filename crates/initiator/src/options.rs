@@ -27,6 +27,9 @@ pub struct HostOptions {
     /// every reactor's sockets carry its own mark: on NICs that steer by mark, one rx queue per reactor
     /// (the talk's "tell the NIC"). Empty: every queue uses `sock.mark`.
     pub queue_marks: Vec<u32>,
+    /// Ask I/O queues to run without SQ flow control (Connect CATTR bit 2): we never rely on SQHD, and
+    /// it lets a target finish a successful read with its C2HData alone (half the PDUs of a read).
+    pub disable_sq_flow_control: bool,
     /// Socket group options used for the admin queue and for connection setup.
     pub group: GroupOptions,
     /// Bound on TCP connect plus connection initialization and Connect.
@@ -47,6 +50,7 @@ impl Default for HostOptions {
             queue_depth: 128,
             sock: SockOptions::default(),
             queue_marks: Vec::new(),
+            disable_sq_flow_control: true,
             group: GroupOptions::default(),
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
