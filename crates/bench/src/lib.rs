@@ -7,6 +7,7 @@
 //! - [`zerocopy`]: copy vs MSG_ZEROCOPY sends by message size, on loopback and veth;
 //! - [`servers`]: the talk's servers (ff-talk) by connection count, as a report;
 //! - [`target`]: our NVMe/TCP target on one busy-polling core under ff-perf, and the end-to-end trick matrix;
+//! - [`uring`]: io_uring vs epoll end to end through the target, by queue depth and feature by feature;
 //! - [`stats`]: medians and ratios; [`sys`]: thread CPU time, machine facts, UTC timestamps.
 
 #![warn(missing_docs)]
@@ -17,4 +18,5 @@ pub mod servers;
 pub mod stats;
 pub mod sys;
 pub mod target;
+pub mod uring;
 pub mod zerocopy;

@@ -6,6 +6,9 @@
 //! default measured in the same run. Every point starts a fresh target; points are interleaved within
 //! each repeat and the table shows medians. Our figures sit next to SPDK's reference figures from the
 //! issue, which are not measured here.
+//!
+//! It also owns the end-to-end point runner (`run_e2e`: fresh target, pinning, ff-perf, the target's
+//! final counters) that [`crate::uring`] shares.
 
 use crate::report::{Plot, Report, Series, Table};
 use crate::stats::{median, ratio};
@@ -14,7 +17,7 @@ use ff_perf::affinity::{online_cpus, pin_thread, threads_named};
 use ff_perf::{Pattern, PerfConfig, PerfReport};
 use ff_sock::{Backend, GroupOptions, PlacementMode};
 use ff_target::config::DEFAULT_NQN;
-use ff_target::{PollMode, TargetOptions};
+use ff_target::{PollMode, ReactorStats, TargetOptions};
 use serde::Serialize;
 use serde_json::json;
 
@@ -63,7 +66,8 @@ pub struct Workload {
 }
 
 impl Workload {
-    fn name(&self) -> String {
+    /// `4K randread QD32`.
+    pub(crate) fn name(&self) -> String {
         let size = crate::stats::human_size(self.io_size);
         format!("{size} {} QD{}", self.pattern, self.qd)
     }
@@ -135,7 +139,7 @@ const TRICK_4K: Workload = Workload { io_size: 4096, pattern: Pattern::RandRead,
 const TRICK_128K: Workload = Workload { io_size: 128 << 10, pattern: Pattern::Read, qd: 16 };
 
 /// Whether this kernel gives a socket group io_uring (else it would silently measure epoll twice).
-fn uring_available() -> bool {
+pub fn uring_available() -> bool {
     let g = GroupOptions { backend: Backend::Uring, ..GroupOptions::default() };
     ff_initiator::IoGroup::new(g).is_ok_and(|g| g.sock_group().backend() == Backend::Uring)
 }
@@ -147,21 +151,48 @@ struct Point {
 }
 
 /// Where the two sides run.
-struct Pinning {
-    target_cpu: Option<usize>,
-    perf_cpu: Option<usize>,
+pub(crate) struct Pinning {
+    pub(crate) target_cpu: Option<usize>,
+    pub(crate) perf_cpu: Option<usize>,
 }
 
-fn run_point(cfg: &Config, p: &Point, pin: &Pinning) -> Result<PerfReport> {
+impl Pinning {
+    /// Target on CPU 0 and perf on CPU 1 when there are two CPUs; else nothing pinned.
+    pub(crate) fn for_cpus(cpus: usize) -> Pinning {
+        if cpus >= 2 {
+            Pinning { target_cpu: Some(0), perf_cpu: Some(1) }
+        } else {
+            Pinning { target_cpu: None, perf_cpu: None }
+        }
+    }
+}
+
+/// One end-to-end run: what ff-perf measured and the target reactors' final counters.
+pub(crate) struct E2e {
+    pub(crate) perf: PerfReport,
+    /// Each reactor's counters after the shutdown flush (whole run: setup, warm-up, window, drain).
+    pub(crate) target: Vec<ReactorStats>,
+}
+
+/// Runs `w` against a fresh in-process target (1 busy-polling reactor, null namespace) with `group` on
+/// both sides: the point runner `bench target` and `bench uring` share.
+pub(crate) fn run_e2e(
+    w: Workload,
+    group: GroupOptions,
+    placement: Option<PlacementMode>,
+    seconds: f64,
+    warmup: f64,
+    pin: &Pinning,
+) -> Result<E2e> {
     // Like SPDK's null bdev, reads leave the buffer untouched: the bench measures the stack, not memset.
     let mut o = TargetOptions::default().with_default_subsystem(DEFAULT_NQN, "null-nofill".parse()?);
     o.listen = vec!["127.0.0.1:0".parse()?];
     o.discovery_listen.clear();
     o.cores = 1;
     o.poll = PollMode::Busy;
-    o.sock = p.trick.group();
-    if p.trick == Trick::RoundRobin {
-        o.placement = PlacementMode::RoundRobin;
+    o.sock = group.clone();
+    if let Some(p) = placement {
+        o.placement = p;
     }
     let t = ff_target::start(&o).context("starting the target")?;
     if let Some(cpu) = pin.target_cpu {
@@ -175,20 +206,25 @@ fn run_point(cfg: &Config, p: &Point, pin: &Pinning) -> Result<PerfReport> {
     let perf = PerfConfig {
         addr: *t.io_addrs.first().context("no listener")?,
         nqn: DEFAULT_NQN.into(),
-        queue_depth: p.workload.qd,
-        io_size: p.workload.io_size,
-        pattern: p.workload.pattern,
-        seconds: cfg.seconds,
-        warmup_seconds: cfg.warmup,
-        group: p.trick.group(),
+        queue_depth: w.qd,
+        io_size: w.io_size,
+        pattern: w.pattern,
+        seconds,
+        warmup_seconds: warmup,
+        group,
         cpus: pin.perf_cpu.into_iter().collect(),
         // Both sides poll without sleeping, as SPDK's target and perf tool do for its reference figures.
         busy_poll: true,
         ..PerfConfig::default()
     };
     let r = ff_perf::run(&perf);
-    t.stop();
-    Ok(r?)
+    let target = t.stop_and_report();
+    Ok(E2e { perf: r?, target })
+}
+
+fn run_point(cfg: &Config, p: &Point, pin: &Pinning) -> Result<PerfReport> {
+    let placement = (p.trick == Trick::RoundRobin).then_some(PlacementMode::RoundRobin);
+    Ok(run_e2e(p.workload, p.trick.group(), placement, cfg.seconds, cfg.warmup, pin)?.perf)
 }
 
 /// Medians of one point over the repeats.
@@ -209,11 +245,7 @@ struct Med {
 pub fn run(cfg: &Config) -> Result<Report> {
     ensure!(cfg.repeats >= 1, "at least one repeat");
     let cpus = online_cpus();
-    let pin = if cpus >= 2 {
-        Pinning { target_cpu: Some(0), perf_cpu: Some(1) }
-    } else {
-        Pinning { target_cpu: None, perf_cpu: None }
-    };
+    let pin = Pinning::for_cpus(cpus);
     let mut points: Vec<Point> =
         base_workloads().into_iter().map(|w| Point { workload: w, trick: Trick::Default }).collect();
     let uring = cfg.tricks && cfg.uring && uring_available();

@@ -1,8 +1,8 @@
-//! Smoke test of both benchmarks in their `--quick` configuration: the report files exist and parse,
+//! Smoke test of the benchmarks in their `--quick` configuration: the report files exist and parse,
 //! and the sock-layer counters tell a coherent story. No timing is asserted: benchmarks report.
 
 use ff_bench::report::Report;
-use ff_bench::{recv_cutover, zerocopy};
+use ff_bench::{recv_cutover, uring, zerocopy};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -107,4 +107,44 @@ fn zerocopy_quick_report_is_coherent() {
             m => panic!("unknown mode {m}"),
         }
     }
+}
+
+#[test]
+fn uring_quick_report_is_coherent() {
+    if !ff_bench::target::uring_available() {
+        eprintln!("SKIP: uring_quick_report_is_coherent: io_uring is not available here");
+        return;
+    }
+    let cfg = uring::Config::quick();
+    let rep = uring::run(&cfg).expect("uring --quick");
+    let rows = write_and_check(&rep, &temp_dir("uring"));
+    // The sweep's epoll and uring per QD, plus part 2's steps minus the two QD32 points the sweep has.
+    let per_rep = cfg.qds.len() * 2 + 2 * uring::STEPS.len() - 2;
+    assert_eq!(rows.len(), per_rep * cfg.repeats);
+    assert_eq!(rep.plots.len(), 2, "IOPS and syscalls by QD");
+    let f = |r: &Value, k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    for r in &rows {
+        assert_eq!(r["failure"], "", "{r}");
+        assert!(u(r, "perf_ios") > 0 && u(r, "target_ios") > 0, "{r}");
+        // Every I/O perf completed reached the namespace; the target also saw warm-up and drain.
+        assert!(u(r, "target_ios") >= u(r, "perf_ios"), "{r}");
+        let backend = if r["setup"] == "epoll" { "epoll" } else { "uring" };
+        assert_eq!(r["perf_sock_backend"], backend, "{r}");
+        assert_eq!(r["target_sock_backend"], backend, "{r}");
+        if backend == "uring" {
+            assert!(u(r, "target_uring_enters") > 0, "{r}");
+            assert!(f(r, "perf_enters_per_io") > 0.0, "{r}");
+            // On io_uring the enters are the syscalls (the target's counters are exact).
+            assert!(f(r, "target_enters_per_io") <= f(r, "target_syscalls_per_io"), "{r}");
+        } else {
+            assert_eq!(u(r, "target_uring_enters"), 0, "{r}");
+            assert_eq!(f(r, "perf_enters_per_io"), 0.0, "{r}");
+            assert!(f(r, "perf_syscalls_per_io") > 0.0, "{r}");
+        }
+    }
+    let v = &rep.summary["verdict"];
+    for k in ["enters_goal_met", "per_core_goal_met", "goal_met"] {
+        assert!(v[k].is_boolean(), "verdict has {k}: {v}");
+    }
+    assert!(rep.notes.iter().any(|n| n.starts_with("VERDICT")), "the verdict is stated");
 }

@@ -7,6 +7,7 @@ use ff_bench::report::{Report, default_out_dir};
 use ff_bench::servers::ServerKind;
 use ff_bench::stats::parse_size;
 use ff_bench::target as target_bench;
+use ff_bench::uring as uring_bench;
 use ff_bench::{recv_cutover, servers, zerocopy};
 use std::path::PathBuf;
 
@@ -94,6 +95,21 @@ enum Bench {
         #[arg(long)]
         no_uring: bool,
     },
+    /// io_uring vs epoll end to end through our target: 4K randread by queue depth, then each uring
+    /// feature added in turn (4K QD32, 128K QD16); checks issue 5's goal.
+    Uring {
+        #[command(flatten)]
+        common: Common,
+        /// Measured seconds per point.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Queue depths of the 4K randread sweep, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        qd: Option<Vec<u16>>,
+        /// Skip part 2 (features in turn).
+        #[arg(long)]
+        no_features: bool,
+    },
 }
 
 /// Runs the chosen benchmark, writes its report and prints the summary.
@@ -130,6 +146,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.tricks = !no_tricks;
             cfg.uring &= !no_uring;
             (target_bench::run(&cfg)?, common.out)
+        }
+        Bench::Uring { common, seconds, qd, no_features } => {
+            let mut cfg = if common.quick { uring_bench::Config::quick() } else { uring_bench::Config::default() };
+            cfg.repeats = common.repeats.unwrap_or(cfg.repeats);
+            cfg.seconds = seconds.unwrap_or(cfg.seconds);
+            cfg.qds = qd.unwrap_or(cfg.qds);
+            cfg.features = !no_features;
+            (uring_bench::run(&cfg)?, common.out)
         }
     };
     emit(&report, out)
