@@ -101,6 +101,8 @@ pub struct ReactorStats {
 
 /// Most receive steps for one readable connection before the reactor moves on (fairness).
 const RECV_BUDGET: usize = 512;
+/// Size of each io_uring reactor's registered buffer arena (address space; pages are backed on use).
+const ARENA_BYTES: usize = 64 << 20;
 /// How often keep-alive timers are checked.
 const TICK: Duration = Duration::from_millis(100);
 /// Busy-mode loop turns between clock reads.
@@ -144,6 +146,7 @@ impl Reactor {
         let (tx, rx) = std::sync::mpsc::channel();
         let on_ring = group.backend() == ff_sock::Backend::Uring;
         let mut devs: Vec<Option<Box<dyn BlockDev>>> = Vec::new();
+        let mut any_attached = false;
         if on_ring {
             // Open every namespace's handle now, attached to the ring before its first request.
             devs.resize_with(shared.ns_count, || None);
@@ -151,6 +154,7 @@ impl Reactor {
                 match ns.factory.open_handle() {
                     Ok(mut h) => {
                         let attached = h.attach_uring();
+                        any_attached |= attached;
                         tracing::debug!(reactor = index, ns = ns.index, attached, "device handle");
                         if let Some(slot) = devs.get_mut(ns.index) {
                             *slot = Some(h);
@@ -161,11 +165,28 @@ impl Reactor {
                 }
             }
         }
+        // File namespaces on the ring read and write into registered buffers (READ_FIXED/WRITE_FIXED): the
+        // reactor's pool carves its I/O buffers from one arena registered with the ring, so the kernel
+        // skips pinning pages per request. The mapping is lazily backed; buffers beyond it come from the
+        // heap and use plain READ/WRITE.
+        let mut pool = BufPool::new();
+        if any_attached {
+            match ff_blockdev::Arena::new(ARENA_BYTES).and_then(|a| a.register(&mut group).map(|()| a)) {
+                Ok(arena) => {
+                    for d in devs.iter_mut().flatten() {
+                        let fixed = d.use_fixed_buffers(&arena);
+                        tracing::debug!(reactor = index, fixed, "registered buffers for a device handle");
+                    }
+                    pool = BufPool::with_arena(arena);
+                }
+                Err(e) => tracing::warn!(reactor = index, "no registered buffers (plain READ/WRITE): {e}"),
+            }
+        }
         let stats = Arc::new(Mutex::new(ReactorStats { backend: Some(group.backend()), ..Default::default() }));
         let r = Reactor {
             index,
             group,
-            pool: BufPool::new(),
+            pool,
             conns: Vec::new(),
             rx,
             released,

@@ -128,6 +128,8 @@ fn linux_host_uses_a_file_namespace_on_io_uring() {
     );
     assert_eq!(foreign, total.uring_sqes, "{name}: the groups carried every SQE the file handles prepared");
     assert!(total.fsyncs >= total.flushes, "{name}: each flush synced the file: {total:?}");
+    // Reads and writes used the reactor's registered arena (READ_FIXED/WRITE_FIXED).
+    assert!(total.uring_fixed_sqes > 0, "{name}: registered buffers were used: {total:?}");
 }
 
 /// Adds the counters that matter here.
@@ -141,4 +143,5 @@ fn add(a: &mut DevStats, d: &DevStats) {
     a.uring_ios += d.uring_ios;
     a.uring_sqes += d.uring_sqes;
     a.short_ios += d.short_ios;
+    a.uring_fixed_sqes += d.uring_fixed_sqes;
 }
