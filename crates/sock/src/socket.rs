@@ -35,8 +35,17 @@ fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
 impl Listener {
     /// Binds and listens on `addr` (IPv4 or IPv6; an IPv6 listener is v6-only so v4 can bind separately).
     pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
+        Self::bind_with(addr, backlog, false)
+    }
+
+    /// Like [`Listener::bind`]; with `reuseport` (SO_REUSEPORT) several listeners share the address and
+    /// the kernel spreads new connections over them, e.g. one listener per reactor.
+    pub fn bind_with(addr: SocketAddr, backlog: i32, reuseport: bool) -> io::Result<Listener> {
         let sock = new_socket(&addr)?;
         sock.set_reuse_address(true)?;
+        if reuseport {
+            sock.set_reuse_port(true)?;
+        }
         if addr.is_ipv6() {
             sock.set_only_v6(true)?;
         }

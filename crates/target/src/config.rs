@@ -58,6 +58,30 @@ fn default_model() -> String {
     "ferrofabric".into()
 }
 
+/// Who accepts connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcceptMode {
+    /// One acceptor thread places each connection on a reactor by `placement` (NAPI id, CPU, ...)
+    /// after its first bytes arrived.
+    Acceptor,
+    /// Every reactor owns an SO_REUSEPORT listener per address and accepts on its own socket group (on
+    /// io_uring: multishot accept straight into the ring's fixed-file table); the kernel's reuseport
+    /// hash spreads connections, `placement` is not used.
+    Reactor,
+}
+
+impl std::str::FromStr for AcceptMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "acceptor" => Ok(AcceptMode::Acceptor),
+            "reactor" => Ok(AcceptMode::Reactor),
+            o => Err(format!("unknown accept mode {o:?} (acceptor or reactor)")),
+        }
+    }
+}
+
 /// Everything a target needs to start.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,6 +96,8 @@ pub struct TargetOptions {
     pub poll: PollMode,
     /// How connections are spread over reactors.
     pub placement: PlacementMode,
+    /// Who accepts connections: one acceptor thread (default) or every reactor.
+    pub accept: AcceptMode,
     /// Sock layer options (backend, pipe, cut-over, zero copy, TCP options).
     pub sock: GroupOptions,
     /// Advertised and enforced limits.
@@ -89,6 +115,7 @@ impl Default for TargetOptions {
             cores: 1,
             poll: PollMode::Event,
             placement: PlacementMode::NapiId,
+            accept: AcceptMode::Acceptor,
             sock: GroupOptions::default(),
             limits: Limits::default(),
             subsystems: Vec::new(),

@@ -19,7 +19,7 @@ pub mod session;
 pub mod shared;
 pub mod txbuf;
 
-pub use config::{NamespaceSpec, SubsystemSpec, TargetOptions};
+pub use config::{AcceptMode, NamespaceSpec, SubsystemSpec, TargetOptions};
 pub use reactor::{PollMode, ReactorStats};
 
 use anyhow::Context;
@@ -161,19 +161,32 @@ pub fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Re
 /// Starts a target serving `opts`.
 pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
     opts.validate()?;
-    // Listeners: I/O listeners (which also serve discovery) then discovery-only ones.
+    let per_reactor = opts.accept == config::AcceptMode::Reactor;
+    // Listeners: I/O listeners (which also serve discovery) then discovery-only ones. In per-reactor
+    // accept mode each reactor gets its own SO_REUSEPORT listener on every address (the first one
+    // resolves port 0 for the others).
     let mut listeners = Vec::new();
+    let mut reactor_listeners: Vec<Vec<(Listener, usize)>> = (0..opts.cores).map(|_| Vec::new()).collect();
     let mut io_addrs = Vec::new();
     let mut discovery_addrs = Vec::new();
-    for a in &opts.listen {
-        let l = Listener::bind(*a, 1024).with_context(|| format!("listening on {a}"))?;
-        io_addrs.push(l.local_addr()?);
-        listeners.push(l);
-    }
-    for a in &opts.discovery_listen {
-        let l = Listener::bind(*a, 128).with_context(|| format!("listening on {a} (discovery)"))?;
-        discovery_addrs.push(l.local_addr()?);
-        listeners.push(l);
+    let all = opts.listen.iter().map(|a| (a, 1024, false)).chain(opts.discovery_listen.iter().map(|a| (a, 128, true)));
+    for (port, (a, backlog, discovery)) in all.enumerate() {
+        let l = Listener::bind_with(*a, backlog, per_reactor).with_context(|| format!("listening on {a}"))?;
+        let bound = l.local_addr()?;
+        if discovery {
+            discovery_addrs.push(bound)
+        } else {
+            io_addrs.push(bound)
+        }
+        if per_reactor {
+            reactor_listeners[0].push((l, port));
+            for rl in reactor_listeners.iter_mut().skip(1) {
+                let l = Listener::bind_with(bound, backlog, true).with_context(|| format!("listening on {bound}"))?;
+                rl.push((l, port));
+            }
+        } else {
+            listeners.push(l);
+        }
     }
     let shared = build_shared(opts, &io_addrs)?;
     let limits = *shared.target.limits();
@@ -187,12 +200,13 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
     let mut group = opts.sock.clone();
     // Each command may have an R2T, a C2HData and a response queued at once.
     group.write_queue_depth = group.write_queue_depth.max(3 * limits.max_queue_depth as usize + 16);
-    for i in 0..opts.cores {
+    for (i, own) in reactor_listeners.into_iter().enumerate() {
         // A reactor is built on its own thread: its socket group and device handles never cross threads.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (g, mode, sh, rel) = (group.clone(), opts.poll, shared.clone(), released_tx.clone());
+        let max_conn = (limits.max_connections as usize).div_ceil(opts.cores);
         threads.push(std::thread::Builder::new().name(format!("ff-reactor-{i}")).spawn(move || match Reactor::new(
-            i, g, mode, sh, rel,
+            i, g, mode, sh, rel, own, max_conn,
         ) {
             Ok((r, inbox)) => {
                 let _ = tx.send(Ok((inbox, r.backend(), r.stats_sink())));
@@ -207,16 +221,16 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         sock_backends.push(backend);
         stats.push(sink);
     }
-    let placer = Placer::new(opts.placement, opts.cores);
-    let acc_inboxes = inboxes.clone();
-    let acc_stop = stop.clone();
-    let sock_opts = opts.sock.sock.clone();
-    let max_conn = limits.max_connections as usize;
-    threads.push(
-        std::thread::Builder::new()
-            .name("ff-acceptor".into())
-            .spawn(move || acceptor::run(listeners, placer, acc_inboxes, released_rx, sock_opts, max_conn, acc_stop))?,
-    );
+    if !per_reactor {
+        let placer = Placer::new(opts.placement, opts.cores);
+        let acc_inboxes = inboxes.clone();
+        let acc_stop = stop.clone();
+        let sock_opts = opts.sock.sock.clone();
+        let max_conn = limits.max_connections as usize;
+        threads.push(std::thread::Builder::new().name("ff-acceptor".into()).spawn(move || {
+            acceptor::run(listeners, placer, acc_inboxes, released_rx, sock_opts, max_conn, acc_stop)
+        })?);
+    }
     Ok(RunningTarget {
         stop,
         inboxes,

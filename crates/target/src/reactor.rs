@@ -122,6 +122,12 @@ pub struct Reactor {
     small: [u8; 256],
     /// Some connection is closing: reap it once its queued writes are out.
     closing_any: bool,
+    /// This reactor's own listeners (per-reactor accept mode) and the port index each serves.
+    ports: Vec<(ff_sock::ListenerId, usize)>,
+    /// Connections the group accepted, awaiting a session.
+    accepted: Vec<ff_sock::Accepted>,
+    /// Most connections this reactor takes in per-reactor accept mode.
+    max_connections: usize,
     /// Device handles submit on the group's ring (the group runs on io_uring).
     on_ring: bool,
     ring_sqes: Vec<(UringSqe, u64)>,
@@ -137,8 +143,15 @@ impl Reactor {
         mode: PollMode,
         shared: Arc<Shared>,
         released: Sender<Placement>,
+        listeners: Vec<(ff_sock::Listener, usize)>,
+        max_connections: usize,
     ) -> std::io::Result<(Reactor, Inbox)> {
         let mut group = SockGroup::new(opts)?;
+        // Per-reactor accept mode: this group accepts on its own listeners (multishot on io_uring).
+        let mut ports = Vec::new();
+        for (l, port) in listeners {
+            ports.push((group.add_listener(l)?, port));
+        }
         if let Some(why) = group.backend_fallback() {
             tracing::warn!(reactor = index, "sock backend {} in use: {why}", group.backend());
         }
@@ -199,6 +212,9 @@ impl Reactor {
             ring_sqes: Vec::new(),
             ring_done: Vec::new(),
             stats,
+            ports,
+            accepted: Vec::new(),
+            max_connections,
         };
         Ok((r, Inbox { tx, waker }))
     }
@@ -285,6 +301,9 @@ impl Reactor {
                 std::thread::sleep(Duration::from_millis(10));
             }
             self.reap_ring();
+            if !self.ports.is_empty() {
+                self.adopt_accepted();
+            }
             let mut stop = false;
             for ev in events.drain(..) {
                 match ev {
@@ -343,6 +362,31 @@ impl Reactor {
             }
         }
         stop
+    }
+
+    /// Gives each connection the group accepted on its own listeners a session (per-reactor accept).
+    fn adopt_accepted(&mut self) {
+        self.group.take_accepted(&mut self.accepted);
+        let accepted = std::mem::take(&mut self.accepted);
+        for a in &accepted {
+            let peer = a.peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            if self.conns.iter().flatten().count() >= self.max_connections {
+                tracing::warn!(reactor = self.index, %peer, "refusing connection: limit reached");
+                let _ = self.group.close(a.sock);
+                continue;
+            }
+            let port = self.ports.iter().find(|(l, _)| *l == a.listener).map(|(_, p)| *p).unwrap_or(0);
+            let idx = a.sock.index();
+            if self.conns.len() <= idx {
+                self.conns.resize_with(idx + 1, || None);
+            }
+            tracing::info!(reactor = self.index, %peer, port, "connection");
+            let session = Session::new(self.shared.clone(), port, peer);
+            let placement = Placement { group: self.index, key: None };
+            self.conns[idx] = Some(Conn { id: a.sock, peer, session, placement, closing: false });
+        }
+        self.accepted = accepted;
+        self.accepted.clear();
     }
 
     fn conn_mut(conns: &mut [Option<Conn>], id: SockId) -> Option<&mut Conn> {

@@ -103,3 +103,26 @@ fn bad_configs_are_clear_errors() {
         "[[subsystem]]\nnqn = \"nqn.2026-11.io.x:y\"\n[[subsystem.namespaces]]\nnsid = 1\nbackend = \"tape\"\n";
     assert!(TargetOptions::from_toml(bad_backend).is_err());
 }
+
+#[test]
+fn per_reactor_accept_serves_on_every_backend() {
+    for backend in ["epoll", "poll", "uring"] {
+        let text = format!(
+            "listen = [\"127.0.0.1:0\"]\ndiscovery_listen = []\ncores = 2\naccept = \"reactor\"\n[sock]\nbackend = \"{backend}\"\n\
+             [[subsystem]]\nnqn = \"nqn.2026-11.io.ferrofabric:pr\"\n[[subsystem.namespaces]]\nnsid = 1\nbackend = \"null\"\n"
+        );
+        let o = TargetOptions::from_toml(&text).unwrap();
+        let t = ff_target::start(&o).unwrap();
+        // Several hosts: SO_REUSEPORT spreads them over both reactors' listeners.
+        for _ in 0..6 {
+            let mut h = Host::connect(t.io_addrs[0]);
+            h.handshake(Digests::default());
+            h.connect_admin("nqn.2026-11.io.ferrofabric:pr", 0);
+            h.enable();
+            assert_eq!(identify(&mut h, 1, 0).len(), 4096, "{backend}");
+        }
+        let stats = t.stop_and_report();
+        let accepted: u64 = stats.iter().map(|r| r.sock.accepts_multishot + r.sock.accepts_plain).sum();
+        assert_eq!(accepted, 6, "{backend}: the reactors accepted every host themselves");
+    }
+}

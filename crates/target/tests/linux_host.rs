@@ -41,6 +41,15 @@ fn skip_reason() -> Option<String> {
 /// Starts a target on an ephemeral loopback port and asserts the guest smoke script passes against it;
 /// returns the reactors' final counters (`None` when skipped).
 fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) -> Option<Vec<ReactorStats>> {
+    smoke_with(name, backend, sock, ff_target::AcceptMode::Acceptor)
+}
+
+fn smoke_with(
+    name: &str,
+    backend: BackendSpec,
+    sock: ff_sock::Backend,
+    accept: ff_target::AcceptMode,
+) -> Option<Vec<ReactorStats>> {
     if let Some(why) = skip_reason() {
         eprintln!("SKIP: {name}: {why}");
         return None;
@@ -50,6 +59,7 @@ fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) -> Option<Vec
     o.discovery_listen.clear();
     o.cores = 2;
     o.sock.backend = sock;
+    o.accept = accept;
     let t = ff_target::start(&o).expect("target starts");
     assert!(t.sock_backends.iter().all(|b| *b == sock), "{name}: reactors run {:?}, not {sock}", t.sock_backends);
     let port = t.io_addrs[0].port();
@@ -92,8 +102,18 @@ fn linux_host_uses_a_file_namespace() {
 }
 
 #[test]
-fn linux_host_uses_a_ram_namespace_on_io_uring() {
-    smoke("linux_host_uses_a_ram_namespace_on_io_uring", "ram".parse().unwrap(), ff_sock::Backend::Uring);
+fn linux_host_uses_a_ram_namespace_on_io_uring_with_multishot_accept() {
+    // Every reactor accepts on its own SO_REUSEPORT listener: on io_uring a multishot accept installs
+    // the host's connections straight into the ring's fixed-file table.
+    let name = "linux_host_uses_a_ram_namespace_on_io_uring_with_multishot_accept";
+    let Some(stats) = smoke_with(name, "ram".parse().unwrap(), ff_sock::Backend::Uring, ff_target::AcceptMode::Reactor)
+    else {
+        return;
+    };
+    let multishot: u64 = stats.iter().map(|r| r.sock.accepts_multishot).sum();
+    let plain: u64 = stats.iter().map(|r| r.sock.accepts_plain).sum();
+    eprintln!("{name}: accepts multishot {multishot}, plain {plain}");
+    assert!(multishot > 0 && plain == 0, "{name}: connections came in by multishot accept ({multishot}/{plain})");
 }
 
 #[test]

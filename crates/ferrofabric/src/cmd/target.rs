@@ -47,9 +47,13 @@ pub struct TargetArgs {
     /// Sock backend: epoll, poll or uring (falls back to epoll, with a warning, where io_uring is unavailable).
     #[arg(long)]
     sock: Option<Backend>,
-    /// Connection placement: round-robin, least-loaded, napi-id, incoming-cpu.
+    /// Connection placement: round-robin, least-loaded, napi-id, incoming-cpu (acceptor mode).
     #[arg(long)]
     placement: Option<PlacementMode>,
+    /// Who accepts: acceptor (one thread places connections by --placement) or reactor (each reactor
+    /// accepts on its own SO_REUSEPORT listener; multishot accept on io_uring).
+    #[arg(long)]
+    accept: Option<ff_target::AcceptMode>,
 }
 
 /// Builds the options from the file (if any) and the flags.
@@ -81,6 +85,9 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
     }
     if let Some(p) = a.placement {
         o.placement = p;
+    }
+    if let Some(m) = a.accept {
+        o.accept = m;
     }
     let flags_define_ns = a.nqn.is_some() || a.backend.is_some() || a.size.is_some() || a.block_size.is_some();
     if o.subsystems.is_empty() || flags_define_ns {
