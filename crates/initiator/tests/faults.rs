@@ -6,7 +6,10 @@ use ff_initiator::{Buf, Controller, HostOptions, IoCompletion, IoError, IoGroup}
 use ff_nvme_tcp::nvme::{Cqe, fctype, opcode, status};
 use ff_nvme_tcp::target::{BufAlloc, Completion, RecvTarget, TargetConfig, TargetConn, TargetOutput};
 use ff_nvme_tcp::{C2HData, CapsuleResp, Digests, Pdu, TermReq};
-use ff_sock::GroupOptions;
+use ff_sock::{Backend, GroupOptions};
+
+/// Every fault scenario runs with the host's I/O queues on each sock backend.
+const BACKENDS: [Backend; 3] = [Backend::Epoll, Backend::Poll, Backend::Uring];
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -164,10 +167,10 @@ fn opts(digests: Digests) -> HostOptions {
     }
 }
 
-fn first_read(fault: Fault, digests: Digests) -> (IoCompletion, IoGroup, Controller) {
+fn first_read(fault: Fault, digests: Digests, backend: Backend) -> (IoCompletion, IoGroup, Controller) {
     let addr = fake(fault);
     let mut ctrl = Controller::connect(addr, "nqn.test:fake", &opts(digests)).unwrap();
-    let mut g = IoGroup::new(GroupOptions::default()).unwrap();
+    let mut g = IoGroup::new(GroupOptions { backend, ..GroupOptions::default() }).unwrap();
     let q = g.add(ctrl.take_io_queues().pop().unwrap()).unwrap();
     g.queue(q).unwrap().submit_read(1, 0, 8, Buf::new(4096), 42).map_err(|e| e.0).unwrap();
     let deadline = Instant::now() + Duration::from_secs(8);
@@ -182,8 +185,11 @@ fn first_read(fault: Fault, digests: Digests) -> (IoCompletion, IoGroup, Control
 
 #[test]
 fn peer_faults_fail_the_command_with_a_clear_error() {
-    for fault in [Fault::CloseMidIo, Fault::UnknownCid, Fault::LongC2H, Fault::TermReq] {
-        let (c, mut g, _ctrl) = first_read(fault, Digests::default());
+    for (fault, backend) in [Fault::CloseMidIo, Fault::UnknownCid, Fault::LongC2H, Fault::TermReq]
+        .into_iter()
+        .flat_map(|f| BACKENDS.map(|b| (f, b)))
+    {
+        let (c, mut g, _ctrl) = first_read(fault, Digests::default(), backend);
         assert_eq!(c.tag, 42);
         let Err(IoError::ConnectionLost(why)) = &c.result else { panic!("{fault:?}: {:?}", c.result) };
         eprintln!("{fault:?}: {why}");
@@ -200,21 +206,29 @@ fn peer_faults_fail_the_command_with_a_clear_error() {
             assert!(Instant::now() < deadline);
             g.poll(Some(Duration::from_millis(20)), &mut out).unwrap();
         }
-        assert_eq!(out[0].result, Ok(()), "{fault:?} after reconnect");
+        assert_eq!(out[0].result, Ok(()), "{fault:?} on {backend} after reconnect");
     }
 }
 
 #[test]
 fn wrong_data_digest_fails_only_the_command() {
-    let (c, mut g, _ctrl) = first_read(Fault::WrongDigest, Digests { header: false, data: true });
-    assert_eq!(c.result, Err(IoError::DataDigest));
-    let q = ff_initiator::QueueId(0);
-    assert!(g.queue(q).unwrap().down_reason().is_none());
+    for backend in BACKENDS {
+        let (c, mut g, _ctrl) = first_read(Fault::WrongDigest, Digests { header: false, data: true }, backend);
+        assert_eq!(c.result, Err(IoError::DataDigest), "{backend}");
+        let q = ff_initiator::QueueId(0);
+        assert!(g.queue(q).unwrap().down_reason().is_none(), "{backend}");
+    }
 }
 
 #[test]
 fn unanswered_command_times_out_aborts_and_reconnects() {
-    let (c, mut g, _ctrl) = first_read(Fault::NeverAnswer, Digests::default());
+    for backend in BACKENDS {
+        unanswered(backend);
+    }
+}
+
+fn unanswered(backend: Backend) {
+    let (c, mut g, _ctrl) = first_read(Fault::NeverAnswer, Digests::default(), backend);
     assert_eq!(c.result, Err(IoError::Timeout));
     let q = ff_initiator::QueueId(0);
     assert!(g.queue(q).unwrap().down_reason().is_none(), "reconnected after the timeout");
