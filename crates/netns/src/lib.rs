@@ -78,9 +78,7 @@ pub fn available() -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
-        return Err(format!(
-            "network namespaces need root (running as euid {euid})"
-        ));
+        return Err(format!("network namespaces need root (running as euid {euid})"));
     }
     match Command::new("ip").arg("-V").output() {
         Ok(out) if out.status.success() => {}
@@ -142,15 +140,10 @@ impl VethPair {
         ensure!(
             !prefix.is_empty()
                 && prefix.len() <= 64
-                && prefix
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "invalid namespace prefix {prefix:?}"
         );
-        ensure!(
-            (1..=256).contains(&queues),
-            "queues must be 1..=256, got {queues}"
-        );
+        ensure!((1..=256).contains(&queues), "queues must be 1..=256, got {queues}");
         available().map_err(anyhow::Error::msg)?;
 
         let pid = std::process::id();
@@ -173,12 +166,7 @@ impl VethPair {
 
         // Construct the guard first so that any failure below tears down
         // whatever was already created.
-        let pair = VethPair {
-            a: end("a", 1),
-            b: end("b", 2),
-            queues,
-            cpus,
-        };
+        let pair = VethPair { a: end("a", 1), b: end("b", 2), queues, cpus };
         pair.setup()?;
         Ok(pair)
     }
@@ -221,13 +209,7 @@ impl VethPair {
             })
             .with_context(|| format!("configuring offloads of {side:?}"))?;
             let got = self.offloads(side)?;
-            ensure!(
-                got == Offloads {
-                    gro: true,
-                    tso: false
-                },
-                "offloads of {side:?} did not stick: {got:?}"
-            );
+            ensure!(got == Offloads { gro: true, tso: false }, "offloads of {side:?} did not stick: {got:?}");
             // The kernel refuses XPS on single-queue devices, and there is
             // nothing to steer there anyway.
             if self.queues > 1 {
@@ -245,16 +227,9 @@ impl VethPair {
         let mut script = String::from("set -e");
         for q in 0..self.queues {
             let mask = cpumask_string(
-                self.cpus
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i as u32 % self.queues == q)
-                    .map(|(_, &c)| c),
+                self.cpus.iter().enumerate().filter(|(i, _)| *i as u32 % self.queues == q).map(|(_, &c)| c),
             );
-            script.push_str(&format!(
-                "; echo {mask} > /sys/class/net/{}/queues/tx-{q}/xps_cpus",
-                e.ifname
-            ));
+            script.push_str(&format!("; echo {mask} > /sys/class/net/{}/queues/tx-{q}/xps_cpus", e.ifname));
         }
         run(Command::new("ip").args(["netns", "exec", &e.netns, "sh", "-c", &script]))
             .with_context(|| format!("installing XPS map on {side:?}"))
@@ -307,10 +282,7 @@ impl VethPair {
     /// selects for packets a socket first transmits from `cpu`; `None` for a
     /// CPU outside [`VethPair::cpus`], which falls back to a flow hash.
     pub fn queue_for_cpu(&self, cpu: usize) -> Option<u32> {
-        self.cpus
-            .iter()
-            .position(|&c| c == cpu)
-            .map(|i| i as u32 % self.queues)
+        self.cpus.iter().position(|&c| c == cpu).map(|i| i as u32 % self.queues)
     }
 
     /// Reads GRO/TSO state of the veth on `side` back through `SIOCETHTOOL`.
@@ -338,11 +310,7 @@ impl VethPair {
     }
 
     /// Runs `f` on a new thread that has joined the namespace on `side`.
-    pub fn in_ns<T: Send + 'static>(
-        &self,
-        side: Side,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> T {
+    pub fn in_ns<T: Send + 'static>(&self, side: Side, f: impl FnOnce() -> T + Send + 'static) -> T {
         match self.spawn_in(side, f).join() {
             Ok(v) => v,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -351,18 +319,12 @@ impl VethPair {
 
     /// Spawns (without joining) a thread in namespace a running `f`, e.g. a
     /// server that clients in namespace b talk to concurrently.
-    pub fn spawn_in_a<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> JoinHandle<T> {
+    pub fn spawn_in_a<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
         self.spawn_in(Side::A, f)
     }
 
     /// Spawns (without joining) a thread in namespace b running `f`.
-    pub fn spawn_in_b<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> JoinHandle<T> {
+    pub fn spawn_in_b<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
         self.spawn_in(Side::B, f)
     }
 
@@ -370,14 +332,9 @@ impl VethPair {
     /// namespace handle is opened before spawning, so the thread still gets
     /// in even if the pair is dropped before it is scheduled; it panics only
     /// if `setns` itself fails.
-    pub fn spawn_in<T: Send + 'static>(
-        &self,
-        side: Side,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> JoinHandle<T> {
+    pub fn spawn_in<T: Send + 'static>(&self, side: Side, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
         let path = netns_path(&self.end(side).netns);
-        let handle = File::open(&path)
-            .unwrap_or_else(|e| panic!("opening namespace {}: {e}", path.display()));
+        let handle = File::open(&path).unwrap_or_else(|e| panic!("opening namespace {}: {e}", path.display()));
         std::thread::Builder::new()
             .name(format!("netns-{side:?}"))
             .spawn(move || {
@@ -434,11 +391,7 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -461,10 +414,7 @@ fn ethtool_socket() -> io::Result<OwnedFd> {
 fn ethtool_value(sock: &OwnedFd, ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
     let name = ifname.as_bytes();
     if name.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("interface name {ifname:?} too long"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("interface name {ifname:?} too long")));
     }
     let mut value = EthtoolValue { cmd, data };
     // SAFETY: ifreq is a plain C struct/union for which all-zero is valid.
@@ -517,9 +467,7 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     }
     let max = 8 * std::mem::size_of_val(&set);
     // SAFETY: CPU_ISSET only reads the set, and c < the set's bit capacity.
-    Ok((0..max)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect())
+    Ok((0..max).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect())
 }
 
 /// Pins the calling thread to `cpu`, so the packets it transmits take that
@@ -528,10 +476,7 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is a plain bitmask; all-zero is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     if cpu >= 8 * std::mem::size_of_val(&set) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cpu out of range",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "cpu out of range"));
     }
     // SAFETY: cpu is within the set's capacity (checked above).
     unsafe { libc::CPU_SET(cpu, &mut set) };
@@ -548,15 +493,8 @@ fn getsockopt_int(sock: &impl AsFd, opt: libc::c_int) -> io::Result<libc::c_int>
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: val/len point to a writable c_int and its size; the fd is
     // borrowed from a live socket for the duration of the call.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&raw mut val).cast(),
-            &mut len,
-        )
-    };
+    let rc =
+        unsafe { libc::getsockopt(sock.as_fd().as_raw_fd(), libc::SOL_SOCKET, opt, (&raw mut val).cast(), &mut len) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -595,10 +533,7 @@ mod tests {
         let cpus = allowed_cpus().unwrap();
         // SAFETY: sched_getcpu has no preconditions.
         let now = unsafe { libc::sched_getcpu() };
-        assert!(
-            now >= 0 && cpus.contains(&(now as usize)),
-            "{now} not in {cpus:?}"
-        );
+        assert!(now >= 0 && cpus.contains(&(now as usize)), "{now} not in {cpus:?}");
     }
 
     #[test]

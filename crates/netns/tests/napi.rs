@@ -96,14 +96,8 @@ fn accepted_sockets_report_napi_ids_per_sending_cpu() {
     let mut ids_by_cpu: BTreeMap<usize, BTreeSet<u32>> = BTreeMap::new();
     for s in &seen {
         assert_ne!(s.napi_id, 0, "no NAPI id on {s:?}");
-        assert_eq!(
-            s.incoming_cpu, s.sender_cpu as i32,
-            "non-threaded veth NAPI runs on the transmitting CPU: {s:?}"
-        );
-        ids_by_cpu
-            .entry(s.sender_cpu)
-            .or_default()
-            .insert(s.napi_id);
+        assert_eq!(s.incoming_cpu, s.sender_cpu as i32, "non-threaded veth NAPI runs on the transmitting CPU: {s:?}");
+        ids_by_cpu.entry(s.sender_cpu).or_default().insert(s.napi_id);
     }
     for (cpu, ids) in &ids_by_cpu {
         assert_eq!(ids.len(), 1, "CPU {cpu} spread over NAPI ids {ids:?}");
@@ -162,8 +156,7 @@ fn client_side_sockets_report_napi_ids() {
     });
     let addr = SocketAddr::new(listen_ip, port_rx.recv().unwrap());
     let id = pair.in_b(move || {
-        let sock =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         sock.connect(&addr.into()).unwrap();
         let mut conn: TcpStream = sock.into();
         conn.write_all(b"ping").unwrap();
@@ -191,28 +184,18 @@ fn offloads_addresses_and_teardown() {
         let visible = pair.in_ns(side, move || {
             // /proc/thread-self/net follows this thread's namespace.
             let dev = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap();
-            dev.lines()
-                .any(|l| l.trim_start().starts_with(&format!("{name}:")))
+            dev.lines().any(|l| l.trim_start().starts_with(&format!("{name}:")))
         });
-        assert!(
-            visible,
-            "{} not visible in its namespace",
-            pair.ifname(side)
-        );
+        assert!(visible, "{} not visible in its namespace", pair.ifname(side));
     }
     let (a, b) = (pair.addr_a().to_string(), pair.addr_b().to_string());
     assert!(a.starts_with("10.201.") && a.ends_with(".1"), "{a}");
     assert!(b.starts_with("10.201.") && b.ends_with(".2"), "{b}");
-    let names: Vec<String> = [Side::A, Side::B]
-        .iter()
-        .map(|&s| format!("/var/run/netns/{}", pair.netns_name(s)))
-        .collect();
+    let names: Vec<String> =
+        [Side::A, Side::B].iter().map(|&s| format!("/var/run/netns/{}", pair.netns_name(s))).collect();
     assert!(names.iter().all(|n| std::path::Path::new(n).exists()));
     drop(pair);
-    assert!(
-        names.iter().all(|n| !std::path::Path::new(n).exists()),
-        "{names:?}"
-    );
+    assert!(names.iter().all(|n| !std::path::Path::new(n).exists()), "{names:?}");
 
     let mut unwound = Vec::new();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -223,8 +206,5 @@ fn offloads_addresses_and_teardown() {
     }));
     assert!(r.is_err());
     assert_eq!(unwound.len(), 2);
-    assert!(
-        unwound.iter().all(|n| !std::path::Path::new(n).exists()),
-        "{unwound:?}"
-    );
+    assert!(unwound.iter().all(|n| !std::path::Path::new(n).exists()), "{unwound:?}");
 }
