@@ -1059,12 +1059,16 @@ impl<B: StableBuf> SockGroup<B> {
                 usize::MAX
             };
             let [p0, p1] = c.pipe.free_slices(&mut self.pool, cap);
-            let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(rest.len() + 2);
-            iov.extend(rest.iter_mut().map(|b| IoSliceMut::new(&mut b[..])));
-            iov.push(p0);
-            iov.push(p1);
-            let r = c.sock.readv(&mut iov);
-            drop(iov);
+            // The common case is one caller buffer: gather on the stack, no allocation per recv.
+            let r = if let [one] = rest {
+                c.sock.readv(&mut [IoSliceMut::new(&mut one[..]), p0, p1])
+            } else {
+                let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(rest.len() + 2);
+                iov.extend(rest.iter_mut().map(|b| IoSliceMut::new(&mut b[..])));
+                iov.push(p0);
+                iov.push(p1);
+                c.sock.readv(&mut iov)
+            };
             match r {
                 Ok(n) => {
                     c.counters.readv_pipe += 1;
