@@ -17,15 +17,13 @@
 //! [`HostConn::poll_output`]).
 
 use crate::decoder::{Decoder, DecoderConfig, Need, Role};
-use crate::digest::data_digest;
 use crate::error::{Error, Fes};
 use crate::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, Status};
-use crate::pdu::{C2HData, CapsuleCmd, Digests, Framing, H2CData, IcReq, Pdu, PduType, TermReq};
+use crate::pdu::{C2HData, CapsuleCmd, Digests, Framing, H2CData, IcReq, Pdu, TermReq};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Largest encoded PDU header we emit (header, digest and padding to a 128-byte alignment).
-pub const TX_HEAD_MAX: usize = 128;
+pub use crate::tx::{TX_HEAD_MAX, TxPdu};
 /// In-capsule data the admin queue always accepts (NVMe/TCP transport binding).
 pub const ADMIN_IN_CAPSULE: u32 = 8192;
 
@@ -77,26 +75,6 @@ impl<B: AsRef<[u8]>> AsRef<[u8]> for TxData<B> {
     }
 }
 
-/// One PDU to send: an encoded header (with digest and padding), optional data, optional data digest.
-#[derive(Debug)]
-pub struct TxPdu<B> {
-    head: [u8; TX_HEAD_MAX],
-    head_len: u8,
-    /// Data sent after the header, untouched.
-    pub data: Option<TxData<B>>,
-    /// Data digest to send after the data.
-    pub ddgst: Option<[u8; 4]>,
-    /// PDU type (for logs and tests).
-    pub kind: PduType,
-}
-
-impl<B> TxPdu<B> {
-    /// The encoded header bytes.
-    pub fn head(&self) -> &[u8] {
-        self.head.get(..usize::from(self.head_len)).unwrap_or(&[])
-    }
-}
-
 /// A finished command, with the caller's buffers handed back.
 #[derive(Debug)]
 pub struct HostCompletion<B> {
@@ -141,7 +119,7 @@ pub enum HostError {
 #[derive(Debug)]
 pub enum HostOutput<B> {
     /// Send this PDU.
-    Send(TxPdu<B>),
+    Send(TxPdu<TxData<B>>),
     /// A command finished.
     Completion(HostCompletion<B>),
     /// Flush what was queued, then close the connection; fail what is outstanding ([`HostConn::fail_all`]).
@@ -650,18 +628,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> HostConn<B> {
     }
 
     fn push_pdu_framed(&mut self, pdu: Pdu, data: Option<TxData<B>>, framing: Framing) {
-        let mut head = [0u8; TX_HEAD_MAX];
-        let data_len = data.as_ref().map(|d| d.bytes().len() as u32).unwrap_or(0);
-        match pdu.encode_header(&framing, data_len, &mut head) {
-            Ok(layout) => {
-                let head_len = if data_len > 0 { layout.data_offset() } else { layout.header_len() };
-                let ddgst = match &data {
-                    Some(d) if layout.ddgst && data_len > 0 => Some(data_digest([d.bytes()]).to_le_bytes()),
-                    _ => None,
-                };
-                let kind = pdu.pdu_type();
-                self.out.push_back(HostOutput::Send(TxPdu { head, head_len: head_len as u8, data, ddgst, kind }));
-            }
+        match TxPdu::encode(&pdu, &framing, data) {
+            Ok(tx) => self.out.push_back(HostOutput::Send(tx)),
             Err(_) => {
                 // Only framing the controller negotiated reaches here; failing loudly beats a corrupt stream.
                 self.close(HostError::Fatal {

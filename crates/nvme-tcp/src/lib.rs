@@ -7,6 +7,7 @@
 //! - [`error`]: typed errors carrying the TermReq FES/FEI for fatal ones.
 //! - [`wire`]: panic-free little-endian field access shared by every fixed-layout structure.
 //! - [`target`]: the target side of a connection: commands in, PDUs out.
+//! - [`tx`]: one encoded PDU ready to send, shared by both connection cores.
 //!
 //! Nothing here performs I/O, allocates, or panics on peer input.
 
@@ -19,6 +20,7 @@ pub mod host;
 pub mod nvme;
 pub mod pdu;
 pub mod target;
+pub mod tx;
 pub mod wire;
 
 pub use decoder::{Decoder, DecoderConfig, Need, Negotiated, Role};

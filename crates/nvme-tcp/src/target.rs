@@ -12,10 +12,9 @@
 //! into the returned slice of the command's buffer and report [`TargetConn::data_received`]).
 
 use crate::decoder::{Decoder, DecoderConfig, Need};
-use crate::digest::data_digest;
 use crate::error::{Error, Fes};
 use crate::nvme::{Cqe, PSDT_MASK, PSDT_PRP, Sqe, Status, opcode, status};
-use crate::pdu::{C2HData, CapsuleResp, Framing, IcResp, Pdu, PduType, R2T, TermReq};
+use crate::pdu::{C2HData, CapsuleResp, Framing, IcResp, Pdu, R2T, TermReq};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -42,8 +41,7 @@ impl Hasher for CidHasher {
 /// A map keyed by command id.
 pub type CidMap<V> = HashMap<u16, V, BuildHasherDefault<CidHasher>>;
 
-/// Largest encoded PDU header we emit (header, digest and padding to a 128-byte alignment).
-pub const TX_HEAD_MAX: usize = 128;
+pub use crate::tx::{TX_HEAD_MAX, TxPdu};
 
 /// A data buffer the connection fills (host data) or sends (controller data).
 pub trait DataBuf: AsRef<[u8]> + AsMut<[u8]> {
@@ -139,26 +137,6 @@ impl<B> Completion<B> {
     /// A completion with `status` and nothing else.
     pub fn status(status: Status) -> Self {
         Completion { status, dnr: !status.is_success(), dw0: 0, dw1: 0, data: None }
-    }
-}
-
-/// One PDU to send: an encoded header (with digest and padding), optional data, optional data digest.
-#[derive(Debug)]
-pub struct TxPdu<B> {
-    head: [u8; TX_HEAD_MAX],
-    head_len: u8,
-    /// Data sent after the header, untouched.
-    pub data: Option<B>,
-    /// Data digest to send after the data.
-    pub ddgst: Option<[u8; 4]>,
-    /// PDU type (for logs and tests).
-    pub kind: PduType,
-}
-
-impl<B> TxPdu<B> {
-    /// The encoded header bytes.
-    pub fn head(&self) -> &[u8] {
-        self.head.get(..usize::from(self.head_len)).unwrap_or(&[])
     }
 }
 
@@ -509,7 +487,7 @@ impl<B: DataBuf> TargetConn<B> {
             return;
         }
         let term = TermReq { fes: fes.code(), fei };
-        self.push_pdu(Pdu::C2HTermReq(term), None, PduType::C2HTermReq);
+        self.push_pdu(Pdu::C2HTermReq(term), None);
         self.out.push_back(TargetOutput::Close(CloseReason::Fatal { fes: fes.code(), fei, reason }));
         self.closed = true;
     }
@@ -521,7 +499,7 @@ impl<B: DataBuf> TargetConn<B> {
                 self.framing = Some(Framing { hdgst: neg.digests.header, ddgst: neg.digests.data, pda: neg.peer_pda });
                 let resp = IcResp { pfv: 0, cpda: self.cfg.cpda, dgst: neg.digests, maxh2cdata: self.cfg.maxh2cdata };
                 // ICResp itself is never digested.
-                self.push_pdu_framed(Pdu::IcResp(resp), None, PduType::IcResp, Framing::default());
+                self.push_pdu_framed(Pdu::IcResp(resp), None, Framing::default());
             }
             Pdu::H2CTermReq(t) => {
                 self.out.push_back(TargetOutput::Close(CloseReason::HostTerminated { fes: t.fes }));
@@ -588,7 +566,7 @@ impl<B: DataBuf> TargetConn<B> {
                     self.slots.insert(cid, Slot::AwaitData { sqe, buf, len: xfer, received: 0, digest_failed: false });
                     // One R2T for the whole transfer: the host splits it into MAXH2CDATA-sized PDUs.
                     let r2t = R2T { cccid: cid, ttag: cid, r2to: 0, r2tl: xfer };
-                    self.push_pdu(Pdu::R2T(r2t), None, PduType::R2T);
+                    self.push_pdu(Pdu::R2T(r2t), None);
                 }
                 None => self.respond(cid, Completion::status(status::INTERNAL_ERROR)),
             }
@@ -642,7 +620,7 @@ impl<B: DataBuf> TargetConn<B> {
             if len > 0 {
                 let success = self.sqflow_disabled && c.dw0 == 0 && c.dw1 == 0;
                 let hdr = C2HData { cccid: cid, datao: 0, datal: len, last: true, success };
-                self.push_pdu(Pdu::C2HData(hdr), Some(data), PduType::C2HData);
+                self.push_pdu(Pdu::C2HData(hdr), Some(data));
                 if success {
                     return;
                 }
@@ -661,26 +639,17 @@ impl<B: DataBuf> TargetConn<B> {
             cid,
             status: Cqe::status_field(c.status, c.dnr, false),
         };
-        self.push_pdu(Pdu::CapsuleResp(CapsuleResp { cqe }), None, PduType::CapsuleResp);
+        self.push_pdu(Pdu::CapsuleResp(CapsuleResp { cqe }), None);
     }
 
-    fn push_pdu(&mut self, pdu: Pdu, data: Option<B>, kind: PduType) {
+    fn push_pdu(&mut self, pdu: Pdu, data: Option<B>) {
         let framing = self.framing.unwrap_or_default();
-        self.push_pdu_framed(pdu, data, kind, framing);
+        self.push_pdu_framed(pdu, data, framing);
     }
 
-    fn push_pdu_framed(&mut self, pdu: Pdu, data: Option<B>, kind: PduType, framing: Framing) {
-        let mut head = [0u8; TX_HEAD_MAX];
-        let data_len = data.as_ref().map(|d| d.as_ref().len() as u32).unwrap_or(0);
-        match pdu.encode_header(&framing, data_len, &mut head) {
-            Ok(layout) => {
-                let head_len = if data_len > 0 { layout.data_offset() } else { layout.header_len() };
-                let ddgst = match &data {
-                    Some(d) if layout.ddgst && data_len > 0 => Some(data_digest([d.as_ref()]).to_le_bytes()),
-                    _ => None,
-                };
-                self.out.push_back(TargetOutput::Send(TxPdu { head, head_len: head_len as u8, data, ddgst, kind }));
-            }
+    fn push_pdu_framed(&mut self, pdu: Pdu, data: Option<B>, framing: Framing) {
+        match TxPdu::encode(&pdu, &framing, data) {
+            Ok(tx) => self.out.push_back(TargetOutput::Send(tx)),
             Err(_) => {
                 // Only a framing we negotiated ourselves reaches here; failing loudly beats a corrupt stream.
                 self.out.push_back(TargetOutput::Close(CloseReason::Fatal {
