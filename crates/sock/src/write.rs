@@ -62,7 +62,10 @@ pub struct WriteReq<B> {
     head_len: u8,
     tail: [u8; TAIL_MAX],
     tail_len: u8,
-    data: Vec<B>,
+    /// The first data buffer inline: a storage PDU carries one, so no allocation per request.
+    first: Option<B>,
+    /// Further buffers, in order (allocates only when used).
+    more: Vec<B>,
     /// The caller's identifier, handed back on completion.
     pub tag: u64,
 }
@@ -75,17 +78,37 @@ impl<B: StableBuf> WriteReq<B> {
         }
         let mut h = [0u8; HEAD_MAX];
         h[..head.len()].copy_from_slice(head);
-        Some(WriteReq { head: h, head_len: head.len() as u8, tail: [0; TAIL_MAX], tail_len: 0, data: Vec::new(), tag })
+        Some(WriteReq {
+            head: h,
+            head_len: head.len() as u8,
+            tail: [0; TAIL_MAX],
+            tail_len: 0,
+            first: None,
+            more: Vec::new(),
+            tag,
+        })
     }
 
     /// A request carrying only data buffers.
     pub fn data_only(tag: u64) -> WriteReq<B> {
-        WriteReq { head: [0; HEAD_MAX], head_len: 0, tail: [0; TAIL_MAX], tail_len: 0, data: Vec::new(), tag }
+        WriteReq {
+            head: [0; HEAD_MAX],
+            head_len: 0,
+            tail: [0; TAIL_MAX],
+            tail_len: 0,
+            first: None,
+            more: Vec::new(),
+            tag,
+        }
     }
 
     /// Appends a data buffer (sent after the header, in order, without a copy).
     pub fn push_data(&mut self, b: B) {
-        self.data.push(b);
+        if self.first.is_none() {
+            self.first = Some(b);
+        } else {
+            self.more.push(b);
+        }
     }
 
     /// Sets the trailer (at most [`TAIL_MAX`] bytes; longer input is refused with `false`).
@@ -103,19 +126,19 @@ impl<B: StableBuf> WriteReq<B> {
         &self.head[..self.head_len as usize]
     }
 
-    /// The data buffers.
-    pub fn data(&self) -> &[B] {
-        &self.data
+    /// The data buffers, in order.
+    pub fn data(&self) -> impl Iterator<Item = &B> {
+        self.first.iter().chain(self.more.iter())
     }
 
-    /// Takes the data buffers back (after completion, to recycle them).
-    pub fn into_data(self) -> Vec<B> {
-        self.data
+    /// Takes the data buffers back, in order (after completion, to recycle them).
+    pub fn into_data(self) -> impl Iterator<Item = B> {
+        self.first.into_iter().chain(self.more)
     }
 
     /// Total bytes on the wire.
     pub fn len(&self) -> usize {
-        self.head_len as usize + self.data.iter().map(|b| b.bytes().len()).sum::<usize>() + self.tail_len as usize
+        self.head_len as usize + self.data().map(|b| b.bytes().len()).sum::<usize>() + self.tail_len as usize
     }
 
     /// True when the request carries no byte.
@@ -126,7 +149,7 @@ impl<B: StableBuf> WriteReq<B> {
     /// The request's segments in wire order, skipping empty ones.
     fn segments(&self) -> impl Iterator<Item = &[u8]> {
         std::iter::once(self.head())
-            .chain(self.data.iter().map(|b| b.bytes()))
+            .chain(self.data().map(|b| b.bytes()))
             .chain(std::iter::once(&self.tail[..self.tail_len as usize]))
             .filter(|s| !s.is_empty())
     }
