@@ -9,7 +9,7 @@
 //! From the medians it derives the measured cut-over and whether hybrid tracks the better of the two.
 
 use crate::report::{Plot, Report, Series, Table};
-use crate::stats::{GIB, human_size, median, per, ratio};
+use crate::stats::{cpu_ms_per_gib, gib_per_s, human_size, median, per, ratio};
 use crate::sys::ThreadCpu;
 use anyhow::{Context, Result, bail, ensure};
 use ff_sock::options::{DEFAULT_CUTOVER, DEFAULT_PIPE_SIZE};
@@ -156,11 +156,11 @@ pub struct Sample {
 impl Sample {
     /// GiB/s of wire bytes.
     pub fn gib_s(&self) -> f64 {
-        self.bytes as f64 / GIB / self.wall.as_secs_f64()
+        gib_per_s(self.bytes, self.wall)
     }
     /// Receiver CPU milliseconds per GiB received.
     pub fn cpu_ms_per_gib(&self) -> f64 {
-        self.cpu.total().as_secs_f64() * 1e3 / (self.bytes as f64 / GIB)
+        cpu_ms_per_gib(self.cpu.total(), self.bytes)
     }
     /// recv-side syscalls (readv, including would-block) per PDU.
     pub fn recv_per_pdu(&self) -> f64 {

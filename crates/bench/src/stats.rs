@@ -25,6 +25,16 @@ pub fn per(x: u64, count: u64) -> f64 {
 /// Bytes in a GiB.
 pub const GIB: f64 = (1u64 << 30) as f64;
 
+/// GiB per second for `bytes` moved in `wall`.
+pub fn gib_per_s(bytes: u64, wall: std::time::Duration) -> f64 {
+    bytes as f64 / GIB / wall.as_secs_f64()
+}
+
+/// CPU milliseconds spent per GiB moved.
+pub fn cpu_ms_per_gib(cpu: std::time::Duration, bytes: u64) -> f64 {
+    cpu.as_secs_f64() * 1e3 / (bytes as f64 / GIB)
+}
+
 /// A byte count as a short human size: `0`, `512`, `4K`, `1M` (powers of two).
 pub fn human_size(n: usize) -> String {
     if n >= 1 << 20 && n.is_multiple_of(1 << 20) {

@@ -14,7 +14,7 @@
 //! the COPIED code), so the report shows the cost of the attempt and how much the fallback wins back.
 
 use crate::report::{Plot, Report, Series, Table};
-use crate::stats::{GIB, human_size, median, per, ratio};
+use crate::stats::{cpu_ms_per_gib, gib_per_s, human_size, median, per, ratio};
 use crate::sys::{ThreadCpu, is_root};
 use anyhow::{Context, Result, bail, ensure};
 use ff_netns::{Side, VethPair};
@@ -181,15 +181,15 @@ pub struct Sample {
 impl Sample {
     /// GiB/s sent.
     pub fn gib_s(&self) -> f64 {
-        self.bytes as f64 / GIB / self.wall.as_secs_f64()
+        gib_per_s(self.bytes, self.wall)
     }
     /// Sender CPU milliseconds per GiB.
     pub fn cpu_ms_per_gib(&self) -> f64 {
-        self.cpu.total().as_secs_f64() * 1e3 / (self.bytes as f64 / GIB)
+        cpu_ms_per_gib(self.cpu.total(), self.bytes)
     }
     /// Sender plus receiver CPU milliseconds per GiB.
     pub fn both_cpu_ms_per_gib(&self) -> f64 {
-        (self.cpu.total() + self.rx_cpu.total()).as_secs_f64() * 1e3 / (self.bytes as f64 / GIB)
+        cpu_ms_per_gib(self.cpu.total() + self.rx_cpu.total(), self.bytes)
     }
 }
 
