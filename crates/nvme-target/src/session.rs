@@ -136,10 +136,9 @@ impl Session {
                         }
                         Some(cmd_error(e))
                     }
-                    Ok(io) => {
-                        let backends = backends.clone();
-                        Self::submit_io(&mut self.inflight, &sqe, io, cmd.data, &backends, env)
-                    }
+                    // Borrowed, not cloned: the Arc is shared by every reactor, and a refcount
+                    // bump per I/O would bounce its cache line between cores.
+                    Ok(io) => Self::submit_io(&mut self.inflight, &sqe, io, cmd.data, backends, env),
                 }
             }
         }
@@ -224,7 +223,7 @@ impl Session {
             inflight.insert(cid, InFlight::FlushAll { left, error: None });
             return None;
         }
-        let Some(ns) = backends.by_nsid.get(&io.nsid()).cloned() else {
+        let Some(ns) = backends.by_nsid.get(&io.nsid()) else {
             if let Some(b) = data {
                 b.recycle(env.pool);
             }
@@ -269,7 +268,7 @@ impl Session {
                 (IoReq::deallocate(tag, ranges), InFlight::Other)
             }
         };
-        let dev = match Self::dev(env, &ns) {
+        let dev = match Self::dev(env, ns) {
             Ok(d) => d,
             Err(st) => return Some(Completion::status(st)),
         };
