@@ -13,6 +13,9 @@ pub struct SockCounters {
     pub readv_direct: u64,
     /// readv calls that found nothing (EAGAIN).
     pub readv_wouldblock: u64,
+    /// Reads answered WouldBlock with no syscall: the last read came back short (the socket was
+    /// drained) and no readiness event arrived since.
+    pub readv_skipped: u64,
     /// Bytes the kernel wrote into the pipe.
     pub bytes_into_pipe: u64,
     /// Bytes the kernel wrote straight into caller buffers (both paths).
@@ -54,6 +57,7 @@ impl AddAssign for SockCounters {
         self.readv_pipe += o.readv_pipe;
         self.readv_direct += o.readv_direct;
         self.readv_wouldblock += o.readv_wouldblock;
+        self.readv_skipped += o.readv_skipped;
         self.bytes_into_pipe += o.bytes_into_pipe;
         self.bytes_direct += o.bytes_direct;
         self.bytes_copied += o.bytes_copied;

@@ -39,6 +39,23 @@ impl SockError {
         }
     }
 
+    /// The same error again (an `io::Error` keeps its OS code, else its kind and message), for a
+    /// socket that reports one failure both as an event and to its reader.
+    pub fn duplicate(&self) -> SockError {
+        match self {
+            SockError::WouldBlock => SockError::WouldBlock,
+            SockError::Eof => SockError::Eof,
+            SockError::Reset => SockError::Reset,
+            SockError::Timeout => SockError::Timeout,
+            SockError::Closed => SockError::Closed,
+            SockError::QueueFull => SockError::QueueFull,
+            SockError::Io(e) => SockError::Io(match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(e.kind(), e.to_string()),
+            }),
+        }
+    }
+
     /// True when the connection can no longer carry data.
     pub fn is_fatal(&self) -> bool {
         !matches!(self, SockError::WouldBlock | SockError::QueueFull)

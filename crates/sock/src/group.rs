@@ -201,6 +201,13 @@ struct Conn<B> {
     /// Bytes a large read asked for but did not get: a read of exactly this size continues it and goes
     /// direct too, even when it is below the cut-over.
     large_rest: usize,
+    /// The last readv returned less than it offered, so the receive queue was empty: the next read is
+    /// WouldBlock without a syscall until a wait reports the socket readable again (epoll and poll are
+    /// level-triggered, so bytes that arrive later are reported by the next wait).
+    drained: bool,
+    /// The error a wait took from the socket (reading the error queue clears it in the kernel): reads
+    /// return it once the pipe is empty.
+    rx_error: Option<SockError>,
     /// io_uring state (unused on poll/epoll).
     u: UConn,
 }
@@ -857,6 +864,8 @@ impl<B: StableBuf> SockGroup<B> {
             broken: false,
             in_pipe_ready: false,
             capped_fills: 0,
+            drained: false,
+            rx_error: None,
             large_rest: 0,
             u,
         });
@@ -1024,6 +1033,13 @@ impl<B: StableBuf> SockGroup<B> {
                 return Ok(got);
             }
         }
+        if let Some(e) = &c.rx_error {
+            return if got > 0 { Ok(got) } else { Err(e.duplicate()) };
+        }
+        if c.drained {
+            c.counters.readv_skipped += 1;
+            return if got > 0 { Ok(got) } else { Err(SockError::WouldBlock) };
+        }
         let mut rest = bufs;
         IoSliceMut::advance_slices(&mut rest, got);
         let large = total >= cutover || (c.large_rest > 0 && total == c.large_rest);
@@ -1033,8 +1049,11 @@ impl<B: StableBuf> SockGroup<B> {
                 c.capped_fills = CAPPED_FILLS;
             }
             let r = c.sock.readv(rest);
-            if large && let Ok(n) = r {
-                c.large_rest = total - got - n;
+            if let Ok(n) = r {
+                c.drained = n < total - got;
+                if large {
+                    c.large_rest = total - got - n;
+                }
             }
             match &r {
                 Ok(n) => {
@@ -1059,6 +1078,7 @@ impl<B: StableBuf> SockGroup<B> {
                 usize::MAX
             };
             let [p0, p1] = c.pipe.free_slices(&mut self.pool, cap);
+            let offered = want + p0.len() + p1.len();
             // The common case is one caller buffer: gather on the stack, no allocation per recv.
             let r = if let [one] = rest {
                 c.sock.readv(&mut [IoSliceMut::new(&mut one[..]), p0, p1])
@@ -1072,6 +1092,7 @@ impl<B: StableBuf> SockGroup<B> {
             match r {
                 Ok(n) => {
                     c.counters.readv_pipe += 1;
+                    c.drained = n < offered;
                     let direct = n.min(want);
                     c.counters.bytes_direct += direct as u64;
                     c.counters.bytes_into_pipe += (n - direct) as u64;
@@ -1342,10 +1363,13 @@ impl<B: StableBuf> SockGroup<B> {
                 self.flush_one(idx);
             }
             let c = self.slots[idx as usize].as_mut().expect("live");
+            // Any readiness may mean new bytes, an EOF or an error: the next read asks the kernel.
+            c.drained = false;
             if let Some(e) = failed
                 && !c.broken
             {
                 c.broken = true;
+                c.rx_error = Some(e.duplicate());
                 self.pending.push(Event::Failed(id, e));
                 self.collect_completions(idx);
                 let c = self.slots[idx as usize].as_mut().expect("live");

@@ -166,3 +166,27 @@ fn idle_pipes_return_memory_to_the_pool() {
     assert_eq!(g.pipe_len(id), 0);
     assert_eq!(g.idle_pipes(), 1, "drained pipe gave its buffer back");
 }
+
+#[test]
+fn a_short_read_means_drained_until_the_next_readiness() {
+    for backend in [ff_sock::Backend::Poll, ff_sock::Backend::Epoll] {
+        let (mut g, id, mut peer) = group_pair::<Vec<u8>>(backend, |_| {});
+        peer.write_all(&[3u8; 100]).unwrap();
+        let mut b = [0u8; 100];
+        read_exact(&mut g, id, &mut b);
+        let before = g.sock_counters(id).unwrap();
+        // The fill offered the whole pipe and got 100 bytes: the socket is empty, so no syscall asks.
+        assert!(matches!(g.recv(id, &mut b), Err(SockError::WouldBlock)), "{backend}");
+        let after = g.sock_counters(id).unwrap();
+        assert_eq!(after.recv_syscalls(), before.recv_syscalls(), "{backend}: no readv for a known-empty socket");
+        assert_eq!(after.readv_skipped, before.readv_skipped + 1, "{backend}");
+        // Bytes that arrive later are reported by the next wait, and the read after it asks the kernel.
+        peer.write_all(&[4u8; 10]).unwrap();
+        let mut ev = Vec::new();
+        g.poll(Some(std::time::Duration::from_secs(5)), &mut ev).unwrap();
+        assert!(matches!(ev.as_slice(), [Event::Readable(x)] if *x == id), "{backend}: {ev:?}");
+        let mut ten = [0u8; 10];
+        assert_eq!(g.recv(id, &mut ten).unwrap(), 10, "{backend}");
+        assert_eq!(ten, [4u8; 10]);
+    }
+}
