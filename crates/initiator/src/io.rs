@@ -30,7 +30,9 @@ pub struct QueueSpec {
 
 struct Inflight {
     tag: u64,
-    deadline: Instant,
+    /// Set by the first deadline scan after submission (at most [`CHECK_EVERY`] late), so submitting a
+    /// command reads no clock.
+    deadline: Option<Instant>,
     aborted: bool,
 }
 
@@ -135,11 +137,7 @@ impl IoQueue {
         match self.conn.submit(sqe, data, read) {
             Ok(cid) => {
                 if let Some(s) = self.inflight.get_mut(usize::from(cid)) {
-                    *s = Some(Inflight {
-                        tag,
-                        deadline: Instant::now() + self.spec.opts.command_timeout,
-                        aborted: false,
-                    });
+                    *s = Some(Inflight { tag, deadline: None, aborted: false });
                 }
                 Ok(())
             }
@@ -354,9 +352,10 @@ impl IoGroup {
             self.pump(i, out);
         }
         self.group.flush();
-        if Instant::now() >= self.next_check {
-            self.next_check = Instant::now() + CHECK_EVERY;
-            self.check_timeouts(out);
+        // The clock read before the wait is recent enough for a scan every CHECK_EVERY.
+        if now >= self.next_check {
+            self.next_check = now + CHECK_EVERY;
+            self.check_timeouts(now, out);
         }
         Ok(out.len() - before)
     }
@@ -401,8 +400,7 @@ impl IoGroup {
         }
     }
 
-    fn check_timeouts(&mut self, out: &mut Vec<IoCompletion>) {
-        let now = Instant::now();
+    fn check_timeouts(&mut self, now: Instant, out: &mut Vec<IoCompletion>) {
         let mut expired = Vec::new();
         for (i, q) in self.queues.iter_mut().enumerate() {
             if q.id.is_none() {
@@ -411,14 +409,15 @@ impl IoGroup {
             let mut give_up = false;
             for (cid, s) in q.inflight.iter_mut().enumerate() {
                 let Some(inf) = s else { continue };
-                if now < inf.deadline {
+                let deadline = *inf.deadline.get_or_insert(now + q.spec.opts.command_timeout);
+                if now < deadline {
                     continue;
                 }
                 if inf.aborted {
                     give_up = true;
                 } else {
                     inf.aborted = true;
-                    inf.deadline = now + q.spec.opts.command_timeout;
+                    inf.deadline = Some(now + q.spec.opts.command_timeout);
                     q.spec.admin.abort(q.spec.qid, cid as u16);
                 }
             }

@@ -12,6 +12,7 @@
 //! - `worker`: one reactor thread's loop.
 
 pub mod affinity;
+pub mod clock;
 pub mod config;
 pub mod data;
 pub mod report;
@@ -21,6 +22,7 @@ pub use config::{DEFAULT_NQN, Pattern, PerfConfig};
 pub use report::{Cpu, Latency, PerfReport, ThreadReport, VerifyCounts};
 
 use affinity::CpuTime;
+use clock::Clock;
 use ff_initiator::{Controller, HostOptions};
 use ff_nvme_tcp::Digests;
 use ff_sock::Backend;
@@ -128,6 +130,7 @@ pub fn run(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
         completions: AtomicU64::new(0),
     });
     let cfg_arc = Arc::new(cfg.clone());
+    let clock = Clock::new();
     let mut handles = Vec::new();
     for (t, qs) in per_thread.into_iter().enumerate() {
         let (lo, hi) = (slots * t as u64 / cores as u64, slots * (t as u64 + 1) / cores as u64);
@@ -140,6 +143,7 @@ pub fn run(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
             slot_base: lo,
             slot_count: hi - lo,
             cpu: (!cfg.cpus.is_empty()).then(|| cfg.cpus.get(t % cfg.cpus.len()).copied()).flatten(),
+            clock,
         };
         let sh = shared.clone();
         let spawned = std::thread::Builder::new().name(format!("ff-perf-{t}")).spawn(move || worker::run(spec, &sh));

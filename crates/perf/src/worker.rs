@@ -5,6 +5,7 @@
 
 use crate::PerfError;
 use crate::affinity::{CpuTime, pin_current};
+use crate::clock::{Clock, Tick};
 use crate::config::PerfConfig;
 use crate::data::{self, Rng};
 use crate::report::{Latency, ThreadReport, VerifyCounts};
@@ -15,7 +16,7 @@ use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What the threads of a run share: the start line, the stop flag and a completion count for progress.
 pub(crate) struct Shared {
@@ -35,6 +36,8 @@ pub(crate) struct WorkerSpec {
     pub slot_base: u64,
     pub slot_count: u64,
     pub cpu: Option<usize>,
+    /// The run's latency clock.
+    pub clock: Clock,
 }
 
 /// What a thread hands back.
@@ -55,7 +58,7 @@ struct Op {
     write: bool,
     /// Generation written (writes) or expected (reads; 0: unknown, not checked).
     generation: u32,
-    start: Instant,
+    start: Tick,
 }
 
 struct Worker {
@@ -78,7 +81,8 @@ struct Worker {
     pool: BufPool,
     // Measured window.
     measuring: bool,
-    end_at: Instant,
+    clock: Clock,
+    end_at: Tick,
     hist: Histogram<u64>,
     ios: u64,
     reads: u64,
@@ -149,7 +153,7 @@ impl Worker {
             match r {
                 Ok(()) => {
                     if let Some(o) = self.ops.get_mut(tag) {
-                        *o = Some(Op { queue: i, slot, write, generation, start: Instant::now() });
+                        *o = Some(Op { queue: i, slot, write, generation, start: self.clock.now() });
                     }
                     if let Some(n) = self.inflight.get_mut(i) {
                         *n += 1;
@@ -174,7 +178,7 @@ impl Worker {
     }
 
     /// Books one completion; a verify mismatch is fatal.
-    fn complete(&mut self, c: IoCompletion, now: Instant) -> Result<(), PerfError> {
+    fn complete(&mut self, c: IoCompletion, now: Tick) -> Result<(), PerfError> {
         let Some(op) = self.ops.get_mut(c.tag as usize).and_then(Option::take) else { return Ok(()) };
         self.free_tags.push(c.tag as usize);
         if let Some(n) = self.inflight.get_mut(op.queue) {
@@ -185,8 +189,8 @@ impl Worker {
         let outcome = match c.result {
             Ok(()) => {
                 if self.measuring && now < self.end_at {
-                    let ns = now.saturating_duration_since(op.start).as_nanos();
-                    let _ = self.hist.record(u64::try_from(ns).unwrap_or(u64::MAX).clamp(1, self.hist.high()));
+                    let ns = self.clock.ns_between(op.start, now);
+                    let _ = self.hist.record(ns.clamp(1, self.hist.high()));
                     self.ios += 1;
                     self.bytes += self.cfg.io_size as u64;
                     if op.write {
@@ -287,9 +291,10 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
     shared.barrier.wait();
     let mut g = setup?;
     let cfg = spec.cfg;
-    let t0 = Instant::now();
-    let measure_at = t0 + Duration::from_secs_f64(cfg.warmup_seconds);
-    let end_at = measure_at + Duration::from_secs_f64(cfg.seconds);
+    let clock = spec.clock;
+    let t0 = clock.now();
+    let measure_at = clock.after(t0, Duration::from_secs_f64(cfg.warmup_seconds));
+    let end_at = clock.after(measure_at, Duration::from_secs_f64(cfg.seconds));
     let verify_slots = if cfg.verify { spec.slot_count as usize } else { 0 };
     let nlb = (cfg.io_size / spec.block_size) as u32;
     let mut w = Worker {
@@ -309,6 +314,7 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
         inflight: vec![0; nq],
         pool: BufPool::new(),
         measuring: false,
+        clock,
         end_at,
         hist: new_histogram(),
         ios: 0,
@@ -325,10 +331,11 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
     let poll_wait = if cfg.busy_poll { Duration::ZERO } else { Duration::from_millis(5) };
     let drain_limit = cfg.command_timeout * 2 + Duration::from_secs(1);
     let mut out = Vec::new();
-    let mut down_since: Vec<Option<Instant>> = vec![None; nq];
+    let drain_end = clock.after(end_at, drain_limit);
+    let mut down_since: Vec<Option<Tick>> = vec![None; nq];
     let mut last_reconnect = t0;
     let result = loop {
-        let now = Instant::now();
+        let now = clock.now();
         if !w.measuring && now >= measure_at {
             w.measuring = true;
             start = Some(snap(&g));
@@ -346,7 +353,7 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
             if w.outstanding() == 0 {
                 break Ok(());
             }
-            if now > end_at.max(t0) + drain_limit {
+            if now > drain_end {
                 tracing::warn!("{} commands still in flight after the drain limit: giving up on them", w.outstanding());
                 break Ok(());
             }
@@ -354,7 +361,7 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
         if let Err(e) = g.poll(Some(poll_wait), &mut out) {
             break Err(PerfError::from(e));
         }
-        let now = Instant::now();
+        let now = clock.now();
         shared.completions.fetch_add(out.len() as u64, Ordering::Relaxed);
         let mut failed = None;
         for c in out.drain(..) {
@@ -376,12 +383,12 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
                 continue;
             }
             let first = *since.get_or_insert(now);
-            if now.duration_since(first) > drain_limit {
+            if u128::from(clock.ns_between(first, now)) > drain_limit.as_nanos() {
                 let why = g.queue(QueueId(i)).and_then(|q| q.down_reason().map(str::to_string)).unwrap_or_default();
                 shared.stop.store(true, Ordering::Relaxed);
                 return Err(PerfError::Io(format!("queue {} stayed down: {why}", qids.get(i).copied().unwrap_or(0))));
             }
-            if now.duration_since(last_reconnect) > Duration::from_millis(500) {
+            if clock.ns_between(last_reconnect, now) > 500_000_000 {
                 last_reconnect = now;
                 // Whatever was in flight on it already completed with an error.
                 if let Some(n) = w.inflight.get_mut(i) {
