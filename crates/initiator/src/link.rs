@@ -69,8 +69,11 @@ pub fn pull_in(
     conn: &mut HostConn<Buf>,
     small: &mut Small,
 ) -> Result<(), Error> {
+    let in_place = group.parses_in_place();
     for _ in 0..RECV_BUDGET {
         let r = match conn.recv_target() {
+            // Headers are decoded where the pipe fill put them, a batch per call.
+            RecvTarget::Small(_) if in_place => group.recv_in_place(id, |bytes| conn.feed(bytes)).map(|_| ()),
             RecvTarget::Small(n) => {
                 let dst = small.get_mut(..n.clamp(1, 256)).unwrap_or(&mut []);
                 group.recv(id, dst).map(|k| {

@@ -397,12 +397,18 @@ impl Reactor {
         let Reactor { group, pool, conns, small, devs, shared, closing_any, .. } = self;
         let Some(conn) = Self::conn_mut(conns, id) else { return };
         let mut failure: Option<String> = None;
+        let in_place = group.parses_in_place();
         for _ in 0..RECV_BUDGET {
             if conn.closing {
                 break;
             }
             let mut alloc = PoolAlloc(pool);
             let r = match conn.session.conn.recv_target(&mut alloc) {
+                // Headers are decoded where the pipe fill put them: a batch of commands in one call.
+                RecvTarget::Small(_) if in_place => {
+                    let c = &mut conn.session.conn;
+                    group.recv_in_place(id, |bytes| c.feed(bytes, &mut alloc)).map(|_| ())
+                }
                 RecvTarget::Small(n) => {
                     let n = n.clamp(1, small.len());
                     match group.recv(id, &mut small[..n]) {

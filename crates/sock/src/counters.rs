@@ -22,6 +22,8 @@ pub struct SockCounters {
     pub bytes_direct: u64,
     /// Bytes copied from the pipe into caller buffers.
     pub bytes_copied: u64,
+    /// Bytes decoded where they lay in the pipe ([`crate::SockGroup::recv_in_place`]), never copied.
+    pub bytes_parsed_in_place: u64,
     /// sendmsg calls (on io_uring: sendmsg SQEs, counted in `uring_sends` too).
     pub sendmsg: u64,
     /// sendmsg calls that returned EAGAIN or sent less than offered.
@@ -61,6 +63,7 @@ impl AddAssign for SockCounters {
         self.bytes_into_pipe += o.bytes_into_pipe;
         self.bytes_direct += o.bytes_direct;
         self.bytes_copied += o.bytes_copied;
+        self.bytes_parsed_in_place += o.bytes_parsed_in_place;
         self.sendmsg += o.sendmsg;
         self.sendmsg_partial += o.sendmsg_partial;
         self.bytes_sent += o.bytes_sent;

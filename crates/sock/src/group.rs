@@ -1124,6 +1124,76 @@ impl<B: StableBuf> SockGroup<B> {
         }
     }
 
+    /// True when [`SockGroup::recv_in_place`] works here: a receive pipe on the poll or epoll backend.
+    pub fn parses_in_place(&self) -> bool {
+        self.uring.is_none() && self.opts.pipe_size > 0
+    }
+
+    /// Hands the bytes waiting in the receive pipe to `parse` without copying them out (one pipe fill
+    /// first when it is empty); `parse` returns how many it used, and only those leave the pipe. A whole
+    /// batch of headers is decoded where the fill put it, instead of one small copy per header.
+    ///
+    /// Returns the bytes used, or WouldBlock / Eof / Reset from the fill. Refused (`Io(Unsupported)`)
+    /// where [`SockGroup::parses_in_place`] is false.
+    pub fn recv_in_place(&mut self, id: SockId, parse: impl FnOnce(&[u8]) -> usize) -> SockResult<usize> {
+        if !self.parses_in_place() {
+            return Err(SockError::Io(io::Error::from(io::ErrorKind::Unsupported)));
+        }
+        let quickack = self.opts.sock.quickack;
+        let c = match self.slots.get_mut(id.idx as usize) {
+            Some(Some(c)) if c.generation == id.generation => c,
+            _ => return Err(SockError::Closed),
+        };
+        if c.pipe.is_empty() {
+            if let Some(e) = &c.rx_error {
+                return Err(e.duplicate());
+            }
+            if c.drained {
+                c.counters.readv_skipped += 1;
+                return Err(SockError::WouldBlock);
+            }
+            // The same capped fill as recvv: right after a large payload only a header's worth, so the
+            // next payload still goes direct.
+            let cap = if c.capped_fills > 0 {
+                c.capped_fills -= 1;
+                AFTER_LARGE_FILL
+            } else {
+                usize::MAX
+            };
+            let [p0, p1] = c.pipe.free_slices(&mut self.pool, cap);
+            let offered = p0.len() + p1.len();
+            match c.sock.readv(&mut [p0, p1]) {
+                Ok(n) => {
+                    c.counters.readv_pipe += 1;
+                    c.counters.bytes_into_pipe += n as u64;
+                    c.drained = n < offered;
+                    c.pipe.commit(n, &mut self.pool);
+                    if quickack {
+                        let _ = c.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
+                    }
+                }
+                Err(e) => {
+                    c.pipe.commit(0, &mut self.pool);
+                    if matches!(e, SockError::WouldBlock) {
+                        c.counters.readv_wouldblock += 1;
+                    } else {
+                        c.counters.readv_pipe += 1;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let bytes = c.pipe.readable();
+        let n = parse(bytes).min(bytes.len());
+        c.pipe.consume(n, &mut self.pool);
+        c.counters.bytes_parsed_in_place += n as u64;
+        if !c.pipe.is_empty() && !c.in_pipe_ready {
+            c.in_pipe_ready = true;
+            self.pipe_ready.push(id.idx);
+        }
+        Ok(n)
+    }
+
     /// Queues a write; it goes out at the next [`SockGroup::flush`] or poll. On error the request is
     /// handed back (queue full, socket closed or failed).
     // The refused request goes back whole so the caller keeps its buffers; the error path is cold.

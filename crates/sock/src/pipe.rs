@@ -96,6 +96,29 @@ impl Pipe {
         }
     }
 
+    /// The buffered bytes from the oldest up to the end of the ring; when the ring wraps, the rest
+    /// follows once these are consumed.
+    pub fn readable(&self) -> &[u8] {
+        match self.buf.as_ref() {
+            Some(buf) => {
+                let end = (self.head + self.len).min(buf.len());
+                buf.get(self.head..end).unwrap_or(&[])
+            }
+            None => &[],
+        }
+    }
+
+    /// Drops the oldest `n` buffered bytes (at most what is buffered). Empty pipes give memory back.
+    pub fn consume(&mut self, n: usize, pool: &mut PipePool) {
+        let Some(cap) = self.buf.as_ref().map(|b| b.len()) else { return };
+        let n = n.min(self.len);
+        self.head = (self.head + n) % cap.max(1);
+        self.len -= n;
+        if self.len == 0 {
+            self.release(pool);
+        }
+    }
+
     /// Copies up to `dst.len()` buffered bytes out, returning how many. Empty pipes give memory back.
     pub fn copy_out(&mut self, dst: &mut [u8], pool: &mut PipePool) -> usize {
         let Some(buf) = self.buf.as_ref() else { return 0 };
@@ -143,6 +166,24 @@ mod tests {
         }
         p.commit(n, pool);
         n
+    }
+
+    #[test]
+    fn readable_and_consume_walk_the_ring_in_order() {
+        let mut pool = PipePool::new(8, 4);
+        let mut p = Pipe::default();
+        assert!(p.readable().is_empty());
+        fill(&mut p, &mut pool, b"abcdef");
+        p.consume(4, &mut pool);
+        fill(&mut p, &mut pool, b"ghij");
+        // "ef" sits at the end of the ring, "ghij" wrapped to its start.
+        assert_eq!(p.readable(), b"efgh");
+        p.consume(3, &mut pool);
+        assert_eq!(p.readable(), b"h", "up to the end of the ring only");
+        p.consume(1, &mut pool);
+        assert_eq!(p.readable(), b"ij", "then from its start");
+        p.consume(9, &mut pool);
+        assert!(p.is_empty() && !p.has_memory(), "an emptied pipe gives its memory back");
     }
 
     #[test]
