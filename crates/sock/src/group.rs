@@ -212,6 +212,21 @@ struct Conn<B> {
     u: UConn,
 }
 
+impl<B> Conn<B> {
+    /// The most bytes the next pipe fill may take. Storage streams are homogeneous: after a large
+    /// payload the next header is most likely followed by another one, and a full fill would pull that
+    /// payload into the pipe and force a copy, so take only a header's worth and let the payload go
+    /// direct. Two fills in a row without a large read mean small PDUs again: then fill fully.
+    fn fill_cap(&mut self) -> usize {
+        if self.capped_fills > 0 {
+            self.capped_fills -= 1;
+            AFTER_LARGE_FILL
+        } else {
+            usize::MAX
+        }
+    }
+}
+
 /// Bytes of one provided buffer not yet read.
 #[derive(Debug, Clone, Copy)]
 struct RxBuf {
@@ -1067,16 +1082,7 @@ impl<B: StableBuf> SockGroup<B> {
         } else {
             // Gather: the caller's buffers first, the pipe's free space after them.
             let want = total - got;
-            // Storage streams are homogeneous: after a large payload, the next header is most likely
-            // followed by another one. A full fill now would pull that payload into the pipe and force a
-            // copy, so take only a header's worth and let the payload go direct.
-            // Two fills in a row without a large read mean small PDUs again: then fill fully.
-            let cap = if c.capped_fills > 0 {
-                c.capped_fills -= 1;
-                AFTER_LARGE_FILL
-            } else {
-                usize::MAX
-            };
+            let cap = c.fill_cap();
             let [p0, p1] = c.pipe.free_slices(&mut self.pool, cap);
             let offered = want + p0.len() + p1.len();
             // The common case is one caller buffer: gather on the stack, no allocation per recv.
@@ -1152,14 +1158,7 @@ impl<B: StableBuf> SockGroup<B> {
                 c.counters.readv_skipped += 1;
                 return Err(SockError::WouldBlock);
             }
-            // The same capped fill as recvv: right after a large payload only a header's worth, so the
-            // next payload still goes direct.
-            let cap = if c.capped_fills > 0 {
-                c.capped_fills -= 1;
-                AFTER_LARGE_FILL
-            } else {
-                usize::MAX
-            };
+            let cap = c.fill_cap();
             let [p0, p1] = c.pipe.free_slices(&mut self.pool, cap);
             let offered = p0.len() + p1.len();
             match c.sock.readv(&mut [p0, p1]) {
