@@ -90,6 +90,9 @@ pub fn command_path(input: &[u8]) -> Stats {
     let mut pool = BufPool::new();
     let mut devs: Vec<Option<Box<dyn BlockDev>>> = Vec::new();
     // Mode 0: raw after ICReq; 1: on an admin queue; 2: on an I/O queue of an enabled controller.
+    // Odd `mode / 3`: headers are fed everything that is left, as a reactor decoding in place from its
+    // pipe feeds every buffered byte; even: exactly what the connection asks for.
+    let in_place = (mode / 3) % 2 == 1;
     let mut admin = None;
     let queue = match mode % 3 {
         0 => None,
@@ -112,7 +115,7 @@ pub fn command_path(input: &[u8]) -> Stats {
         let mut alloc = PoolAlloc(&mut pool);
         match session.conn.recv_target(&mut alloc) {
             RecvTarget::Small(n) => {
-                let end = (off + n.max(1)).min(stream.len());
+                let end = if in_place { stream.len() } else { (off + n.max(1)).min(stream.len()) };
                 let used = session.conn.feed(&stream[off..end], &mut alloc);
                 off += used.max(usize::from(used == 0 && !session.conn.is_closed()));
             }

@@ -86,10 +86,22 @@ fn command_path_survives_mutated_command_streams() {
     }
     let st = command_path(&io);
     assert!(st.device_ios >= 2 && st.successes >= 2, "write then read reach the device: {st:?}");
+    // Fed all that is buffered at once (a reactor decoding in place from its pipe), the same streams
+    // take the same path.
+    for (step, mut stream) in [(1u8, all.clone()), (2, io.clone())] {
+        let one = command_path(&stream);
+        stream[0] = step + 3;
+        let batched = command_path(&stream);
+        assert_eq!(
+            (batched.commands, batched.successes, batched.device_ios),
+            (one.commands, one.successes, one.device_ios),
+            "mode {step}: batched {batched:?} vs step by step {one:?}"
+        );
+    }
     let mut total = ff_target::fuzzing::Stats::default();
     let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
     for i in 0..3000 {
-        let mut input = vec![(i % 3) as u8];
+        let mut input = vec![(i % 6) as u8];
         for _ in 0..1 + rng.below(6) {
             input.extend(&seeds[rng.below(seeds.len())]);
         }
