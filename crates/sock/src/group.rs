@@ -225,6 +225,17 @@ impl<B> Conn<B> {
             usize::MAX
         }
     }
+
+    /// Books a pipe fill that returned `e`: the pipe gets nothing, the call counts as an EAGAIN or as a
+    /// fill.
+    fn fill_failed(&mut self, e: &SockError, pool: &mut PipePool) {
+        self.pipe.commit(0, pool);
+        if matches!(e, SockError::WouldBlock) {
+            self.counters.readv_wouldblock += 1;
+        } else {
+            self.counters.readv_pipe += 1;
+        }
+    }
 }
 
 /// Bytes of one provided buffer not yet read.
@@ -1110,12 +1121,7 @@ impl<B: StableBuf> SockGroup<B> {
                     Ok(direct)
                 }
                 Err(e) => {
-                    c.pipe.commit(0, &mut self.pool);
-                    if matches!(e, SockError::WouldBlock) {
-                        c.counters.readv_wouldblock += 1;
-                    } else {
-                        c.counters.readv_pipe += 1;
-                    }
+                    c.fill_failed(&e, &mut self.pool);
                     Err(e)
                 }
             }
@@ -1172,12 +1178,7 @@ impl<B: StableBuf> SockGroup<B> {
                     }
                 }
                 Err(e) => {
-                    c.pipe.commit(0, &mut self.pool);
-                    if matches!(e, SockError::WouldBlock) {
-                        c.counters.readv_wouldblock += 1;
-                    } else {
-                        c.counters.readv_pipe += 1;
-                    }
+                    c.fill_failed(&e, &mut self.pool);
                     return Err(e);
                 }
             }
