@@ -6,6 +6,7 @@
 //! - [`recv_cutover`]: receive pipe vs direct receive by PDU size, and the measured cut-over;
 //! - [`zerocopy`]: copy vs MSG_ZEROCOPY sends by message size, on loopback and veth;
 //! - [`servers`]: the talk's servers (ff-talk) by connection count, as a report;
+//! - [`core_path`]: the target's command path with no socket, nanoseconds per command;
 //! - [`plain`]: the same bytes over loopback TCP with no protocol (the same-run yardstick of `target`);
 //! - [`target`]: our NVMe/TCP target on one busy-polling core under ff-perf, and the end-to-end trick matrix;
 //! - [`uring`]: io_uring vs epoll end to end through the target, by queue depth and feature by feature;
@@ -13,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod core_path;
 pub mod plain;
 pub mod recv_cutover;
 pub mod report;

@@ -30,7 +30,7 @@ fn shared() -> &'static Arc<Shared> {
             model: "fuzz".into(),
             allow_any_host: true,
             hosts: Vec::new(),
-            namespaces: vec![ns(1, "ram"), ns(2, "null")],
+            namespaces: vec![ns(1, "ram"), ns(2, "null"), ns(3, "null-nofill")],
         });
         crate::build_shared(&o, &[]).expect("fuzz target configuration")
     })
@@ -84,17 +84,28 @@ pub struct Stats {
 /// Feeds `input` to a fresh session (after [`prefix`], chosen by the first byte) and runs every
 /// command it yields to completion. Must never panic, hang or grow without bound.
 pub fn command_path(input: &[u8]) -> Stats {
+    let Some((&mode, rest)) = input.split_first() else { return Stats::default() };
+    // Odd `mode / 3`: headers are fed everything that is left, as a reactor decoding in place from its
+    // pipe feeds every buffered byte; even: exactly what the connection asks for.
+    let window = if (mode / 3) % 2 == 1 { usize::MAX } else { 0 };
+    drive(mode % 3, rest, window)
+}
+
+/// Runs `commands` (encoded PDUs) on an I/O queue of an enabled controller, feeding headers at least
+/// `window` bytes at a time (0: exactly what the connection asks for; a reactor decoding in place feeds
+/// what one pipe fill holds). The socket-less command path `ff-bench core` times.
+pub fn io_queue_path(commands: &[u8], window: usize) -> Stats {
+    drive(2, commands, window)
+}
+
+/// Mode 0: raw after ICReq; 1: on an admin queue; 2: on an I/O queue of an enabled controller.
+fn drive(mode: u8, rest: &[u8], window: usize) -> Stats {
     let mut stats = Stats::default();
-    let Some((&mode, rest)) = input.split_first() else { return stats };
     let shared = shared();
     let mut pool = BufPool::new();
     let mut devs: Vec<Option<Box<dyn BlockDev>>> = Vec::new();
-    // Mode 0: raw after ICReq; 1: on an admin queue; 2: on an I/O queue of an enabled controller.
-    // Odd `mode / 3`: headers are fed everything that is left, as a reactor decoding in place from its
-    // pipe feeds every buffered byte; even: exactly what the connection asks for.
-    let in_place = (mode / 3) % 2 == 1;
     let mut admin = None;
-    let queue = match mode % 3 {
+    let queue = match mode {
         0 => None,
         1 => Some((0, 0xFFFF)),
         _ => {
@@ -115,7 +126,7 @@ pub fn command_path(input: &[u8]) -> Stats {
         let mut alloc = PoolAlloc(&mut pool);
         match session.conn.recv_target(&mut alloc) {
             RecvTarget::Small(n) => {
-                let end = if in_place { stream.len() } else { (off + n.max(1)).min(stream.len()) };
+                let end = off.saturating_add(n.max(1).max(window)).min(stream.len());
                 let used = session.conn.feed(&stream[off..end], &mut alloc);
                 off += used.max(usize::from(used == 0 && !session.conn.is_closed()));
             }

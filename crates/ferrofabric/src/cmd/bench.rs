@@ -8,7 +8,7 @@ use ff_bench::servers::ServerKind;
 use ff_bench::stats::parse_size;
 use ff_bench::target as target_bench;
 use ff_bench::uring as uring_bench;
-use ff_bench::{recv_cutover, servers, zerocopy};
+use ff_bench::{core_path, recv_cutover, servers, zerocopy};
 use std::path::PathBuf;
 
 /// Arguments of `ferrofabric bench`.
@@ -80,6 +80,15 @@ enum Bench {
         #[arg(long, value_delimiter = ',')]
         kinds: Option<Vec<ServerKind>>,
     },
+    /// The target's command path with no socket: nanoseconds per 4K read command, headers fed step by
+    /// step and in place (deterministic: the yardstick for user-space cost on the I/O path).
+    Core {
+        #[command(flatten)]
+        common: Common,
+        /// Read commands per repeat.
+        #[arg(long)]
+        commands: Option<usize>,
+    },
     /// Our NVMe/TCP target on one busy-polling core under ff-perf (4K QD1/32/128, 128K QD16) and the
     /// end-to-end sock trick matrix, next to SPDK's reference figures.
     Target {
@@ -138,6 +147,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.seconds = seconds.unwrap_or(cfg.seconds);
             cfg.kinds = kinds.unwrap_or(cfg.kinds);
             (servers::run(&cfg)?, common.out)
+        }
+        Bench::Core { common, commands } => {
+            let mut cfg = if common.quick { core_path::Config::quick() } else { core_path::Config::default() };
+            cfg.repeats = common.repeats.unwrap_or(cfg.repeats);
+            cfg.commands = commands.unwrap_or(cfg.commands);
+            (core_path::run(&cfg)?, common.out)
         }
         Bench::Target { common, seconds, no_tricks, no_uring } => {
             let mut cfg = if common.quick { target_bench::Config::quick() } else { target_bench::Config::default() };
