@@ -4,7 +4,7 @@
 use ff_blockdev::{BlockDevFactory, DevInfo};
 use ff_nvme_tcp::target::TargetConfig as ConnConfig;
 use ff_nvmf::Target;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// One namespace's backend.
@@ -20,8 +20,8 @@ pub struct NsBackend {
 /// The namespaces of one subsystem by nsid.
 #[derive(Default)]
 pub struct SubsysBackends {
-    /// nsid -> backend.
-    pub by_nsid: HashMap<u32, Arc<NsBackend>>,
+    /// nsid -> backend (a B-tree: a lookup per I/O among a handful of namespaces, no hashing).
+    pub by_nsid: BTreeMap<u32, Arc<NsBackend>>,
 }
 
 /// Target-wide state shared by reactors.
