@@ -6,7 +6,7 @@
 //!
 //! At 4K QD32 on loopback the target and the host run in lock step, so this per-command user-space
 //! cost sits on the critical path; unlike an end-to-end run it does not depend on TCP's timing, so
-//! it shows a change to the path within a few percent on a noisy machine.
+//! it is much steadier, though a shared machine still moves it between runs: compare interleaved pairs.
 
 use crate::report::{Report, Table};
 use crate::stats::median;

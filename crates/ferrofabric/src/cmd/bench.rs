@@ -81,7 +81,7 @@ enum Bench {
         kinds: Option<Vec<ServerKind>>,
     },
     /// The target's command path with no socket: nanoseconds per 4K read command, headers fed step by
-    /// step and in place (deterministic: the yardstick for user-space cost on the I/O path).
+    /// step and in place (no TCP timing: the yardstick for user-space cost on the I/O path).
     Core {
         #[command(flatten)]
         common: Common,
