@@ -226,14 +226,58 @@ impl<B> Conn<B> {
         }
     }
 
-    /// Books a pipe fill that returned `e`: the pipe gets nothing, the call counts as an EAGAIN or as a
-    /// fill.
-    fn fill_failed(&mut self, e: &SockError, pool: &mut PipePool) {
-        self.pipe.commit(0, pool);
-        if matches!(e, SockError::WouldBlock) {
-            self.counters.readv_wouldblock += 1;
-        } else {
-            self.counters.readv_pipe += 1;
+    /// Whether a read may ask the kernel: not after a wait took an error from the socket (the reader
+    /// gets it) and not while the socket is known to be drained (WouldBlock, no syscall).
+    fn may_read(&mut self) -> SockResult<()> {
+        if let Some(e) = &self.rx_error {
+            return Err(e.duplicate());
+        }
+        if self.drained {
+            self.counters.readv_skipped += 1;
+            return Err(SockError::WouldBlock);
+        }
+        Ok(())
+    }
+
+    /// One readv gathering `rest` (the caller's buffers, possibly none) and then the pipe's free space:
+    /// the caller's bytes land in place and the rest of a burst waits in the pipe. Returns the bytes that
+    /// went to `rest`.
+    fn fill(&mut self, rest: &mut [IoSliceMut<'_>], pool: &mut PipePool) -> SockResult<usize> {
+        let want: usize = rest.iter().map(|b| b.len()).sum();
+        let cap = self.fill_cap();
+        let [p0, p1] = self.pipe.free_slices(pool, cap);
+        let offered = want + p0.len() + p1.len();
+        // The common cases are no caller buffer or one: gather on the stack, no allocation per recv.
+        let r = match rest {
+            [] => self.sock.readv(&mut [p0, p1]),
+            [one] => self.sock.readv(&mut [IoSliceMut::new(&mut one[..]), p0, p1]),
+            _ => {
+                let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(rest.len() + 2);
+                iov.extend(rest.iter_mut().map(|b| IoSliceMut::new(&mut b[..])));
+                iov.push(p0);
+                iov.push(p1);
+                self.sock.readv(&mut iov)
+            }
+        };
+        match r {
+            Ok(n) => {
+                self.counters.readv_pipe += 1;
+                self.drained = n < offered;
+                let direct = n.min(want);
+                self.counters.bytes_direct += direct as u64;
+                self.counters.bytes_into_pipe += (n - direct) as u64;
+                self.pipe.commit(n - direct, pool);
+                Ok(direct)
+            }
+            Err(e) => {
+                self.pipe.commit(0, pool);
+                if matches!(e, SockError::WouldBlock) {
+                    self.counters.readv_wouldblock += 1;
+                } else {
+                    self.counters.readv_pipe += 1;
+                }
+                Err(e)
+            }
         }
     }
 }
@@ -1059,12 +1103,8 @@ impl<B: StableBuf> SockGroup<B> {
                 return Ok(got);
             }
         }
-        if let Some(e) = &c.rx_error {
-            return if got > 0 { Ok(got) } else { Err(e.duplicate()) };
-        }
-        if c.drained {
-            c.counters.readv_skipped += 1;
-            return if got > 0 { Ok(got) } else { Err(SockError::WouldBlock) };
+        if let Err(e) = c.may_read() {
+            return if got > 0 { Ok(got) } else { Err(e) };
         }
         let mut rest = bufs;
         IoSliceMut::advance_slices(&mut rest, got);
@@ -1091,40 +1131,12 @@ impl<B: StableBuf> SockGroup<B> {
             }
             r
         } else {
-            // Gather: the caller's buffers first, the pipe's free space after them.
-            let want = total - got;
-            let cap = c.fill_cap();
-            let [p0, p1] = c.pipe.free_slices(&mut self.pool, cap);
-            let offered = want + p0.len() + p1.len();
-            // The common case is one caller buffer: gather on the stack, no allocation per recv.
-            let r = if let [one] = rest {
-                c.sock.readv(&mut [IoSliceMut::new(&mut one[..]), p0, p1])
-            } else {
-                let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(rest.len() + 2);
-                iov.extend(rest.iter_mut().map(|b| IoSliceMut::new(&mut b[..])));
-                iov.push(p0);
-                iov.push(p1);
-                c.sock.readv(&mut iov)
-            };
-            match r {
-                Ok(n) => {
-                    c.counters.readv_pipe += 1;
-                    c.drained = n < offered;
-                    let direct = n.min(want);
-                    c.counters.bytes_direct += direct as u64;
-                    c.counters.bytes_into_pipe += (n - direct) as u64;
-                    c.pipe.commit(n - direct, &mut self.pool);
-                    if !c.pipe.is_empty() && !c.in_pipe_ready {
-                        c.in_pipe_ready = true;
-                        self.pipe_ready.push(id.idx);
-                    }
-                    Ok(direct)
-                }
-                Err(e) => {
-                    c.fill_failed(&e, &mut self.pool);
-                    Err(e)
-                }
+            let r = c.fill(rest, &mut self.pool);
+            if r.is_ok() && !c.pipe.is_empty() && !c.in_pipe_ready {
+                c.in_pipe_ready = true;
+                self.pipe_ready.push(id.idx);
             }
+            r
         };
         if quickack && r.is_ok() {
             let _ = c.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
@@ -1157,30 +1169,10 @@ impl<B: StableBuf> SockGroup<B> {
             _ => return Err(SockError::Closed),
         };
         if c.pipe.is_empty() {
-            if let Some(e) = &c.rx_error {
-                return Err(e.duplicate());
-            }
-            if c.drained {
-                c.counters.readv_skipped += 1;
-                return Err(SockError::WouldBlock);
-            }
-            let cap = c.fill_cap();
-            let [p0, p1] = c.pipe.free_slices(&mut self.pool, cap);
-            let offered = p0.len() + p1.len();
-            match c.sock.readv(&mut [p0, p1]) {
-                Ok(n) => {
-                    c.counters.readv_pipe += 1;
-                    c.counters.bytes_into_pipe += n as u64;
-                    c.drained = n < offered;
-                    c.pipe.commit(n, &mut self.pool);
-                    if quickack {
-                        let _ = c.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
-                    }
-                }
-                Err(e) => {
-                    c.fill_failed(&e, &mut self.pool);
-                    return Err(e);
-                }
+            c.may_read()?;
+            c.fill(&mut [], &mut self.pool)?;
+            if quickack {
+                let _ = c.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
             }
         }
         let bytes = c.pipe.readable();

@@ -121,16 +121,17 @@ impl Pipe {
 
     /// Copies up to `dst.len()` buffered bytes out, returning how many. Empty pipes give memory back.
     pub fn copy_out(&mut self, dst: &mut [u8], pool: &mut PipePool) -> usize {
-        let Some(buf) = self.buf.as_ref() else { return 0 };
-        let cap = buf.len();
-        let n = dst.len().min(self.len);
-        let first = n.min(cap - self.head);
-        dst[..first].copy_from_slice(&buf[self.head..self.head + first]);
-        dst[first..n].copy_from_slice(&buf[..n - first]);
-        self.head = (self.head + n) % cap;
-        self.len -= n;
-        if self.len == 0 {
-            self.release(pool);
+        let mut n = 0;
+        // At most two rounds: up to the end of the ring, then from its start.
+        while n < dst.len() {
+            let src = self.readable();
+            let k = src.len().min(dst.len() - n);
+            if k == 0 {
+                break;
+            }
+            dst[n..n + k].copy_from_slice(&src[..k]);
+            n += k;
+            self.consume(k, pool);
         }
         n
     }
