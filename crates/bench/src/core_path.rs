@@ -13,13 +13,11 @@ use crate::stats::median;
 use anyhow::{Result, ensure};
 use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, opcode};
 use ff_nvme_tcp::{CapsuleCmd, Framing, Pdu};
-use ff_target::fuzzing::io_queue_path;
+use ff_target::fuzzing::{NSID_NULL_NOFILL, io_queue_path};
 use serde::Serialize;
 use serde_json::json;
 use std::time::Instant;
 
-/// The null namespace of the fuzz subsystem that leaves read buffers untouched.
-const NSID_NULL_NOFILL: u32 = 3;
 /// Command ids cycle through a queue of this depth.
 const QD: usize = 32;
 

@@ -74,7 +74,8 @@ impl Workload {
     }
 }
 
-/// One sock-option variation of the trick matrix (applied to target and host alike).
+/// One sock-option variation of the trick matrix (applied to target and host alike), or, as `Plain`, the
+/// plain-socket baseline that replaces our stack for a yardstick row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Trick {
     /// Every default.

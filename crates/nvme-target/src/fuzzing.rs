@@ -14,6 +14,8 @@ use std::sync::{Arc, OnceLock};
 
 /// The subsystem the fuzzer's prefix connects to.
 pub const FUZZ_NQN: &str = "nqn.2026-11.io.ferrofabric:fuzz";
+/// Its namespace on a null device that leaves read buffers untouched (`ff-bench core` reads it).
+pub const NSID_NULL_NOFILL: u32 = 3;
 
 fn shared() -> &'static Arc<Shared> {
     static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
@@ -30,7 +32,7 @@ fn shared() -> &'static Arc<Shared> {
             model: "fuzz".into(),
             allow_any_host: true,
             hosts: Vec::new(),
-            namespaces: vec![ns(1, "ram"), ns(2, "null"), ns(3, "null-nofill")],
+            namespaces: vec![ns(1, "ram"), ns(2, "null"), ns(NSID_NULL_NOFILL, "null-nofill")],
         });
         crate::build_shared(&o, &[]).expect("fuzz target configuration")
     })

@@ -383,12 +383,12 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
                 continue;
             }
             let first = *since.get_or_insert(now);
-            if u128::from(clock.ns_between(first, now)) > drain_limit.as_nanos() {
+            if now > clock.after(first, drain_limit) {
                 let why = g.queue(QueueId(i)).and_then(|q| q.down_reason().map(str::to_string)).unwrap_or_default();
                 shared.stop.store(true, Ordering::Relaxed);
                 return Err(PerfError::Io(format!("queue {} stayed down: {why}", qids.get(i).copied().unwrap_or(0))));
             }
-            if clock.ns_between(last_reconnect, now) > 500_000_000 {
+            if now > clock.after(last_reconnect, Duration::from_millis(500)) {
                 last_reconnect = now;
                 // Whatever was in flight on it already completed with an error.
                 if let Some(n) = w.inflight.get_mut(i) {

@@ -122,12 +122,13 @@ pub fn run(a: TargetArgs) -> Result<()> {
     for (i, s) in t.stop_and_report().iter().enumerate() {
         let c = &s.sock;
         eprintln!(
-            "reactor {i}: {} waits ({} empty, {:.2} events each), {} readv, {} sendmsg, {} B sent, {} writes done, \
-             {} zero-copy sends ({} copied)",
+            "reactor {i}: {} waits ({} empty, {:.2} events each), {} recv syscalls ({} skipped as drained), \
+             {} sendmsg, {} B sent, {} writes done, {} zero-copy sends ({} copied)",
             c.waits,
             c.empty_waits,
             c.events_per_wait(),
-            c.sock.readv_pipe + c.sock.readv_direct,
+            c.sock.recv_syscalls(),
+            c.sock.readv_skipped,
             c.sock.sendmsg,
             c.sock.bytes_sent,
             c.sock.writes_completed,
