@@ -292,16 +292,36 @@ impl Decoder {
                 if self.phase == Phase::Terminated {
                     return Err(Error::Terminated);
                 }
+                // A whole header in the caller's bytes (a pipe holding a batch of capsules) is decoded
+                // where it lies: no copy into `hdr`, one call per header.
+                if self.filled == 0
+                    && let Some(ch) = bytes.first_chunk::<CH_LEN>()
+                {
+                    self.on_common_header(ch)?;
+                    let hl = self.layout.header_len();
+                    if let Some(h) = bytes.get(..hl) {
+                        self.on_full_header(h)?;
+                        return Ok(hl);
+                    }
+                    // Only part of the rest is here: keep it (and the common header) for later.
+                    let n = bytes.len().min(hl);
+                    self.hdr.get_mut(..n).unwrap_or(&mut []).copy_from_slice(bytes.get(..n).unwrap_or(&[]));
+                    self.filled = n;
+                    return Ok(n);
+                }
                 let n = self.take_header_bytes(bytes, CH_LEN);
                 if self.filled == CH_LEN {
-                    self.on_common_header()?;
+                    let ch = *self.hdr.first_chunk::<CH_LEN>().unwrap_or(&[0; CH_LEN]);
+                    self.on_common_header(&ch)?;
                 }
                 Ok(n)
             }
             Stage::Header => {
-                let n = self.take_header_bytes(bytes, self.layout.header_len());
-                if self.filled == self.layout.header_len() {
-                    self.on_full_header()?;
+                let hl = self.layout.header_len();
+                let n = self.take_header_bytes(bytes, hl);
+                if self.filled == hl {
+                    let hdr = self.hdr;
+                    self.on_full_header(hdr.get(..hl).unwrap_or(&[]))?;
                 }
                 Ok(n)
             }
@@ -360,8 +380,8 @@ impl Decoder {
     }
 
     /// Role and sequence checks, then common-header validation.
-    fn on_common_header(&mut self) -> Result<(), Error> {
-        let ch = CommonHeader::decode(self.hdr.first_chunk::<CH_LEN>().unwrap_or(&[0; CH_LEN]));
+    fn on_common_header(&mut self, ch: &[u8; CH_LEN]) -> Result<(), Error> {
+        let ch = CommonHeader::decode(ch);
         let ty = PduType::from_u8(ch.pdu_type).ok_or(Error::fatal(
             Fes::InvalidHeaderField,
             offset::TYPE,
@@ -385,15 +405,12 @@ impl Decoder {
         }
         self.layout = ch.validate(&self.check())?;
         self.stage = Stage::Header;
-        if self.layout.header_len() <= CH_LEN {
-            // Cannot happen (every HLEN > 8) but keeps the machine total.
-            self.on_full_header()?;
-        }
         Ok(())
     }
 
-    fn on_full_header(&mut self) -> Result<(), Error> {
-        let pdu = Pdu::decode(self.hdr.get(..self.filled).unwrap_or(&[]), &self.layout)?;
+    /// `header`: the whole header and its digest.
+    fn on_full_header(&mut self, header: &[u8]) -> Result<(), Error> {
+        let pdu = Pdu::decode(header, &self.layout)?;
         // The controller may only enable digests the host asked for.
         if let (Pdu::IcResp(r), Role::Host) = (&pdu, self.cfg.role)
             && ((r.dgst.header && !self.cfg.hdgst) || (r.dgst.data && !self.cfg.ddgst))

@@ -25,48 +25,72 @@ pub fn pdu_decode(data: &[u8]) {
     }
     for role in [Role::Target, Role::Host] {
         let cfg = DecoderConfig { role, pda, hdgst: true, ddgst: true, max_data_len: 1 << 16 };
-        // Raw: the stream must start with ICReq/ICResp.
-        drive(&mut Decoder::new(cfg), rest, chunk);
-        // Established: prepend a valid initialization PDU.
-        let mut dec = Decoder::new(cfg);
         let dgst = Digests { header: hdgst, data: ddgst };
         let init = match role {
             Role::Target => Pdu::IcReq(IcReq { pfv: 0, hpda: 0, dgst, maxr2t: 0 }),
             Role::Host => Pdu::IcResp(IcResp { pfv: 0, cpda: 0, dgst, maxh2cdata: 8192 }),
         };
         let mut buf = [0u8; 128];
-        if init.encode_with_data(&Framing::default(), &[], &mut buf).is_ok() {
-            drive(&mut dec, &buf, 128);
-            assert!(dec.negotiated().is_some(), "initialization PDU not accepted");
-            drive(&mut dec, rest, chunk);
+        let init_ok = init.encode_with_data(&Framing::default(), &[], &mut buf).is_ok();
+        // Fed exactly what each part asks for, and fed whole chunks as a receiver decoding in place
+        // from its pipe does: both must see the same PDUs and errors.
+        let mut seen = Vec::new();
+        for in_place in [false, true] {
+            // Raw: the stream must start with ICReq/ICResp.
+            let raw = drive(&mut Decoder::new(cfg), rest, chunk, in_place);
+            // Established: prepend a valid initialization PDU.
+            let mut dec = Decoder::new(cfg);
+            let established = if init_ok {
+                drive(&mut dec, &buf, 128, in_place);
+                assert!(dec.negotiated().is_some(), "initialization PDU not accepted");
+                drive(&mut dec, rest, chunk, in_place)
+            } else {
+                Vec::new()
+            };
+            seen.push((raw, established));
         }
+        assert_eq!(seen.first(), seen.last(), "feeding in place changed what was decoded");
     }
 }
 
-fn drive(dec: &mut Decoder, mut input: &[u8], chunk: usize) {
+/// Feeds `input` in pieces of at most `chunk` bytes; returns every finished PDU or error in order.
+/// `in_place`: header, padding and digest parts get the whole piece, not only what they ask for.
+fn drive(dec: &mut Decoder, mut input: &[u8], chunk: usize, in_place: bool) -> Vec<Result<Pdu, crate::Error>> {
+    let mut seen = Vec::new();
     loop {
         match dec.next_need() {
-            Need::Done => match dec.finish() {
-                Ok(_) | Err(crate::Error::DataDigest { .. }) => {}
-                Err(e) => panic!("finish failed after Done: {e}"),
-            },
-            Need::Closed => return,
-            Need::Header { len } | Need::Pad { len } | Need::Data { len } | Need::DataDigest { len } => {
+            Need::Done => {
+                let r = dec.finish();
+                if let Err(e) = &r
+                    && !matches!(e, crate::Error::DataDigest { .. })
+                {
+                    panic!("finish failed after Done: {e}");
+                }
+                seen.push(r);
+            }
+            Need::Closed => return seen,
+            need @ (Need::Header { len } | Need::Pad { len } | Need::Data { len } | Need::DataDigest { len }) => {
                 assert!(len > 0, "decoder asked for zero bytes");
                 if input.is_empty() {
-                    return;
+                    return seen;
                 }
-                let n = chunk.min(input.len()).min(len);
-                let (now, later) = input.split_at(n);
+                let whole = in_place && !matches!(need, Need::Data { .. });
+                let n = if whole { chunk.min(input.len()) } else { chunk.min(input.len()).min(len) };
+                let now = input.get(..n).unwrap_or(&[]);
                 match dec.feed(now) {
                     Ok(used) => {
-                        assert_eq!(used, n, "decoder consumed less than it asked for");
-                        input = later;
+                        if whole {
+                            assert!(used > 0 && used <= n, "decoder took {used} of {n} bytes");
+                        } else {
+                            assert_eq!(used, n, "decoder consumed less than it asked for");
+                        }
+                        input = input.get(used..).unwrap_or(&[]);
                     }
                     Err(e) => {
                         assert!(e.is_fatal(), "non-fatal feed error: {e}");
                         assert_eq!(dec.next_need(), Need::Closed);
-                        return;
+                        seen.push(Err(e));
+                        return seen;
                     }
                 }
             }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{receiver_for, run};
+use common::{receiver_for, run, run_in_place};
 use ff_nvme_tcp::nvme::{CQE_LEN, Cqe, SQE_LEN, SglDescriptor, Sqe};
 use ff_nvme_tcp::pdu::{IcReq, IcResp};
 use ff_nvme_tcp::*;
@@ -140,6 +140,12 @@ proptest! {
         prop_assert_eq!(&whole, &expect);
         let chunked = run(&mut receiver_for(first, dg, pda), &stream, &chunks);
         prop_assert_eq!(&chunked, &expect);
+        // Decoding in place: headers whole in one slice, split across slices, or after a common
+        // header that came alone all end the same.
+        let in_place = run_in_place(&mut receiver_for(first, dg, pda), &stream, &chunks);
+        prop_assert_eq!(&in_place, &expect);
+        let whole_in_place = run_in_place(&mut receiver_for(first, dg, pda), &stream, &[usize::MAX]);
+        prop_assert_eq!(&whole_in_place, &expect);
     }
 
     #[test]

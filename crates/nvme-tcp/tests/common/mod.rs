@@ -10,6 +10,16 @@ pub type Item = Result<(Pdu, Vec<u8>), Error>;
 /// Feeds `stream` cut into pieces of the given sizes (cycled); payload goes to
 /// a separate Vec via `data_received`, the rest via `feed`.
 pub fn run(dec: &mut Decoder, stream: &[u8], chunks: &[usize]) -> Vec<Item> {
+    drive(dec, stream, chunks, false)
+}
+
+/// As [`run`], but header, padding and digest parts get the whole chunk, however much the decoder
+/// asked for, as a receiver decoding in place from its pipe does; the decoder takes what it needs.
+pub fn run_in_place(dec: &mut Decoder, stream: &[u8], chunks: &[usize]) -> Vec<Item> {
+    drive(dec, stream, chunks, true)
+}
+
+fn drive(dec: &mut Decoder, stream: &[u8], chunks: &[usize], in_place: bool) -> Vec<Item> {
     let mut out = Vec::new();
     let mut data = Vec::new();
     let mut pos = 0;
@@ -36,9 +46,10 @@ pub fn run(dec: &mut Decoder, stream: &[u8], chunks: &[usize]) -> Vec<Item> {
                 }
                 let c = chunks.get(ci % chunks.len().max(1)).copied().unwrap_or(usize::MAX).max(1);
                 ci += 1;
-                let n = c.min(len).min(stream.len() - pos);
+                let is_data = matches!(need, Need::Data { .. });
+                let n = if in_place && !is_data { c } else { c.min(len) }.min(stream.len() - pos);
                 let bytes = &stream[pos..pos + n];
-                let r = if let Need::Data { .. } = need {
+                let r = if is_data {
                     // The "direct read": bytes land in the caller's own buffer.
                     data.extend_from_slice(bytes);
                     dec.data_received(bytes).map(|()| n)
@@ -47,8 +58,13 @@ pub fn run(dec: &mut Decoder, stream: &[u8], chunks: &[usize]) -> Vec<Item> {
                 };
                 match r {
                     Ok(used) => {
-                        assert_eq!(used, n);
-                        pos += n;
+                        if in_place {
+                            // Never more than the part asked for, and progress on every call.
+                            assert!(used <= n && used > 0, "used {used} of {n} for {need:?}");
+                        } else {
+                            assert_eq!(used, n);
+                        }
+                        pos += used;
                     }
                     Err(e) => {
                         out.push(Err(e));
