@@ -193,9 +193,19 @@ enum Rx<B> {
     },
 }
 
+/// A write waiting for its data after an R2T.
+struct Transfer<B> {
+    sqe: Sqe,
+    buf: B,
+    len: u32,
+    received: u32,
+    digest_failed: bool,
+}
+
 enum Slot<B> {
-    /// Waiting for H2CData into `buf` (R2T sent).
-    AwaitData { sqe: Sqe, buf: B, len: u32, received: u32, digest_failed: bool },
+    /// Waiting for H2CData into `buf` (R2T sent). Boxed: it is the rare, large case, and a small slot
+    /// keeps the cid map's insert and remove cheap for every other command.
+    AwaitData(Box<Transfer<B>>),
     /// Handed to the caller.
     Executing { dir: DataDir, xfer_len: u32 },
 }
@@ -326,8 +336,8 @@ impl<B: DataBuf> TargetConn<B> {
                     Rx::H2C { cid, filled, .. } => {
                         let f = *filled;
                         match self.slots.get_mut(cid) {
-                            Some(Slot::AwaitData { buf, .. }) => {
-                                RecvTarget::Data(buf.as_mut().get_mut(f..f + len).unwrap_or(&mut []))
+                            Some(Slot::AwaitData(t)) => {
+                                RecvTarget::Data(t.buf.as_mut().get_mut(f..f + len).unwrap_or(&mut []))
                             }
                             _ => RecvTarget::Closed,
                         }
@@ -366,10 +376,10 @@ impl<B: DataBuf> TargetConn<B> {
             }
             Pdu::H2CData(d) => {
                 let ok = match self.slots.get(&d.cccid) {
-                    Some(Slot::AwaitData { len, received, .. }) => {
+                    Some(Slot::AwaitData(t)) => {
                         d.ttag == d.cccid
-                            && d.datao == *received
-                            && u64::from(d.datao) + u64::from(d.datal) <= u64::from(*len)
+                            && d.datao == t.received
+                            && u64::from(d.datao) + u64::from(d.datal) <= u64::from(t.len)
                             && d.datal as usize == data_len
                     }
                     _ => false,
@@ -421,7 +431,7 @@ impl<B: DataBuf> TargetConn<B> {
             }
             Rx::H2C { cid, filled, .. } => {
                 let s = match self.slots.get(cid) {
-                    Some(Slot::AwaitData { buf, .. }) => buf.as_ref().get(*filled..*filled + n).unwrap_or(&[]),
+                    Some(Slot::AwaitData(t)) => t.buf.as_ref().get(*filled..*filled + n).unwrap_or(&[]),
                     _ => &[],
                 };
                 *filled += n;
@@ -563,7 +573,8 @@ impl<B: DataBuf> TargetConn<B> {
         if dir == DataDir::ToController && xfer > 0 {
             match alloc.alloc(xfer as usize) {
                 Some(buf) => {
-                    self.slots.insert(cid, Slot::AwaitData { sqe, buf, len: xfer, received: 0, digest_failed: false });
+                    let t = Transfer { sqe, buf, len: xfer, received: 0, digest_failed: false };
+                    self.slots.insert(cid, Slot::AwaitData(Box::new(t)));
                     // One R2T for the whole transfer: the host splits it into MAXH2CDATA-sized PDUs.
                     let r2t = R2T { cccid: cid, ttag: cid, r2to: 0, r2tl: xfer };
                     self.push_pdu(Pdu::R2T(r2t), None);
@@ -581,12 +592,12 @@ impl<B: DataBuf> TargetConn<B> {
     }
 
     fn on_h2c_done(&mut self, cid: u16, last: bool, digest_failed: bool, datal: usize) {
-        let Some(Slot::AwaitData { received, len, digest_failed: failed, .. }) = self.slots.get_mut(&cid) else {
+        let Some(Slot::AwaitData(t)) = self.slots.get_mut(&cid) else {
             return; // setup_rx already failed the connection
         };
-        *received = received.saturating_add(datal as u32);
-        *failed |= digest_failed;
-        let complete = *received == *len;
+        t.received = t.received.saturating_add(datal as u32);
+        t.digest_failed |= digest_failed;
+        let complete = t.received == t.len;
         if complete != last {
             self.fatal(Fes::PduSequenceError, 1, "LAST_PDU does not match the end of the transfer");
             return;
@@ -594,7 +605,8 @@ impl<B: DataBuf> TargetConn<B> {
         if !complete {
             return;
         }
-        if let Some(Slot::AwaitData { sqe, buf, len, digest_failed, .. }) = self.slots.remove(&cid) {
+        if let Some(Slot::AwaitData(t)) = self.slots.remove(&cid) {
+            let Transfer { sqe, buf, len, digest_failed, .. } = *t;
             if digest_failed {
                 // The data is unreliable; the host may retry the command.
                 self.respond(cid, Completion::status(status::TRANSIENT_TRANSPORT_ERROR));
