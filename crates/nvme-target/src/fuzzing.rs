@@ -6,7 +6,7 @@ use crate::config::{NamespaceSpec, SubsystemSpec, TargetOptions};
 use crate::session::{Env, Session};
 use crate::shared::Shared;
 use crate::txbuf::PoolAlloc;
-use ff_blockdev::{BlockDev, BufPool};
+use ff_blockdev::{BlockDev, BufPool, IoDone};
 use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
 use ff_nvme_tcp::{CapsuleCmd, Digests, Framing, IcReq, Pdu};
@@ -49,7 +49,8 @@ fn encode(p: Pdu, data: &[u8]) -> Vec<u8> {
 
 /// A valid ICReq, and (when `queue` is given) a Connect for that queue (0: admin with a dynamic
 /// controller id; otherwise an I/O queue of controller `cntlid`), so inputs start past setup.
-pub fn prefix(queue: Option<(u16, u16)>) -> Vec<u8> {
+/// `sq_flow_off`: the Connect disables SQ flow control, so reads end with a C2HData flagged SUCCESS.
+pub fn prefix(queue: Option<(u16, u16)>, sq_flow_off: bool) -> Vec<u8> {
     let mut v = encode(Pdu::IcReq(IcReq { pfv: 0, hpda: 0, dgst: Digests::default(), maxr2t: 0 }), &[]);
     if let Some((qid, cntlid)) = queue {
         let mut data = vec![0u8; 1024];
@@ -64,7 +65,7 @@ pub fn prefix(queue: Option<(u16, u16)>) -> Vec<u8> {
             nsid: u32::from(fctype::CONNECT),
             dptr: SglDescriptor::in_capsule(0, 1024),
             cdw10: u32::from(qid) << 16,
-            cdw11: 31,
+            cdw11: 31 | if sq_flow_off { CATTR_SQ_FLOW_OFF << 16 } else { 0 },
             ..Sqe::default()
         };
         v.extend(encode(Pdu::CapsuleCmd(CapsuleCmd { sqe }), &data));
@@ -90,18 +91,23 @@ pub fn command_path(input: &[u8]) -> Stats {
     // Odd `mode / 3`: headers are fed everything that is left, as a reactor decoding in place from its
     // pipe feeds every buffered byte; even: exactly what the connection asks for.
     let window = if (mode / 3) % 2 == 1 { usize::MAX } else { 0 };
-    drive(mode % 3, rest, window)
+    // Odd `mode / 6`: the host disabled SQ flow control (reads answered by one C2HData PDU).
+    drive(mode % 3, rest, window, (mode / 6) % 2 == 1)
 }
 
 /// Runs `commands` (encoded PDUs) on an I/O queue of an enabled controller, feeding headers at least
 /// `window` bytes at a time (0: exactly what the connection asks for; a reactor decoding in place feeds
-/// what one pipe fill holds). The socket-less command path `ff-bench core` times.
+/// what one pipe fill holds). The queue is connected as ff-perf connects its queues (SQ flow control
+/// disabled: a read is answered by one C2HData PDU). The socket-less command path `ff-bench core` times.
 pub fn io_queue_path(commands: &[u8], window: usize) -> Stats {
-    drive(2, commands, window)
+    drive(2, commands, window, true)
 }
 
+/// Connect CATTR bit: the host does not use SQ flow control.
+const CATTR_SQ_FLOW_OFF: u32 = 0x04;
+
 /// Mode 0: raw after ICReq; 1: on an admin queue; 2: on an I/O queue of an enabled controller.
-fn drive(mode: u8, rest: &[u8], window: usize) -> Stats {
+fn drive(mode: u8, rest: &[u8], window: usize, sq_flow_off: bool) -> Stats {
     let mut stats = Stats::default();
     let shared = shared();
     let mut pool = BufPool::new();
@@ -116,10 +122,12 @@ fn drive(mode: u8, rest: &[u8], window: usize) -> Stats {
             Some((1, cntlid))
         }
     };
-    let mut stream = prefix(queue);
+    let mut stream = prefix(queue, sq_flow_off);
     stream.extend_from_slice(rest);
     let mut session = Session::new(shared.clone(), 0, ([127, 0, 0, 1], 1).into());
     let mut off = 0;
+    // Device completions, reused across steps as a reactor reuses its own.
+    let mut done = Vec::new();
     // Every step consumes at least one byte or ends the loop; the bound is a second guard.
     for _ in 0..stream.len() * 2 + 16 {
         if off >= stream.len() {
@@ -140,7 +148,7 @@ fn drive(mode: u8, rest: &[u8], window: usize) -> Stats {
             }
             RecvTarget::Closed => break,
         }
-        if !drain(&mut session, &mut pool, &mut devs, shared, &mut stats) {
+        if !drain(&mut session, &mut pool, &mut devs, shared, &mut done, &mut stats) {
             break;
         }
     }
@@ -158,7 +166,7 @@ fn enabled_controller(
     devs: &mut Vec<Option<Box<dyn BlockDev>>>,
 ) -> (Session, u16) {
     let mut s = Session::new(shared.clone(), 0, ([127, 0, 0, 1], 2).into());
-    let mut stream = prefix(Some((0, 0xFFFF)));
+    let mut stream = prefix(Some((0, 0xFFFF)), false);
     let enable = Sqe {
         opcode: opcode::FABRICS,
         cid: 1,
@@ -206,9 +214,9 @@ fn drain(
     pool: &mut BufPool,
     devs: &mut Vec<Option<Box<dyn BlockDev>>>,
     shared: &Arc<Shared>,
+    done: &mut Vec<IoDone>,
     stats: &mut Stats,
 ) -> bool {
-    let mut done = Vec::new();
     loop {
         let mut progressed = false;
         while let Some(out) = session.conn.poll_output() {
@@ -232,7 +240,7 @@ fn drain(
             }
         }
         for d in devs.iter_mut().flatten() {
-            d.poll(&mut done);
+            d.poll(done);
         }
         for io in done.drain(..) {
             progressed = true;
