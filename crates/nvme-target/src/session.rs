@@ -7,7 +7,7 @@ use crate::shared::{Shared, SubsysBackends};
 use crate::txbuf::TxBuf;
 use ff_blockdev::{BlockDev, BufPool, IoDone, IoError, IoOp, IoReq, LbaRange, SubmitError};
 use ff_nvme_tcp::nvme::{Cqe, Sqe, Status, opcode, status};
-use ff_nvme_tcp::target::{CidMap, Command, Completion, TargetConn};
+use ff_nvme_tcp::target::{CidTable, Command, Completion, TargetConn};
 use ff_nvmf::io::{IoFabricsOutcome, NSID_ALL};
 use ff_nvmf::{AdminOutcome, CmdError, ConnectData, Connected, Controller, IoCmd, IoQueue, Response, parse_dsm_ranges};
 use std::net::SocketAddr;
@@ -62,7 +62,7 @@ pub struct Session {
     queue: Queue,
     created: Instant,
     peer: SocketAddr,
-    inflight: CidMap<InFlight>,
+    inflight: CidTable<InFlight>,
     /// Close after the pending response (Disconnect, or the controller went away).
     pub wants_close: bool,
 }
@@ -87,7 +87,7 @@ impl Session {
             queue: Queue::Unbound,
             created: Instant::now(),
             peer,
-            inflight: CidMap::default(),
+            inflight: CidTable::default(),
             wants_close: false,
         }
     }
@@ -168,6 +168,7 @@ impl Session {
                 let backends = subnqn.and_then(|n| env.shared.backends(&n)).unwrap_or_default();
                 tracing::debug!(peer = %self.peer, cntlid = info.cntlid, qid = info.qid, "I/O queue connected");
                 self.conn.set_queue(info.qid, (info.depth.saturating_sub(1)) as u16, info.sq_flow_control_disabled);
+                self.inflight.set_depth(info.depth as usize);
                 self.conn.set_max_in_capsule(env.shared.target.limits().in_capsule_data_size);
                 self.queue = Queue::Io(queue, backends);
             }
@@ -196,7 +197,7 @@ impl Session {
     }
 
     fn submit_io(
-        inflight: &mut CidMap<InFlight>,
+        inflight: &mut CidTable<InFlight>,
         sqe: &Sqe,
         io: IoCmd,
         data: Option<TxBuf>,
@@ -290,7 +291,7 @@ impl Session {
     /// Turns a device completion of command `cid` into its NVMe completion (`None` while a multi-device
     /// flush still waits).
     pub fn io_done(&mut self, cid: u16, done: IoDone, pool: &mut BufPool) -> Option<Completion<TxBuf>> {
-        let kind = self.inflight.remove(&cid)?;
+        let kind = self.inflight.remove(cid)?;
         let err_status = |e: &IoError, read: bool| match e {
             IoError::OutOfRange { .. } => status::LBA_OUT_OF_RANGE,
             IoError::BufferLength { .. } => status::DATA_TRANSFER_ERROR,

@@ -3,6 +3,7 @@
 //! - [`pdu`]: common header, typed PDU-specific headers, layout, validation, encoding.
 //! - [`nvme`]: submission/completion queue entries, SGL descriptors, status codes.
 //! - [`digest`]: CRC32C header and data digests.
+//! - [`cid`]: tables keyed by command id (direct slots, a hash map for collisions).
 //! - [`decoder`]: incremental receive state machine that never copies payload.
 //! - [`error`]: typed errors carrying the TermReq FES/FEI for fatal ones.
 //! - [`wire`]: panic-free little-endian field access shared by every fixed-layout structure.
@@ -11,6 +12,7 @@
 //!
 //! Nothing here performs I/O, allocates, or panics on peer input.
 
+pub mod cid;
 pub mod decoder;
 pub mod digest;
 pub mod error;

@@ -15,32 +15,9 @@ use crate::decoder::{Decoder, DecoderConfig, Need};
 use crate::error::{Error, Fes};
 use crate::nvme::{Cqe, PSDT_MASK, PSDT_PRP, Sqe, Status, opcode, status};
 use crate::pdu::{C2HData, CapsuleResp, Framing, IcResp, Pdu, R2T, TermReq};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
-/// Hashes command ids with one multiply: they are small integers chosen by a host that cannot gain
-/// anything from collisions beyond its own queue depth, so SipHash's DoS resistance buys nothing here
-/// and costs a few percent of a core at high IOPS.
-#[derive(Default, Clone, Copy)]
-pub struct CidHasher(u64);
-
-impl Hasher for CidHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u16(&mut self, v: u16) {
-        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A map keyed by command id.
-pub type CidMap<V> = HashMap<u16, V, BuildHasherDefault<CidHasher>>;
-
+pub use crate::cid::{CidHasher, CidMap, CidTable};
 pub use crate::tx::{TX_HEAD_MAX, TxPdu};
 
 /// A data buffer the connection fills (host data) or sends (controller data).
@@ -210,6 +187,9 @@ enum Slot<B> {
     Executing { dir: DataDir, xfer_len: u32 },
 }
 
+/// Direct cid slots before the queue size is known (Connect sets it).
+const DEFAULT_DEPTH: usize = 32;
+
 /// Scratch for payload that is read and dropped.
 const DISCARD_LEN: usize = 4096;
 
@@ -218,7 +198,7 @@ pub struct TargetConn<B> {
     cfg: TargetConfig,
     dec: Decoder,
     framing: Option<Framing>,
-    slots: CidMap<Slot<B>>,
+    slots: CidTable<Slot<B>>,
     rx: Rx<B>,
     out: VecDeque<TargetOutput<B>>,
     discard: [u8; DISCARD_LEN],
@@ -267,7 +247,7 @@ impl<B: DataBuf> TargetConn<B> {
             cfg,
             dec: Decoder::new(dcfg),
             framing: None,
-            slots: CidMap::default(),
+            slots: CidTable::with_depth(cfg.max_outstanding.min(DEFAULT_DEPTH)),
             rx: Rx::None,
             out: VecDeque::new(),
             discard: [0; DISCARD_LEN],
@@ -287,6 +267,7 @@ impl<B: DataBuf> TargetConn<B> {
     /// Records the queue this connection serves, after a successful Connect: `sqsize` is 0's based;
     /// `sqflow_disabled` when the host asked to disable SQ flow control (enables C2H SUCCESS).
     pub fn set_queue(&mut self, qid: u16, sqsize: u16, sqflow_disabled: bool) {
+        self.slots.set_depth(usize::from(sqsize) + 1);
         self.qid = qid;
         self.sqsize = sqsize;
         self.sqflow_disabled = sqflow_disabled;
@@ -335,7 +316,7 @@ impl<B: DataBuf> TargetConn<B> {
                     }
                     Rx::H2C { cid, filled, .. } => {
                         let f = *filled;
-                        match self.slots.get_mut(cid) {
+                        match self.slots.get_mut(*cid) {
                             Some(Slot::AwaitData(t)) => {
                                 RecvTarget::Data(t.buf.as_mut().get_mut(f..f + len).unwrap_or(&mut []))
                             }
@@ -375,7 +356,7 @@ impl<B: DataBuf> TargetConn<B> {
                 self.rx = Rx::Capsule { sqe, buf, filled: 0, error };
             }
             Pdu::H2CData(d) => {
-                let ok = match self.slots.get(&d.cccid) {
+                let ok = match self.slots.get(d.cccid) {
                     Some(Slot::AwaitData(t)) => {
                         d.ttag == d.cccid
                             && d.datao == t.received
@@ -430,7 +411,7 @@ impl<B: DataBuf> TargetConn<B> {
                 self.dec.data_received(s)
             }
             Rx::H2C { cid, filled, .. } => {
-                let s = match self.slots.get(cid) {
+                let s = match self.slots.get(*cid) {
                     Some(Slot::AwaitData(t)) => t.buf.as_ref().get(*filled..*filled + n).unwrap_or(&[]),
                     _ => &[],
                 };
@@ -530,7 +511,7 @@ impl<B: DataBuf> TargetConn<B> {
     fn on_capsule(&mut self, sqe: Sqe, rx: Rx<B>, digest_failed: bool, alloc: &mut impl BufAlloc<B>) {
         self.sq_head = if self.sqsize == 0 { 0 } else { (self.sq_head + 1) % (self.sqsize.saturating_add(1)) };
         let cid = sqe.cid;
-        if self.slots.contains_key(&cid) {
+        if self.slots.contains(cid) {
             // Never disturb the command already using this cid.
             self.respond(cid, Completion::status(status::COMMAND_ID_CONFLICT));
             return;
@@ -592,7 +573,7 @@ impl<B: DataBuf> TargetConn<B> {
     }
 
     fn on_h2c_done(&mut self, cid: u16, last: bool, digest_failed: bool, datal: usize) {
-        let Some(Slot::AwaitData(t)) = self.slots.get_mut(&cid) else {
+        let Some(Slot::AwaitData(t)) = self.slots.get_mut(cid) else {
             return; // setup_rx already failed the connection
         };
         t.received = t.received.saturating_add(datal as u32);
@@ -605,7 +586,7 @@ impl<B: DataBuf> TargetConn<B> {
         if !complete {
             return;
         }
-        if let Some(Slot::AwaitData(t)) = self.slots.remove(&cid) {
+        if let Some(Slot::AwaitData(t)) = self.slots.remove(cid) {
             let Transfer { sqe, buf, len, digest_failed, .. } = *t;
             if digest_failed {
                 // The data is unreliable; the host may retry the command.
@@ -619,7 +600,7 @@ impl<B: DataBuf> TargetConn<B> {
     /// Completes command `cid` with `c`: sends its data (C2HData) and response (CapsuleResp), or a C2HData
     /// with SUCCESS alone when the host disabled SQ flow control. Unknown cids are ignored.
     pub fn complete(&mut self, cid: u16, mut c: Completion<B>) {
-        let Some(Slot::Executing { dir, xfer_len }) = self.slots.remove(&cid) else { return };
+        let Some(Slot::Executing { dir, xfer_len }) = self.slots.remove(cid) else { return };
         if self.closed {
             return;
         }
