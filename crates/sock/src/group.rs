@@ -213,6 +213,13 @@ struct Conn<B> {
 }
 
 impl<B> Conn<B> {
+    /// TCP_QUICKACK after a receive when the group asks for it (the kernel clears it again by itself).
+    fn quickack(&self, wanted: bool) {
+        if wanted {
+            let _ = self.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
+        }
+    }
+
     /// The most bytes the next pipe fill may take. Storage streams are homogeneous: after a large
     /// payload the next header is most likely followed by another one, and a full fill would pull that
     /// payload into the pipe and force a copy, so take only a header's worth and let the payload go
@@ -351,6 +358,28 @@ impl UConn {
 
     fn has_input(&self) -> bool {
         self.rx_len > 0 || self.eof || self.rx_err.is_some()
+    }
+
+    /// Marks `n` bytes of the oldest received buffer read; returns its id once it is used up, for the
+    /// caller to give back to the ring.
+    fn consume_front(&mut self, n: usize) -> Option<u16> {
+        let front = self.rxq.front_mut()?;
+        front.off += n;
+        front.len -= n;
+        self.rx_len -= n;
+        if front.len > 0 {
+            return None;
+        }
+        self.rxq.pop_front().map(|b| b.bid)
+    }
+
+    /// What a read gets with nothing buffered: the receive error, the end of stream, or WouldBlock.
+    fn nothing_buffered(&self) -> SockError {
+        match self.rx_err {
+            Some(e) => SockError::from_io(io::Error::from_raw_os_error(e)),
+            None if self.eof => SockError::Eof,
+            None => SockError::WouldBlock,
+        }
     }
 }
 
@@ -1138,8 +1167,8 @@ impl<B: StableBuf> SockGroup<B> {
             }
             r
         };
-        if quickack && r.is_ok() {
-            let _ = c.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
+        if r.is_ok() {
+            c.quickack(quickack);
         }
         match r {
             Ok(n) => Ok(got + n),
@@ -1148,18 +1177,25 @@ impl<B: StableBuf> SockGroup<B> {
         }
     }
 
-    /// True when [`SockGroup::recv_in_place`] works here: a receive pipe on the poll or epoll backend.
+    /// True when [`SockGroup::recv_in_place`] works here: a receive pipe on the poll or epoll backend,
+    /// or the provided buffers on io_uring.
     pub fn parses_in_place(&self) -> bool {
-        self.uring.is_none() && self.opts.pipe_size > 0
+        self.uring.is_some() || self.opts.pipe_size > 0
     }
 
     /// Hands the bytes waiting in the receive pipe to `parse` without copying them out (one pipe fill
     /// first when it is empty); `parse` returns how many it used, and only those leave the pipe. A whole
     /// batch of headers is decoded where the fill put it, instead of one small copy per header.
     ///
+    /// On io_uring, `parse` gets the oldest provided buffer's unread bytes instead (a header cut by a
+    /// buffer's end comes back whole only if the parser keeps its first part, as the decoder does).
+    ///
     /// Returns the bytes used, or WouldBlock / Eof / Reset from the fill. Refused (`Io(Unsupported)`)
     /// where [`SockGroup::parses_in_place`] is false.
     pub fn recv_in_place(&mut self, id: SockId, parse: impl FnOnce(&[u8]) -> usize) -> SockResult<usize> {
+        if self.uring.is_some() {
+            return self.recv_in_place_uring(id, parse);
+        }
         if !self.parses_in_place() {
             return Err(SockError::Io(io::Error::from(io::ErrorKind::Unsupported)));
         }
@@ -1171,9 +1207,7 @@ impl<B: StableBuf> SockGroup<B> {
         if c.pipe.is_empty() {
             c.may_read()?;
             c.fill(&mut [], &mut self.pool)?;
-            if quickack {
-                let _ = c.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
-            }
+            c.quickack(quickack);
         }
         let bytes = c.pipe.readable();
         let n = parse(bytes).min(bytes.len());
@@ -1503,36 +1537,46 @@ impl<B: StableBuf> SockGroup<B> {
         'out: for b in bufs.iter_mut() {
             let mut off = 0;
             while off < b.len() {
-                let Some(front) = c.u.rxq.front_mut() else { break 'out };
+                let Some(front) = c.u.rxq.front() else { break 'out };
                 let src = &ug.ring.bufs.buf(front.bid)[front.off..front.off + front.len];
                 let n = src.len().min(b.len() - off);
                 b[off..off + n].copy_from_slice(&src[..n]);
                 off += n;
                 got += n;
-                front.off += n;
-                front.len -= n;
-                if front.len == 0 {
-                    let bid = front.bid;
-                    c.u.rxq.pop_front();
+                if let Some(bid) = c.u.consume_front(n) {
                     ug.ring.recycle(bid);
                 }
             }
         }
-        c.u.rx_len -= got;
         c.counters.bytes_copied += got as u64;
         if got > 0 {
-            if quickack {
-                let _ = c.sock.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1);
-            }
+            c.quickack(quickack);
             return Ok(got);
         }
-        if let Some(e) = c.u.rx_err {
-            return Err(SockError::from_io(io::Error::from_raw_os_error(e)));
+        Err(c.u.nothing_buffered())
+    }
+
+    /// [`SockGroup::recv_in_place`] on io_uring: the oldest provided buffer's unread bytes go to `parse`,
+    /// and a buffer used up returns to the ring.
+    fn recv_in_place_uring(&mut self, id: SockId, parse: impl FnOnce(&[u8]) -> usize) -> SockResult<usize> {
+        let quickack = self.opts.sock.quickack;
+        let SockGroup { uring, slots, .. } = self;
+        let Some(ug) = uring.as_mut() else { return Err(SockError::Closed) };
+        let c = match slots.get_mut(id.idx as usize) {
+            Some(Some(c)) if c.generation == id.generation => c,
+            _ => return Err(SockError::Closed),
+        };
+        let Some(front) = c.u.rxq.front() else { return Err(c.u.nothing_buffered()) };
+        let bytes = &ug.ring.bufs.buf(front.bid)[front.off..front.off + front.len];
+        let n = parse(bytes).min(bytes.len());
+        if let Some(bid) = c.u.consume_front(n) {
+            ug.ring.recycle(bid);
         }
-        if c.u.eof {
-            return Err(SockError::Eof);
+        c.counters.bytes_parsed_in_place += n as u64;
+        if n > 0 {
+            c.quickack(quickack);
         }
-        Err(SockError::WouldBlock)
+        Ok(n)
     }
 
     /// Queues one sendmsg (or sendmsg_zc) SQE gathering the socket's unsent requests, unless one is in

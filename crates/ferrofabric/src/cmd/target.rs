@@ -123,12 +123,16 @@ pub fn run(a: TargetArgs) -> Result<()> {
         let c = &s.sock;
         eprintln!(
             "reactor {i}: {} waits ({} empty, {:.2} events each), {} recv syscalls ({} skipped as drained), \
+             received B: {} parsed in place, {} copied out, {} direct; \
              {} sendmsg, {} B sent, {} writes done, {} zero-copy sends ({} copied)",
             c.waits,
             c.empty_waits,
             c.events_per_wait(),
             c.sock.recv_syscalls(),
             c.sock.readv_skipped,
+            c.sock.bytes_parsed_in_place,
+            c.sock.bytes_copied,
+            c.sock.bytes_direct,
             c.sock.sendmsg,
             c.sock.bytes_sent,
             c.sock.writes_completed,
