@@ -10,6 +10,7 @@ use ff_blockdev::{BlockDev, BufPool, IoDone};
 use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
 use ff_nvme_tcp::{CapsuleCmd, Digests, Framing, IcReq, Pdu};
+use ff_nvmf::registry::CATTR_DISABLE_SQ_FLOW;
 use std::sync::{Arc, OnceLock};
 
 /// The subsystem the fuzzer's prefix connects to.
@@ -65,7 +66,7 @@ pub fn prefix(queue: Option<(u16, u16)>, sq_flow_off: bool) -> Vec<u8> {
             nsid: u32::from(fctype::CONNECT),
             dptr: SglDescriptor::in_capsule(0, 1024),
             cdw10: u32::from(qid) << 16,
-            cdw11: 31 | if sq_flow_off { CATTR_SQ_FLOW_OFF << 16 } else { 0 },
+            cdw11: 31 | if sq_flow_off { u32::from(CATTR_DISABLE_SQ_FLOW) << 16 } else { 0 },
             ..Sqe::default()
         };
         v.extend(encode(Pdu::CapsuleCmd(CapsuleCmd { sqe }), &data));
@@ -102,9 +103,6 @@ pub fn command_path(input: &[u8]) -> Stats {
 pub fn io_queue_path(commands: &[u8], window: usize) -> Stats {
     drive(2, commands, window, true)
 }
-
-/// Connect CATTR bit: the host does not use SQ flow control.
-const CATTR_SQ_FLOW_OFF: u32 = 0x04;
 
 /// Mode 0: raw after ICReq; 1: on an admin queue; 2: on an I/O queue of an enabled controller.
 fn drive(mode: u8, rest: &[u8], window: usize, sq_flow_off: bool) -> Stats {

@@ -17,7 +17,10 @@ pub struct CidHasher(u64);
 
 impl Hasher for CidHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // A product's low bits depend only on the factors' low bits, and the map picks buckets by the
+        // low bits: hand it the well-mixed high half, so ids that share their low bits (exactly the ones
+        // a CidTable spills) do not all start probing at the same bucket.
+        self.0.rotate_left(32)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
@@ -163,6 +166,16 @@ mod tests {
         assert_eq!((t.get(5), t.get(9), t.len()), (Some(&"b"), Some(&"d"), 2));
         t.clear();
         assert!(t.is_empty() && t.get(5).is_none());
+    }
+
+    #[test]
+    fn ids_sharing_their_low_bits_hash_apart() {
+        use std::hash::BuildHasher;
+        let b = BuildHasherDefault::<CidHasher>::default();
+        // The ids a 128-deep table spills: same low 7 bits. Their hashes' low 7 bits (the bucket in a
+        // small map) must not all be equal.
+        let low: std::collections::HashSet<u64> = (0..64u16).map(|k| b.hash_one(5 + (k << 7)) & 0x7F).collect();
+        assert!(low.len() > 32, "{} distinct buckets for 64 ids", low.len());
     }
 
     #[derive(Debug, Clone)]

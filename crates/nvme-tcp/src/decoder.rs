@@ -221,7 +221,9 @@ impl Decoder {
     }
 
     /// Supplies bytes for the current part; consumes at most what that part
-    /// still needs and returns how many bytes were consumed. In the data part
+    /// still needs and returns how many bytes were consumed. One exception: at
+    /// the start of a PDU, a slice that holds the whole header (common header
+    /// and the rest) has all of it taken and decoded in place, in one call. In the data part
     /// the consumed bytes are payload the caller keeps (same as
     /// [`Decoder::data_received`]). A fatal error also stops the decoder.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, Error> {
@@ -304,10 +306,7 @@ impl Decoder {
                         return Ok(hl);
                     }
                     // Only part of the rest is here: keep it (and the common header) for later.
-                    let n = bytes.len().min(hl);
-                    self.hdr.get_mut(..n).unwrap_or(&mut []).copy_from_slice(bytes.get(..n).unwrap_or(&[]));
-                    self.filled = n;
-                    return Ok(n);
+                    return Ok(self.take_header_bytes(bytes, hl));
                 }
                 let n = self.take_header_bytes(bytes, CH_LEN);
                 if self.filled == CH_LEN {
@@ -320,8 +319,8 @@ impl Decoder {
                 let hl = self.layout.header_len();
                 let n = self.take_header_bytes(bytes, hl);
                 if self.filled == hl {
-                    let hdr = self.hdr;
-                    self.on_full_header(hdr.get(..hl).unwrap_or(&[]))?;
+                    let pdu = Pdu::decode(self.hdr.get(..hl).unwrap_or(&[]), &self.layout);
+                    self.on_decoded(pdu)?;
                 }
                 Ok(n)
             }
@@ -404,13 +403,24 @@ impl Decoder {
             ));
         }
         self.layout = ch.validate(&self.check())?;
+        if self.layout.header_len() <= CH_LEN {
+            // Every PDU type's HLEN is above 8, so this cannot happen; it keeps the machine total
+            // (a header part of zero bytes would never be asked for).
+            return Err(Error::fatal(Fes::InvalidHeaderField, offset::HLEN, "HLEN too small"));
+        }
         self.stage = Stage::Header;
         Ok(())
     }
 
-    /// `header`: the whole header and its digest.
+    /// `header`: the whole header and its digest, where it lies.
     fn on_full_header(&mut self, header: &[u8]) -> Result<(), Error> {
-        let pdu = Pdu::decode(header, &self.layout)?;
+        let pdu = Pdu::decode(header, &self.layout);
+        self.on_decoded(pdu)
+    }
+
+    /// Takes the decoded header of the current PDU and moves on to its padding, data or end.
+    fn on_decoded(&mut self, pdu: Result<Pdu, Error>) -> Result<(), Error> {
+        let pdu = pdu?;
         // The controller may only enable digests the host asked for.
         if let (Pdu::IcResp(r), Role::Host) = (&pdu, self.cfg.role)
             && ((r.dgst.header && !self.cfg.hdgst) || (r.dgst.data && !self.cfg.ddgst))

@@ -54,7 +54,8 @@ pub fn pdu_decode(data: &[u8]) {
 }
 
 /// Feeds `input` in pieces of at most `chunk` bytes; returns every finished PDU or error in order.
-/// `in_place`: header, padding and digest parts get the whole piece, not only what they ask for.
+/// `in_place`: header, padding and digest parts get pieces of `16 * chunk` bytes, not only what they
+/// ask for.
 fn drive(dec: &mut Decoder, mut input: &[u8], chunk: usize, in_place: bool) -> Vec<Result<Pdu, crate::Error>> {
     let mut seen = Vec::new();
     loop {
@@ -75,7 +76,8 @@ fn drive(dec: &mut Decoder, mut input: &[u8], chunk: usize, in_place: bool) -> V
                     return seen;
                 }
                 let whole = in_place && !matches!(need, Need::Data { .. });
-                let n = if whole { chunk.min(input.len()) } else { chunk.min(input.len()).min(len) };
+                // In place, pieces of 16 to 256 bytes: most hold a whole header, some cut one.
+                let n = if whole { (chunk * 16).min(input.len()) } else { chunk.min(input.len()).min(len) };
                 let now = input.get(..n).unwrap_or(&[]);
                 match dec.feed(now) {
                     Ok(used) => {

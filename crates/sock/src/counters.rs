@@ -20,9 +20,10 @@ pub struct SockCounters {
     pub bytes_into_pipe: u64,
     /// Bytes the kernel wrote straight into caller buffers (both paths).
     pub bytes_direct: u64,
-    /// Bytes copied from the pipe into caller buffers.
+    /// Bytes copied from the pipe (io_uring: the provided buffers) into caller buffers.
     pub bytes_copied: u64,
-    /// Bytes decoded where they lay in the pipe ([`crate::SockGroup::recv_in_place`]), never copied.
+    /// Bytes decoded where they lay in the pipe or, on io_uring, in the provided buffers
+    /// ([`crate::SockGroup::recv_in_place`]), never copied.
     pub bytes_parsed_in_place: u64,
     /// sendmsg calls (on io_uring: sendmsg SQEs, counted in `uring_sends` too).
     pub sendmsg: u64,

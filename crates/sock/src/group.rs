@@ -6,10 +6,11 @@
 //! a readiness poller: every socket has a multishot receive armed into the group's provided buffers,
 //! queued writes go out as one sendmsg (or sendmsg_zc) SQE per socket per flush, and each poll makes at
 //! most one io_uring_enter that submits the batch and waits together. Received bytes wait in the
-//! provided buffers they landed in and are copied exactly once, into the caller's buffer, by
-//! [`SockGroup::recv`]; the buffer goes back to the ring as soon as it is empty. So with io_uring
-//! there is no direct (zero-copy-to-destination) receive: reads at or above the cut-over are copied
-//! once too, and the counters say so (`bytes_into_bufs`, `bytes_copied`).
+//! provided buffers they landed in: headers are decoded there ([`SockGroup::recv_in_place`]), everything
+//! else is copied exactly once, into the caller's buffer, by [`SockGroup::recv`]; the buffer goes back to
+//! the ring as soon as it is empty. So with io_uring there is no direct (zero-copy-to-destination)
+//! receive: reads at or above the cut-over are copied once too, and the counters say so
+//! (`bytes_into_bufs`, `bytes_copied`, `bytes_parsed_in_place`).
 //!
 //! The ring also carries foreign requests for the group's owner ([`SockGroup::push_foreign`]), e.g. the
 //! file backend's reads and writes: they go out with the same enter and their completions come back
