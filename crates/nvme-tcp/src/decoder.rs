@@ -223,9 +223,9 @@ impl Decoder {
     /// Supplies bytes for the current part; consumes at most what that part
     /// still needs and returns how many bytes were consumed. One exception: at
     /// the start of a PDU, a slice that holds the whole header (common header
-    /// and the rest) has all of it taken and decoded in place, in one call. In the data part
-    /// the consumed bytes are payload the caller keeps (same as
-    /// [`Decoder::data_received`]). A fatal error also stops the decoder.
+    /// and the rest) has all of it taken and decoded in place, in one call.
+    /// In the data part the consumed bytes are payload the caller keeps (same
+    /// as [`Decoder::data_received`]). A fatal error also stops the decoder.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, Error> {
         let r = self.feed_inner(bytes);
         if let Err(e) = r
@@ -302,7 +302,7 @@ impl Decoder {
                     self.on_common_header(ch)?;
                     let hl = self.layout.header_len();
                     if let Some(h) = bytes.get(..hl) {
-                        self.on_full_header(h)?;
+                        self.on_decoded(Pdu::decode(h, &self.layout))?;
                         return Ok(hl);
                     }
                     // Only part of the rest is here: keep it (and the common header) for later.
@@ -410,12 +410,6 @@ impl Decoder {
         }
         self.stage = Stage::Header;
         Ok(())
-    }
-
-    /// `header`: the whole header and its digest, where it lies.
-    fn on_full_header(&mut self, header: &[u8]) -> Result<(), Error> {
-        let pdu = Pdu::decode(header, &self.layout);
-        self.on_decoded(pdu)
     }
 
     /// Takes the decoded header of the current PDU and moves on to its padding, data or end.
