@@ -8,6 +8,7 @@
 //! cost sits on the critical path; unlike an end-to-end run it does not depend on TCP's timing, so
 //! it is much steadier, though a shared machine still moves it between runs: compare interleaved pairs.
 
+use crate::plain::COMMAND_BYTES;
 use crate::report::{Report, Table};
 use crate::stats::median;
 use anyhow::{Result, ensure};
@@ -45,7 +46,7 @@ impl Config {
 
 /// `commands` 4K read capsules to the null-nofill namespace, command ids cycling through [`QD`].
 pub fn read_stream(commands: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(commands * 72);
+    let mut v = Vec::with_capacity(commands * COMMAND_BYTES);
     let mut buf = [0u8; 128];
     for i in 0..commands {
         let sqe = Sqe {
@@ -69,7 +70,7 @@ pub fn read_stream(commands: usize) -> Vec<u8> {
 pub fn run(cfg: &Config) -> Result<Report> {
     ensure!(cfg.repeats >= 1 && cfg.commands >= 1, "at least one repeat of one command");
     // In place: a host keeps at most QD capsules in flight, so a pipe fill holds at most QD of them.
-    let styles = [("step by step", 0), ("in place", QD * 72)];
+    let styles = [("step by step", 0), ("in place", QD * COMMAND_BYTES)];
     let stream = read_stream(cfg.commands);
     let mut rows = Table::new(&["rep", "feeding", "commands", "ns_per_command", "reads_ok"]);
     let mut ns: Vec<Vec<f64>> = vec![Vec::new(); styles.len()];

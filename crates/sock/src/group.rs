@@ -213,7 +213,23 @@ struct Conn<B> {
     u: UConn,
 }
 
+/// The connection `id` names, while it is still the one in that slot.
+fn live<B>(slots: &mut [Option<Conn<B>>], id: SockId) -> SockResult<&mut Conn<B>> {
+    match slots.get_mut(id.idx as usize) {
+        Some(Some(c)) if c.generation == id.generation => Ok(c),
+        _ => Err(SockError::Closed),
+    }
+}
+
 impl<B> Conn<B> {
+    /// Bytes left in the pipe are readable without a wait: list the socket (once) for the next poll.
+    fn note_pipe_ready(&mut self, idx: u32, pipe_ready: &mut Vec<u32>) {
+        if !self.pipe.is_empty() && !self.in_pipe_ready {
+            self.in_pipe_ready = true;
+            pipe_ready.push(idx);
+        }
+    }
+
     /// TCP_QUICKACK after a receive when the group asks for it (the kernel clears it again by itself).
     fn quickack(&self, wanted: bool) {
         if wanted {
@@ -980,10 +996,7 @@ impl<B: StableBuf> SockGroup<B> {
     }
 
     fn conn(&mut self, id: SockId) -> SockResult<&mut Conn<B>> {
-        match self.slots.get_mut(id.idx as usize) {
-            Some(Some(c)) if c.generation == id.generation => Ok(c),
-            _ => Err(SockError::Closed),
-        }
+        live(&mut self.slots, id)
     }
 
     /// The socket behind `id` (for options and addresses).
@@ -1109,10 +1122,7 @@ impl<B: StableBuf> SockGroup<B> {
         let cutover = self.opts.cutover;
         let use_pipe = self.opts.pipe_size > 0;
         let quickack = self.opts.sock.quickack;
-        let c = match self.slots.get_mut(id.idx as usize) {
-            Some(Some(c)) if c.generation == id.generation => c,
-            _ => return Err(SockError::Closed),
-        };
+        let c = live(&mut self.slots, id)?;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total == 0 {
             return Ok(0);
@@ -1162,9 +1172,8 @@ impl<B: StableBuf> SockGroup<B> {
             r
         } else {
             let r = c.fill(rest, &mut self.pool);
-            if r.is_ok() && !c.pipe.is_empty() && !c.in_pipe_ready {
-                c.in_pipe_ready = true;
-                self.pipe_ready.push(id.idx);
+            if r.is_ok() {
+                c.note_pipe_ready(id.idx, &mut self.pipe_ready);
             }
             r
         };
@@ -1201,10 +1210,7 @@ impl<B: StableBuf> SockGroup<B> {
             return Err(SockError::Io(io::Error::from(io::ErrorKind::Unsupported)));
         }
         let quickack = self.opts.sock.quickack;
-        let c = match self.slots.get_mut(id.idx as usize) {
-            Some(Some(c)) if c.generation == id.generation => c,
-            _ => return Err(SockError::Closed),
-        };
+        let c = live(&mut self.slots, id)?;
         if c.pipe.is_empty() {
             c.may_read()?;
             c.fill(&mut [], &mut self.pool)?;
@@ -1214,10 +1220,7 @@ impl<B: StableBuf> SockGroup<B> {
         let n = parse(bytes).min(bytes.len());
         c.pipe.consume(n, &mut self.pool);
         c.counters.bytes_parsed_in_place += n as u64;
-        if !c.pipe.is_empty() && !c.in_pipe_ready {
-            c.in_pipe_ready = true;
-            self.pipe_ready.push(id.idx);
-        }
+        c.note_pipe_ready(id.idx, &mut self.pipe_ready);
         Ok(n)
     }
 
@@ -1226,9 +1229,9 @@ impl<B: StableBuf> SockGroup<B> {
     // The refused request goes back whole so the caller keeps its buffers; the error path is cold.
     #[allow(clippy::result_large_err)]
     pub fn write(&mut self, id: SockId, req: WriteReq<B>) -> Result<(), (SockError, WriteReq<B>)> {
-        let c = match self.slots.get_mut(id.idx as usize) {
-            Some(Some(c)) if c.generation == id.generation => c,
-            _ => return Err((SockError::Closed, req)),
+        let c = match live(&mut self.slots, id) {
+            Ok(c) => c,
+            Err(e) => return Err((e, req)),
         };
         if c.broken {
             return Err((SockError::Reset, req));
@@ -1527,10 +1530,7 @@ impl<B: StableBuf> SockGroup<B> {
     fn recvv_uring(&mut self, id: SockId, bufs: &mut [IoSliceMut<'_>]) -> SockResult<usize> {
         let quickack = self.opts.sock.quickack;
         let Some(ug) = self.uring.as_mut() else { return Err(SockError::Closed) };
-        let c = match self.slots.get_mut(id.idx as usize) {
-            Some(Some(c)) if c.generation == id.generation => c,
-            _ => return Err(SockError::Closed),
-        };
+        let c = live(&mut self.slots, id)?;
         if bufs.iter().all(|b| b.is_empty()) {
             return Ok(0);
         }
@@ -1563,10 +1563,7 @@ impl<B: StableBuf> SockGroup<B> {
         let quickack = self.opts.sock.quickack;
         let SockGroup { uring, slots, .. } = self;
         let Some(ug) = uring.as_mut() else { return Err(SockError::Closed) };
-        let c = match slots.get_mut(id.idx as usize) {
-            Some(Some(c)) if c.generation == id.generation => c,
-            _ => return Err(SockError::Closed),
-        };
+        let c = live(slots, id)?;
         let Some(front) = c.u.rxq.front() else { return Err(c.u.nothing_buffered()) };
         let bytes = &ug.ring.bufs.buf(front.bid)[front.off..front.off + front.len];
         let n = parse(bytes).min(bytes.len());
