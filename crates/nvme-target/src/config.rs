@@ -3,6 +3,7 @@
 
 use crate::reactor::PollMode;
 use ff_blockdev::BackendSpec;
+use ff_nvme_tcp::target::C2hSuccess;
 use ff_nvmf::Limits;
 use ff_sock::{GroupOptions, PlacementMode};
 use serde::Deserialize;
@@ -46,6 +47,12 @@ pub struct SubsystemSpec {
     /// Namespaces.
     #[serde(default)]
     pub namespaces: Vec<NamespaceSpec>,
+}
+
+/// Deserializes a value through its `FromStr` spelling (types of crates that do not use serde).
+fn from_str<'de, D: serde::Deserializer<'de>, T: std::str::FromStr<Err = String>>(d: D) -> Result<T, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
 }
 
 fn yes() -> bool {
@@ -102,6 +109,10 @@ pub struct TargetOptions {
     pub sock: GroupOptions,
     /// Advertised and enforced limits.
     pub limits: Limits,
+    /// When a read completes with C2HData SUCCESS and no CapsuleResp: `sq-flow-off` (only where the
+    /// host disabled SQ flow control, the spec's rule) or `always` (SPDK's target default).
+    #[serde(deserialize_with = "from_str")]
+    pub c2h_success: C2hSuccess,
     /// What is served.
     #[serde(rename = "subsystem")]
     pub subsystems: Vec<SubsystemSpec>,
@@ -118,6 +129,7 @@ impl Default for TargetOptions {
             accept: AcceptMode::Acceptor,
             sock: GroupOptions::default(),
             limits: Limits::default(),
+            c2h_success: C2hSuccess::default(),
             subsystems: Vec::new(),
         }
     }

@@ -154,6 +154,7 @@ pub fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Re
         max_in_capsule: limits.in_capsule_data_size.max(8192),
         max_transfer,
         max_outstanding: limits.max_queue_depth as usize,
+        c2h_success: opts.c2h_success,
     };
     Ok(Arc::new(Shared { target, subsystems: backends, ns_count, conn }))
 }

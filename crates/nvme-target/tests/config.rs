@@ -92,7 +92,46 @@ fn toml_config_serves_what_it_describes() {
 }
 
 #[test]
+fn c2h_success_always_answers_a_read_with_one_pdu() {
+    for (mode, one_pdu) in [("sq-flow-off", false), ("always", true)] {
+        let text = format!(
+            "listen = [\"127.0.0.1:0\"]\ndiscovery_listen = []\nc2h_success = \"{mode}\"\n\
+             [[subsystem]]\nnqn = \"nqn.2026-11.io.ferrofabric:c2h\"\n[[subsystem.namespaces]]\nnsid = 1\nbackend = \"null\"\n"
+        );
+        let o = TargetOptions::from_toml(&text).unwrap();
+        let t = ff_target::start(&o).unwrap();
+        let mut h = Host::connect(t.io_addrs[0]);
+        h.handshake(Digests::default());
+        h.connect_admin("nqn.2026-11.io.ferrofabric:c2h", 0);
+        h.enable();
+        // Identify Controller, then a Keep Alive: the PDUs that follow show whether a response capsule
+        // followed the data (the host keeps SQ flow control on).
+        let id = Sqe {
+            opcode: opcode::ADMIN_IDENTIFY,
+            flags: 0x40,
+            cid: 20,
+            dptr: ff_nvme_tcp::nvme::SglDescriptor::transport(4096),
+            cdw10: 1,
+            ..Sqe::default()
+        };
+        h.send(ff_nvme_tcp::Pdu::CapsuleCmd(ff_nvme_tcp::CapsuleCmd { sqe: id }), &[]);
+        let ka = Sqe { opcode: opcode::ADMIN_KEEP_ALIVE, cid: 21, ..Sqe::default() };
+        h.send(ff_nvme_tcp::Pdu::CapsuleCmd(ff_nvme_tcp::CapsuleCmd { sqe: ka }), &[]);
+        let Some((ff_nvme_tcp::Pdu::C2HData(d), data)) = h.recv() else { panic!("{mode}: no C2HData") };
+        assert_eq!((d.cccid, data.len(), d.success), (20, 4096, one_pdu), "{mode}");
+        if !one_pdu {
+            let Some((ff_nvme_tcp::Pdu::CapsuleResp(r), _)) = h.recv() else { panic!("{mode}: no response") };
+            assert_eq!(r.cqe.cid, 20);
+        }
+        let Some((ff_nvme_tcp::Pdu::CapsuleResp(r), _)) = h.recv() else { panic!("{mode}: no keep-alive response") };
+        assert_eq!(r.cqe.cid, 21, "{mode}: the next PDU answers the next command");
+        t.stop();
+    }
+}
+
+#[test]
 fn bad_configs_are_clear_errors() {
+    assert!(TargetOptions::from_toml("c2h_success = \"sometimes\"").unwrap_err().to_string().contains("sq-flow-off"));
     assert!(TargetOptions::from_toml("cores = \"many\"").is_err());
     assert!(TargetOptions::from_toml("unknown_key = 1").is_err());
     let o = TargetOptions::from_toml("listen = []\n").unwrap();

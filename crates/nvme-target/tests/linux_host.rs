@@ -6,6 +6,7 @@
 //! elsewhere. The guest is emulated: this proves behaviour, never speed.
 
 use ff_blockdev::{BackendSpec, DevStats};
+use ff_nvme_tcp::target::C2hSuccess;
 use ff_target::{ReactorStats, TargetOptions, config::DEFAULT_NQN};
 use std::path::PathBuf;
 use std::process::Command;
@@ -41,7 +42,7 @@ fn skip_reason() -> Option<String> {
 /// Starts a target on an ephemeral loopback port and asserts the guest smoke script passes against it;
 /// returns the reactors' final counters (`None` when skipped).
 fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) -> Option<Vec<ReactorStats>> {
-    smoke_with(name, backend, sock, ff_target::AcceptMode::Acceptor)
+    smoke_with(name, backend, sock, ff_target::AcceptMode::Acceptor, C2hSuccess::SqFlowOff)
 }
 
 fn smoke_with(
@@ -49,6 +50,7 @@ fn smoke_with(
     backend: BackendSpec,
     sock: ff_sock::Backend,
     accept: ff_target::AcceptMode,
+    c2h_success: C2hSuccess,
 ) -> Option<Vec<ReactorStats>> {
     if let Some(why) = skip_reason() {
         eprintln!("SKIP: {name}: {why}");
@@ -60,6 +62,7 @@ fn smoke_with(
     o.cores = 2;
     o.sock.backend = sock;
     o.accept = accept;
+    o.c2h_success = c2h_success;
     let t = ff_target::start(&o).expect("target starts");
     assert!(t.sock_backends.iter().all(|b| *b == sock), "{name}: reactors run {:?}, not {sock}", t.sock_backends);
     let port = t.io_addrs[0].port();
@@ -102,12 +105,18 @@ fn linux_host_uses_a_file_namespace() {
 }
 
 #[test]
-fn linux_host_uses_a_ram_namespace_on_io_uring_with_multishot_accept() {
+fn linux_host_uses_a_ram_namespace_on_io_uring_with_multishot_accept_and_c2h_success_always() {
     // Every reactor accepts on its own SO_REUSEPORT listener: on io_uring a multishot accept installs
-    // the host's connections straight into the ring's fixed-file table.
-    let name = "linux_host_uses_a_ram_namespace_on_io_uring_with_multishot_accept";
-    let Some(stats) = smoke_with(name, "ram".parse().unwrap(), ff_sock::Backend::Uring, ff_target::AcceptMode::Reactor)
-    else {
+    // the host's connections straight into the ring's fixed-file table. Reads complete with C2HData
+    // SUCCESS although the Linux host keeps SQ flow control on (SPDK's target default).
+    let name = "linux_host_uses_a_ram_namespace_on_io_uring_with_multishot_accept_and_c2h_success_always";
+    let Some(stats) = smoke_with(
+        name,
+        "ram".parse().unwrap(),
+        ff_sock::Backend::Uring,
+        ff_target::AcceptMode::Reactor,
+        C2hSuccess::Always,
+    ) else {
         return;
     };
     let multishot: u64 = stats.iter().map(|r| r.sock.accepts_multishot).sum();

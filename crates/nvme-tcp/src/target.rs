@@ -38,6 +38,46 @@ pub trait BufAlloc<B> {
     fn alloc(&mut self, len: usize) -> Option<B>;
 }
 
+/// When a read's C2HData carries the SUCCESS flag, so that no CapsuleResp follows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum C2hSuccess {
+    /// Only on queues whose host disabled SQ flow control (what the transport spec allows: the
+    /// CapsuleResp is the only carrier of SQHD, and such a host does not need it).
+    #[default]
+    SqFlowOff,
+    /// On every successful read, as SPDK's target does by default: one PDU per read instead of two.
+    /// The host loses SQHD updates for those commands; hosts that size their queue by outstanding
+    /// commands (SPDK, Linux, ours) do not use them.
+    Always,
+}
+
+impl C2hSuccess {
+    /// The configuration spelling: `sq-flow-off` or `always`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            C2hSuccess::SqFlowOff => "sq-flow-off",
+            C2hSuccess::Always => "always",
+        }
+    }
+}
+
+impl std::fmt::Display for C2hSuccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for C2hSuccess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sq-flow-off" => Ok(C2hSuccess::SqFlowOff),
+            "always" => Ok(C2hSuccess::Always),
+            o => Err(format!("unknown c2h_success mode {o:?} (sq-flow-off or always)")),
+        }
+    }
+}
+
 /// Settings of one target connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TargetConfig {
@@ -55,6 +95,8 @@ pub struct TargetConfig {
     pub max_transfer: u32,
     /// Most commands outstanding at once; more is a protocol error by the host.
     pub max_outstanding: usize,
+    /// When reads complete with C2HData SUCCESS instead of a CapsuleResp.
+    pub c2h_success: C2hSuccess,
 }
 
 impl Default for TargetConfig {
@@ -67,6 +109,7 @@ impl Default for TargetConfig {
             max_in_capsule: 8192,
             max_transfer: 1 << 20,
             max_outstanding: 1024,
+            c2h_success: C2hSuccess::SqFlowOff,
         }
     }
 }
@@ -114,6 +157,11 @@ impl<B> Completion<B> {
     /// A completion with `status` and nothing else.
     pub fn status(status: Status) -> Self {
         Completion { status, dnr: !status.is_success(), dw0: 0, dw1: 0, data: None }
+    }
+
+    /// A failure the host may retry (DNR clear), such as a transient transport error.
+    pub fn retryable(status: Status) -> Self {
+        Completion { dnr: false, ..Self::status(status) }
     }
 }
 
@@ -183,8 +231,9 @@ enum Slot<B> {
     /// Waiting for H2CData into `buf` (R2T sent). Boxed: it is the rare, large case, and a small slot
     /// keeps the cid map's insert and remove cheap for every other command.
     AwaitData(Box<Transfer<B>>),
-    /// Handed to the caller.
-    Executing { dir: DataDir, xfer_len: u32 },
+    /// Handed to the caller. `parked_aer`: an Asynchronous Event Request on the admin queue, which the
+    /// controller holds until an event; a host that gave up on it may send its cid again.
+    Executing { dir: DataDir, xfer_len: u32, parked_aer: bool },
 }
 
 /// Direct cid slots before the queue size is known (Connect sets it).
@@ -511,17 +560,25 @@ impl<B: DataBuf> TargetConn<B> {
     fn on_capsule(&mut self, sqe: Sqe, rx: Rx<B>, digest_failed: bool, alloc: &mut impl BufAlloc<B>) {
         self.sq_head = if self.sqsize == 0 { 0 } else { (self.sq_head + 1) % (self.sqsize.saturating_add(1)) };
         let cid = sqe.cid;
-        if self.slots.contains(cid) {
-            // Never disturb the command already using this cid.
-            self.respond(cid, Completion::status(status::COMMAND_ID_CONFLICT));
-            return;
+        if let Some(slot) = self.slots.get(cid) {
+            if matches!(slot, Slot::Executing { parked_aer: true, .. }) {
+                // Hosts end their AERs locally when they tear down (SPDK's does) and reuse the ids for
+                // the shutdown that follows: the AER is abandoned, the caller's controller drops it
+                // when it sees the new command under the same cid.
+                self.slots.remove(cid);
+            } else {
+                // Never disturb the command already using this cid.
+                self.respond(cid, Completion::status(status::COMMAND_ID_CONFLICT));
+                return;
+            }
         }
         if self.slots.len() >= self.cfg.max_outstanding {
             self.fatal(Fes::PduSequenceError, 0, "more commands outstanding than the queue holds");
             return;
         }
         if digest_failed {
-            self.respond(cid, Completion::status(status::TRANSIENT_TRANSPORT_ERROR));
+            // Transient: the same command sent again may well arrive intact.
+            self.respond(cid, Completion::retryable(status::TRANSIENT_TRANSPORT_ERROR));
             return;
         }
         let dir = data_dir(&sqe);
@@ -568,7 +625,8 @@ impl<B: DataBuf> TargetConn<B> {
     }
 
     fn start(&mut self, sqe: Sqe, dir: DataDir, xfer_len: u32, data: Option<B>) {
-        self.slots.insert(sqe.cid, Slot::Executing { dir, xfer_len });
+        let parked_aer = self.qid == 0 && sqe.opcode == opcode::ADMIN_ASYNC_EVENT;
+        self.slots.insert(sqe.cid, Slot::Executing { dir, xfer_len, parked_aer });
         self.out.push_back(TargetOutput::Command(Command { sqe, dir, xfer_len, data }));
     }
 
@@ -590,7 +648,7 @@ impl<B: DataBuf> TargetConn<B> {
             let Transfer { sqe, buf, len, digest_failed, .. } = *t;
             if digest_failed {
                 // The data is unreliable; the host may retry the command.
-                self.respond(cid, Completion::status(status::TRANSIENT_TRANSPORT_ERROR));
+                self.respond(cid, Completion::retryable(status::TRANSIENT_TRANSPORT_ERROR));
             } else {
                 self.start(sqe, DataDir::ToController, len, Some(buf));
             }
@@ -598,9 +656,9 @@ impl<B: DataBuf> TargetConn<B> {
     }
 
     /// Completes command `cid` with `c`: sends its data (C2HData) and response (CapsuleResp), or a C2HData
-    /// with SUCCESS alone when the host disabled SQ flow control. Unknown cids are ignored.
+    /// with SUCCESS alone when [`TargetConfig::c2h_success`] allows it. Unknown cids are ignored.
     pub fn complete(&mut self, cid: u16, mut c: Completion<B>) {
-        let Some(Slot::Executing { dir, xfer_len }) = self.slots.remove(cid) else { return };
+        let Some(Slot::Executing { dir, xfer_len, .. }) = self.slots.remove(cid) else { return };
         if self.closed {
             return;
         }
@@ -611,7 +669,8 @@ impl<B: DataBuf> TargetConn<B> {
             data.truncate(xfer_len as usize);
             let len = data.as_ref().len() as u32;
             if len > 0 {
-                let success = self.sqflow_disabled && c.dw0 == 0 && c.dw1 == 0;
+                let allowed = self.sqflow_disabled || self.cfg.c2h_success == C2hSuccess::Always;
+                let success = allowed && c.dw0 == 0 && c.dw1 == 0;
                 let hdr = C2HData { cccid: cid, datao: 0, datal: len, last: true, success };
                 self.push_pdu(Pdu::C2HData(hdr), Some(data));
                 if success {

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
 
 use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, opcode, status};
-use ff_nvme_tcp::target::{BufAlloc, Completion, DataDir, RecvTarget, TargetConfig, TargetConn, TargetOutput};
+use ff_nvme_tcp::target::{
+    BufAlloc, C2hSuccess, Completion, DataDir, RecvTarget, TargetConfig, TargetConn, TargetOutput,
+};
 use ff_nvme_tcp::{CapsuleCmd, Decoder, DecoderConfig, Digests, Fes, Framing, H2CData, IcReq, Need, Pdu, PduType};
 
 struct Heap;
@@ -173,6 +175,49 @@ fn c2h_success_skips_the_response_when_sq_flow_control_is_off() {
     assert_eq!(kinds, [PduType::C2HData]);
 }
 
+/// Drives one read of `len` bytes to completion on I/O queue 1 and returns the kinds of PDU sent.
+fn read_pdus(cfg: TargetConfig, sq_flow_off: bool, c: Completion<Vec<u8>>) -> Vec<(PduType, bool)> {
+    let mut conn = TargetConn::new(cfg);
+    drive(&mut conn, &icreq(Digests::default()), 1000);
+    while conn.poll_output().is_some() {}
+    conn.set_queue(1, 127, sq_flow_off);
+    let f = Framing::default();
+    drive(&mut conn, &pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: read_cmd(9, 512) }), &f, &[]), 64);
+    conn.complete(9, c);
+    let mut out = Vec::new();
+    while let Some(TargetOutput::Send(p)) = conn.poll_output() {
+        let success = p.kind == PduType::C2HData && p.head()[1] & ff_nvme_tcp::pdu::Flags::SUCCESS != 0;
+        out.push((p.kind, success));
+    }
+    out
+}
+
+#[test]
+fn c2h_success_always_skips_the_response_with_sq_flow_control_on() {
+    let ok = || Completion { data: Some(vec![1; 512]), ..Completion::status(status::SUCCESS) };
+    let default = TargetConfig::default();
+    let always = TargetConfig { c2h_success: C2hSuccess::Always, ..default };
+    // Default: SUCCESS only where the host disabled SQ flow control.
+    assert_eq!(read_pdus(default, false, ok()), [(PduType::C2HData, false), (PduType::CapsuleResp, false)]);
+    assert_eq!(read_pdus(default, true, ok()), [(PduType::C2HData, true)]);
+    // Always: one PDU per read either way.
+    assert_eq!(read_pdus(always, false, ok()), [(PduType::C2HData, true)]);
+    // A completion with command-specific dwords still needs its CapsuleResp.
+    let dw0 = Completion { dw0: 7, ..ok() };
+    assert_eq!(read_pdus(always, false, dw0), [(PduType::C2HData, false), (PduType::CapsuleResp, false)]);
+    // A failed read sends no data, only the response.
+    let failed = Completion::status(status::INVALID_FIELD);
+    assert_eq!(read_pdus(always, false, failed), [(PduType::CapsuleResp, false)]);
+}
+
+#[test]
+fn c2h_success_mode_parses_its_spellings() {
+    for m in [C2hSuccess::SqFlowOff, C2hSuccess::Always] {
+        assert_eq!(m.to_string().parse::<C2hSuccess>(), Ok(m));
+    }
+    assert!("sometimes".parse::<C2hSuccess>().is_err());
+}
+
 #[test]
 fn in_capsule_write_delivers_data_with_the_command() {
     for d in [Digests::default(), Digests { header: true, data: true }] {
@@ -262,10 +307,64 @@ fn wrong_data_digest_fails_only_that_command() {
     let view = host_view(&all, d);
     let Pdu::CapsuleResp(r) = view[1].0 else { panic!("{view:?}") };
     assert_eq!(r.cqe.status(), status::TRANSIENT_TRANSPORT_ERROR);
+    assert!(!r.cqe.dnr(), "a transient error must leave the host free to retry (DNR clear)");
+}
+
+#[test]
+fn wrong_h2cdata_digest_fails_the_write_with_a_retryable_status() {
+    let d = Digests { header: true, data: true };
+    let (mut c, f) = connected(d);
+    let mut outs =
+        drive(&mut c, &pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: write_cmd(6, 8192, false) }), &f, &[]), 64);
+    let mut wire = Vec::new();
+    for (i, part) in [[1u8; 4096], [2u8; 4096]].iter().enumerate() {
+        let h = H2CData { cccid: 6, ttag: 6, datao: (i * 4096) as u32, datal: 4096, last: i == 1 };
+        wire.extend(pdu_bytes(Pdu::H2CData(h), &f, part));
+    }
+    let first_end = wire.len() / 2;
+    wire[first_end - 1] ^= 0x55; // corrupt the first PDU's data digest
+    let rest = drive(&mut c, &wire, 1000);
+    assert_eq!(commands_of(&rest), 0, "data that failed its digest is never written");
+    assert!(!c.is_closed(), "the stream stays usable");
+    outs.extend(rest);
+    let mut all = drive(&mut TargetConn::new(TargetConfig::default()), &icreq(d), 1000);
+    all.extend(outs);
+    let resp = host_view(&all, d)
+        .into_iter()
+        .find_map(|(p, _)| match p {
+            Pdu::CapsuleResp(r) => Some(r),
+            _ => None,
+        })
+        .expect("a response for the write");
+    assert_eq!((resp.cqe.cid, resp.cqe.status()), (6, status::TRANSIENT_TRANSPORT_ERROR));
+    assert!(!resp.cqe.dnr());
 }
 
 fn commands_of(outs: &[TargetOutput<Vec<u8>>]) -> usize {
     outs.iter().filter(|o| matches!(o, TargetOutput::Command(_))).count()
+}
+
+#[test]
+fn a_parked_aer_id_may_be_reused_on_the_admin_queue_only() {
+    let aer = |cid| Sqe { opcode: opcode::ADMIN_ASYNC_EVENT, cid, ..Sqe::default() };
+    let prop_get = |cid| Sqe { opcode: opcode::FABRICS, cid, nsid: 4, cdw11: 0x14, ..Sqe::default() };
+    // Admin queue (qid 0): the AER stays with the caller; a command under its id is accepted.
+    let (mut c, f) = connected(Digests::default());
+    c.set_queue(0, 31, false);
+    assert_eq!(commands_of(&drive(&mut c, &pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: aer(3) }), &f, &[]), 72)), 1);
+    let outs = drive(&mut c, &pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: prop_get(3) }), &f, &[]), 72);
+    assert_eq!(commands_of(&outs), 1, "the Property Get runs");
+    assert!(!outs.iter().any(|o| matches!(o, TargetOutput::Send(_))), "no conflict response");
+    assert_eq!(c.outstanding(), 1, "the AER's slot went to the new command");
+    // Any other command still guards its id, on the admin queue too.
+    let outs = drive(&mut c, &pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: prop_get(3) }), &f, &[]), 72);
+    assert_eq!(commands_of(&outs), 0);
+    // An I/O queue has no parked AERs: the same reuse is a conflict.
+    let (mut io, f) = connected(Digests::default());
+    io.set_queue(1, 31, false);
+    assert_eq!(commands_of(&drive(&mut io, &pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: aer(3) }), &f, &[]), 72)), 1);
+    let outs = drive(&mut io, &pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: read_cmd(3, 512) }), &f, &[]), 72);
+    assert_eq!(commands_of(&outs), 0, "conflict on an I/O queue");
 }
 
 #[test]

@@ -280,6 +280,12 @@ impl Controller {
     /// the keep-alive timer. After every call, drain [`Self::poll_async`].
     pub fn handle_admin(&mut self, sqe: &Sqe, _data: &[u8], now: Instant) -> AdminOutcome {
         let cid = sqe.cid;
+        if let Some(i) = self.aers.iter().position(|&c| c == cid) {
+            // A new command under a parked AER's id: the host abandoned that AER (SPDK's host ends its
+            // AERs locally at detach, then reuses the ids), so it must never complete.
+            self.aers.remove(i);
+            debug!(cntlid = self.cntlid(), cid, "host reused the id of a parked AER; the AER is dropped");
+        }
         let r = if sqe.opcode == opcode::FABRICS {
             self.fabrics(sqe)
         } else if !self.is_ready() {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use ff_nvme_tcp::nvme::{Cqe, Sqe, fctype, opcode, status};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::bytes::u16_at;
 use crate::config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig};
@@ -249,7 +249,9 @@ pub struct ConnectData {
 }
 
 impl ConnectData {
-    /// Parses the 1024-byte Connect data. NQNs must be NUL-terminated UTF-8.
+    /// Parses the 1024-byte Connect data. NQNs must be NUL-terminated UTF-8; the subsystem NQN must not
+    /// be empty. An empty host NQN parses (some hosts send none unless told one): whether it may connect
+    /// is the subsystem's host policy.
     pub fn parse(data: &[u8]) -> Result<Self, CmdError> {
         if data.len() < CONNECT_DATA_LEN {
             return Err(CmdError::SGL_LENGTH);
@@ -258,17 +260,22 @@ impl ConnectData {
         if let Some(h) = data.first_chunk::<16>() {
             hostid = *h;
         }
-        let nqn = |off: u16| -> Result<String, CmdError> {
+        let nqn = |off: u16, may_be_empty: bool| -> Result<String, CmdError> {
             let start = usize::from(off);
             let field = data.get(start..start + 256).unwrap_or_default();
             let end = field.iter().position(|&b| b == 0).ok_or(invalid_param(true, off))?;
             let s = std::str::from_utf8(field.get(..end).unwrap_or_default()).map_err(|_| invalid_param(true, off))?;
-            if s.is_empty() {
+            if s.is_empty() && !may_be_empty {
                 return Err(invalid_param(true, off));
             }
             Ok(s.to_string())
         };
-        Ok(Self { hostid, cntlid: u16_at(data, 16), subnqn: nqn(ipo::SUBNQN)?, hostnqn: nqn(ipo::HOSTNQN)? })
+        Ok(Self {
+            hostid,
+            cntlid: u16_at(data, 16),
+            subnqn: nqn(ipo::SUBNQN, false)?,
+            hostnqn: nqn(ipo::HOSTNQN, true)?,
+        })
     }
 }
 
@@ -530,6 +537,8 @@ impl Target {
             None
         } else {
             let sub = reg.subsystems.get(&d.subnqn).ok_or(invalid_param(true, ipo::SUBNQN))?;
+            // An empty host NQN matches no allow-list entry (they are validated non-empty); a subsystem
+            // open to any host takes it, as SPDK's target does (spdk_nvme_perf sends none unless told one).
             if !sub.cfg.host_allowed(&d.hostnqn) {
                 return Err(CmdError {
                     status: status::CONNECT_INVALID_HOST,
@@ -571,6 +580,9 @@ impl Target {
         );
         reg.connections += 1;
         drop(reg);
+        if d.hostnqn.is_empty() {
+            warn!(cntlid, subnqn = %d.subnqn, "host sent an empty Host NQN; admitted because the subsystem allows any host");
+        }
         info!(cntlid, subnqn = %d.subnqn, hostnqn = %d.hostnqn, kato, "controller created");
         let ctrl = Controller::new(Arc::clone(self), shared, subsys, d, kato, now);
         Ok((success(sqe.cid, 0, u32::from(cntlid)), Box::new(ctrl)))

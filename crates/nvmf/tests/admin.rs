@@ -275,6 +275,27 @@ fn aer_dropped_when_not_enabled() {
 }
 
 #[test]
+fn a_command_reusing_a_parked_aer_id_drops_that_aer() {
+    // SPDK's host ends its AERs locally at detach and reuses their ids for the shutdown's Property Get.
+    let t = target();
+    let mut c = connect_admin(&t, Instant::now());
+    enable(&mut c);
+    admin_cmd(&mut c, &features(opcode::ADMIN_SET_FEATURES, fid::ASYNC_EVENT_CONFIG, 1 << 8));
+    let aer = |cid| Sqe { opcode: opcode::ADMIN_ASYNC_EVENT, cid, ..Sqe::default() };
+    for cid in 0..2 {
+        assert_eq!(c.handle_admin(&aer(cid), &[], Instant::now()), AdminOutcome::Parked);
+    }
+    let r = admin_cmd(&mut c, &Sqe { cid: 1, ..prop_get(0x14, false) });
+    assert!(r.cqe.status().is_success(), "Property Get CC under a parked AER's id: {:?}", r.cqe.status());
+    assert_eq!(r.cqe.cid, 1);
+    // The event goes to the AER still parked, and only to it: the dropped one never completes.
+    t.add_namespace(SUB, ns(5, 4096, 512)).unwrap();
+    let r = c.poll_async().unwrap();
+    assert_eq!(r.cqe.cid, 0);
+    assert!(c.poll_async().is_none());
+}
+
+#[test]
 fn abort_on_io_queue_is_resolved_by_transport() {
     let t = target();
     let mut c = connect_admin(&t, Instant::now());

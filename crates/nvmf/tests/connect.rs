@@ -8,7 +8,7 @@ use std::time::Instant;
 use common::*;
 use ff_nvme_tcp::nvme::{Cqe, opcode, status};
 use ff_nvmf::controller::fid;
-use ff_nvmf::{Connected, DISCOVERY_NQN, Limits};
+use ff_nvmf::{Connected, DISCOVERY_NQN, Limits, Target};
 
 fn reject(c: Connected) -> Cqe {
     match c {
@@ -160,6 +160,34 @@ fn number_of_queues_grant_is_clamped() {
     // Granted 4: QID 4 works, 5 does not.
     assert!(connect_io(&t, c.cntlid(), 4, 31).is_ok());
     assert!(connect_io(&t, c.cntlid(), 5, 31).is_err());
+}
+
+#[test]
+fn empty_host_nqn_is_admitted_only_by_an_open_subsystem() {
+    let now = Instant::now();
+    // The default test subsystem has an allow-list: an empty Host NQN is Connect Invalid Host.
+    let t = target();
+    let cqe = reject(t.connect(&connect_sqe(0, 31, 0, 0), &connect_data(SUB, "", 0xFFFF, HOSTID), now));
+    check(&cqe, status::CONNECT_INVALID_HOST, (1 << 16) | 512);
+    assert_eq!(t.controller_count(), 0);
+
+    // A subsystem that allows any host takes it, and its I/O queues connect with the same empty NQN.
+    let open = Target::new(Limits::default()).unwrap();
+    open.add_subsystem(subsystem(vec![], true)).unwrap();
+    let r = open.connect(&connect_sqe(0, 31, 0, 0), &connect_data(SUB, "", 0xFFFF, HOSTID), now);
+    let Connected::Admin { cqe, mut controller, .. } = r else { panic!("admin connect refused: {r:?}") };
+    assert!(cqe.status().is_success());
+    assert_eq!(controller.hostnqn(), "");
+    enable(&mut controller);
+    let io = open.connect(&connect_sqe(1, 31, 0, 0), &connect_data(SUB, "", controller.cntlid(), HOSTID), now);
+    assert!(matches!(io, Connected::Io { .. }), "I/O connect with the same empty Host NQN: {io:?}");
+    // The I/O queue must still name the host the admin queue named.
+    let other = open.connect(&connect_sqe(2, 31, 0, 0), &connect_data(SUB, HOST, controller.cntlid(), HOSTID), now);
+    check(&reject(other), status::CONNECT_INVALID_PARAMETERS, (1 << 16) | 512);
+
+    // An empty subsystem NQN is still invalid.
+    let cqe = reject(open.connect(&connect_sqe(0, 31, 0, 0), &connect_data("", HOST, 0xFFFF, HOSTID), now));
+    check(&cqe, status::CONNECT_INVALID_PARAMETERS, (1 << 16) | 256);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use ff_blockdev::{BackendSpec, parse_size};
+use ff_nvme_tcp::target::C2hSuccess;
 use ff_sock::{Backend, PlacementMode};
 use ff_target::config::DEFAULT_NQN;
 use ff_target::{PollMode, TargetOptions};
@@ -54,6 +55,10 @@ pub struct TargetArgs {
     /// accepts on its own SO_REUSEPORT listener; multishot accept on io_uring).
     #[arg(long)]
     accept: Option<ff_target::AcceptMode>,
+    /// When a read completes with C2HData SUCCESS and no response capsule: sq-flow-off (only on queues
+    /// whose host disabled SQ flow control; default) or always (one PDU per read, as SPDK's target).
+    #[arg(long)]
+    c2h_success: Option<C2hSuccess>,
 }
 
 /// Builds the options from the file (if any) and the flags.
@@ -89,6 +94,9 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
     if let Some(m) = a.accept {
         o.accept = m;
     }
+    if let Some(m) = a.c2h_success {
+        o.c2h_success = m;
+    }
     let flags_define_ns = a.nqn.is_some() || a.backend.is_some() || a.size.is_some() || a.block_size.is_some();
     if o.subsystems.is_empty() || flags_define_ns {
         let mut spec: BackendSpec = a.backend.as_deref().unwrap_or("ram").parse()?;
@@ -115,7 +123,10 @@ pub fn run(a: TargetArgs) -> Result<()> {
     for a in &t.discovery_addrs {
         println!("  listening on {a} (discovery)");
     }
-    println!("  {} reactor(s), poll {:?}, sock {}, placement {}", o.cores, o.poll, o.sock.backend, o.placement);
+    println!(
+        "  {} reactor(s), poll {:?}, sock {}, placement {}, c2h_success {}",
+        o.cores, o.poll, o.sock.backend, o.placement, o.c2h_success
+    );
     let sig = wait_signal(&set);
     eprintln!("signal {sig}: shutting down");
     // The counters prove which tricks ran (syscalls per wait, pipe vs direct bytes, zero-copy fallbacks).

@@ -2,11 +2,14 @@
 //! blocking socket so tests control every byte.
 #![allow(dead_code)]
 
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode, status};
+use ff_nvme_tcp::nvme::{Cqe, SglDescriptor, Sqe, fctype, opcode, status};
 use ff_nvme_tcp::{CapsuleCmd, Decoder, DecoderConfig, Digests, Framing, IcReq, Need, Pdu};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+/// The host NQN the helpers connect as.
+pub const HOST_NQN: &str = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000001";
 
 /// A hand-driven host: raw PDUs out, decoded PDUs in.
 pub struct Host {
@@ -75,18 +78,23 @@ impl Host {
 
     /// Sends Connect for the admin queue of `nqn` (kato in ms) and returns its status.
     pub fn try_connect_admin(&mut self, nqn: &str, kato: u32) -> ff_nvme_tcp::nvme::Status {
+        self.connect_as(nqn, HOST_NQN, 0, 0xFFFF, kato).status()
+    }
+
+    /// Sends Connect for queue `qid` of controller `cntlid` (0xFFFF: a new one) as `hostnqn`; returns
+    /// the response (dw0 holds the controller id on success).
+    pub fn connect_as(&mut self, nqn: &str, hostnqn: &str, qid: u16, cntlid: u16, kato: u32) -> Cqe {
         let mut data = vec![0u8; 1024];
-        data[16..18].copy_from_slice(&0xFFFFu16.to_le_bytes());
+        data[16..18].copy_from_slice(&cntlid.to_le_bytes());
         data[256..256 + nqn.len()].copy_from_slice(nqn.as_bytes());
-        let host = b"nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000001";
-        data[512..512 + host.len()].copy_from_slice(host);
+        data[512..512 + hostnqn.len()].copy_from_slice(hostnqn.as_bytes());
         let sqe = Sqe {
             opcode: opcode::FABRICS,
             flags: 0x40,
             cid: 1,
             nsid: u32::from(fctype::CONNECT),
             dptr: SglDescriptor::in_capsule(0, 1024),
-            cdw10: 0,
+            cdw10: u32::from(qid) << 16,
             cdw11: 31,
             cdw12: kato,
             ..Sqe::default()
@@ -94,7 +102,7 @@ impl Host {
         self.send(Pdu::CapsuleCmd(CapsuleCmd { sqe }), &data);
         let (p, _) = self.recv().expect("connect response");
         let Pdu::CapsuleResp(r) = p else { panic!("{p:?}") };
-        r.cqe.status()
+        r.cqe
     }
 
     /// Connects the admin queue of `nqn` (kato in ms), asserting success.
@@ -119,11 +127,17 @@ impl Host {
     }
 
     /// Sends an admin command without data and returns its completion and any C2H data.
-    pub fn admin(&mut self, sqe: Sqe) -> (ff_nvme_tcp::nvme::Cqe, Vec<u8>) {
+    pub fn admin(&mut self, sqe: Sqe) -> (Cqe, Vec<u8>) {
         self.send(Pdu::CapsuleCmd(CapsuleCmd { sqe }), &[]);
         let mut data = Vec::new();
         loop {
             match self.recv().expect("response") {
+                // SUCCESS: no CapsuleResp follows (c2h_success), the completion is implied.
+                (Pdu::C2HData(h), d) if h.success => {
+                    data.extend(d);
+                    let cqe = Cqe { cid: h.cccid, ..Default::default() };
+                    return (cqe, data);
+                }
                 (Pdu::C2HData(_), d) => data.extend(d),
                 (Pdu::CapsuleResp(r), _) => return (r.cqe, data),
                 (p, _) => panic!("unexpected {p:?}"),
