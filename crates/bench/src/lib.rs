@@ -10,6 +10,7 @@
 //! - [`plain`]: the same bytes over loopback TCP with no protocol (the same-run yardstick of `target`);
 //! - [`target`]: our NVMe/TCP target on one busy-polling core under ff-perf, and the end-to-end trick matrix;
 //! - [`uring`]: io_uring vs epoll end to end through the target, by queue depth and feature by feature;
+//! - [`spdk`]: our target and initiator side by side with SPDK's, interleaved, free and under a CPU quota;
 //! - [`stats`]: medians and ratios; [`sys`]: thread CPU time, machine facts, UTC timestamps.
 
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod plain;
 pub mod recv_cutover;
 pub mod report;
 pub mod servers;
+pub mod spdk;
 pub mod stats;
 pub mod sys;
 pub mod target;

@@ -217,6 +217,8 @@ pub struct Report {
     pub rows: Table,
     /// Medians over repeats, one row per configuration: the table printed to stdout.
     pub medians: Table,
+    /// Further named tables derived from the medians (printed after them, saved in `summary.json`).
+    pub tables: Vec<(String, Table)>,
     /// Ratios and verdicts derived from the medians.
     pub summary: Value,
     /// Sentences for the reader (verdicts, skipped parts); printed and saved.
@@ -253,6 +255,7 @@ impl Report {
             options,
             rows: Table::default(),
             medians: Table::default(),
+            tables: Vec::new(),
             summary: Value::Null,
             notes: Vec::new(),
             plots: Vec::new(),
@@ -270,6 +273,7 @@ impl Report {
             "options": self.options,
             "rows": self.rows.to_json(),
             "medians": self.medians.to_json(),
+            "tables": self.tables.iter().map(|(name, t)| json!({"name": name, "rows": t.to_json()})).collect::<Vec<_>>(),
             "summary": self.summary,
             "notes": self.notes,
             "plots": self.plots.iter().map(|p| p.file.clone()).collect::<Vec<_>>(),
@@ -297,6 +301,10 @@ impl Report {
     pub fn render_text(&self) -> String {
         let mut s = format!("== {} ({})\n", self.bench, self.started_utc);
         s.push_str(&self.medians.render());
+        for (name, t) in &self.tables {
+            let _ = writeln!(s, "-- {name}");
+            s.push_str(&t.render());
+        }
         for n in &self.notes {
             let _ = writeln!(s, "* {n}");
         }

@@ -4,8 +4,8 @@
 //! QD16 with one sock option toggled on both sides at a time (pipe off, cut-over 4K, zero copy off,
 //! round-robin instead of NAPI-id placement, poll or io_uring instead of epoll), each as a ratio to the
 //! default measured in the same run. Every point starts a fresh target; points are interleaved within
-//! each repeat and the table shows medians. Our figures sit next to SPDK's reference figures from the
-//! issue, which are not measured here.
+//! each repeat and the table shows medians. SPDK side by side, measured in the same run, is
+//! [`crate::spdk`]'s business.
 //!
 //! It also owns the end-to-end point runner (`run_e2e`: fresh target, pinning, ff-perf, the target's
 //! final counters) that [`crate::uring`] shares.
@@ -21,11 +21,6 @@ use ff_target::config::DEFAULT_NQN;
 use ff_target::{PollMode, ReactorStats, TargetOptions};
 use serde::Serialize;
 use serde_json::json;
-
-/// SPDK's reference: 4K random read IOPS at QD32 on one target core (its own perf tool; not measured here).
-pub const SPDK_4K_RANDREAD_QD32_IOPS: f64 = 690_000.0;
-/// SPDK's reference: 128K read bytes per second on one target core (5.9 GB/s; not measured here).
-pub const SPDK_128K_READ_BYTES_S: f64 = 5.9e9;
 
 /// Benchmark options.
 #[derive(Clone, Debug, Serialize)]
@@ -56,7 +51,7 @@ impl Config {
 }
 
 /// One workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Workload {
     /// Bytes per I/O.
     pub io_size: usize,
@@ -218,7 +213,7 @@ pub(crate) fn run_e2e(
         warmup_seconds: warmup,
         group,
         cpus: pin.perf_cpu.into_iter().collect(),
-        // Both sides poll without sleeping, as SPDK's target and perf tool do for its reference figures.
+        // Both sides poll without sleeping, as SPDK's target and perf tool do.
         busy_poll: true,
         ..PerfConfig::default()
     };
@@ -265,7 +260,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
             }
         }
     }
-    // The same-run yardstick for the two workloads SPDK has reference figures for.
+    // The same-run yardstick for the trick matrix's two workloads.
     for w in [TRICK_4K, TRICK_128K] {
         points.push(Point { workload: w, trick: Trick::Plain });
     }
@@ -424,12 +419,10 @@ fn build_report(
         "syscalls_per_io",
         "vs_default",
         "vs_plain",
-        "spdk_reference",
     ]);
     let plain_of =
         |w: &Workload| meds.iter().find(|(p, _)| p.workload == *w && p.trick == Trick::Plain).map(|(_, m)| m.iops);
     let mut tricks_summary = Vec::new();
-    let mut spdk = Vec::new();
     let mut plains = Vec::new();
     for (p, m) in &meds {
         let in_matrix = cfg.tricks && p.trick != Trick::Plain && (p.workload == TRICK_4K || p.workload == TRICK_128K);
@@ -453,19 +446,6 @@ fn build_report(
             }
             _ => f64::NAN,
         };
-        let reference = match (p.workload, p.trick) {
-            (w, Trick::Default) if w == TRICK_4K => {
-                let r = ratio(m.iops, SPDK_4K_RANDREAD_QD32_IOPS);
-                spdk.push(json!({"workload": m.workload, "spdk_iops": SPDK_4K_RANDREAD_QD32_IOPS, "ours_iops": m.iops, "ours_over_spdk": r}));
-                format!("SPDK 690K IOPS (ours {r:.2}x)")
-            }
-            (w, Trick::Default) if w == TRICK_128K => {
-                let r = ratio(m.gb_s * 1e9, SPDK_128K_READ_BYTES_S);
-                spdk.push(json!({"workload": m.workload, "spdk_gb_s": SPDK_128K_READ_BYTES_S / 1e9, "ours_gb_s": m.gb_s, "ours_over_spdk": r}));
-                format!("SPDK 5.9 GB/s (ours {:.2} GB/s, {r:.2}x)", m.gb_s)
-            }
-            _ => String::new(),
-        };
         t.push(vec![
             m.workload.clone().into(),
             m.trick.into(),
@@ -476,7 +456,6 @@ fn build_report(
             m.syscalls_per_io.into(),
             vs.into(),
             vs_plain.into(),
-            reference.into(),
         ]);
     }
     rep.medians = t;
@@ -484,14 +463,8 @@ fn build_report(
         "plain sockets: the same bytes per I/O (72-byte command, 24-byte header + data back) over loopback TCP \
          with no protocol, both ends spinning on plain recv/send on the same CPUs, measured in this run between \
          our points. vs_plain: our IOPS over it. It is what the kernel costs with nothing of ours on top, a \
-         yardstick that holds on a fast or a slow day (the SPDK figures were measured on another day); not a \
+         yardstick that holds on a fast or a slow day; not a \
          strict bound: at 128K our direct reads into the I/O buffers can beat its plain recv loop."
-            .into(),
-    );
-    rep.notes.push(
-        "spdk_reference: SPDK's reference figures from the issue (SPDK's target on one core, measured by its own \
-         perf tool on this machine class): 690K 4K randread IOPS at QD32 and 5.9 GB/s 128K reads. They are not \
-         measured here; our columns are."
             .into(),
     );
     rep.notes.push(match (pin.target_cpu, pin.perf_cpu) {
@@ -534,7 +507,6 @@ fn build_report(
     rep.summary = json!({
         "medians": meds.iter().map(|(_, m)| m).collect::<Vec<_>>(),
         "tricks": tricks_summary,
-        "spdk_reference": spdk,
         "plain_sockets": plains,
         "failures": failures,
     });

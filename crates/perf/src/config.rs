@@ -12,7 +12,7 @@ use std::str::FromStr;
 pub const DEFAULT_NQN: &str = "nqn.2026-11.io.ferrofabric:default";
 
 /// Access pattern, named as in fio and spdk_nvme_perf.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pattern {
     /// Sequential reads.

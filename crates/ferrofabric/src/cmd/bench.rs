@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use ff_bench::report::{Report, default_out_dir};
 use ff_bench::servers::ServerKind;
+use ff_bench::spdk as spdk_bench;
 use ff_bench::stats::parse_size;
 use ff_bench::target as target_bench;
 use ff_bench::uring as uring_bench;
@@ -90,7 +91,7 @@ enum Bench {
         commands: Option<usize>,
     },
     /// Our NVMe/TCP target on one busy-polling core under ff-perf (4K QD1/32/128, 128K QD16) and the
-    /// end-to-end sock trick matrix, next to SPDK's reference figures.
+    /// end-to-end sock trick matrix, next to the plain-socket baseline measured in the same run.
     Target {
         #[command(flatten)]
         common: Common,
@@ -103,6 +104,34 @@ enum Bench {
         /// Leave io_uring out of the trick matrix.
         #[arg(long)]
         no_uring: bool,
+    },
+    /// Our target and initiator side by side with SPDK's nvmf_tgt and spdk_nvme_perf (needs an SPDK
+    /// build: --spdk-dir or FF_SPDK_DIR; without one the SPDK cells say "not built"): interleaved
+    /// samples, free and under a CPU quota on the target, medians and per-round ratios.
+    Spdk {
+        #[command(flatten)]
+        common: Common,
+        /// SPDK build tree (holds build/bin/nvmf_tgt and spdk_nvme_perf); default $FF_SPDK_DIR.
+        #[arg(long)]
+        spdk_dir: Option<PathBuf>,
+        /// Measured seconds per sample (whole seconds: spdk_nvme_perf's unit).
+        #[arg(long)]
+        seconds: Option<u32>,
+        /// Warm-up seconds before each sample.
+        #[arg(long)]
+        warmup: Option<u32>,
+        /// Target-bound mode's CPU quota, percent of one core.
+        #[arg(long)]
+        quota: Option<u32>,
+        /// Skip the target-bound (CPU quota) mode.
+        #[arg(long)]
+        no_quota: bool,
+        /// Skip the untimed round that counts syscalls with perf stat.
+        #[arg(long)]
+        no_syscalls: bool,
+        /// Drive the targets with spdk_nvme_perf only.
+        #[arg(long)]
+        no_ff_client: bool,
     },
     /// io_uring vs epoll end to end through our target: 4K randread by queue depth, then each uring
     /// feature added in turn (4K QD32, 128K QD16); checks issue 5's goal.
@@ -169,6 +198,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.qds = qd.unwrap_or(cfg.qds);
             cfg.features = !no_features;
             (uring_bench::run(&cfg)?, common.out)
+        }
+        Bench::Spdk { common, spdk_dir, seconds, warmup, quota, no_quota, no_syscalls, no_ff_client } => {
+            let bin = std::env::current_exe()?;
+            let mut cfg = if common.quick { spdk_bench::Config::quick(bin) } else { spdk_bench::Config::new(bin) };
+            cfg.spdk_dir = spdk_dir;
+            cfg.samples = common.repeats.unwrap_or(cfg.samples);
+            cfg.seconds = seconds.unwrap_or(cfg.seconds);
+            cfg.warmup = warmup.unwrap_or(cfg.warmup);
+            if quota.is_some() {
+                cfg.quota_percent = quota;
+            }
+            if no_quota {
+                cfg.quota_percent = None;
+            }
+            cfg.syscalls &= !no_syscalls;
+            cfg.ff_client &= !no_ff_client;
+            (spdk_bench::run(&cfg)?, common.out)
         }
     };
     emit(&report, out)

@@ -1,0 +1,306 @@
+//! The two clients of the side-by-side bench: SPDK's `spdk_nvme_perf` (a child process on the client
+//! CPU, its text output parsed) and our load engine `ff-perf` (in process, its reactor pinned to the
+//! client CPU). Each run reports the window it measured so the target's CPU time and syscalls can be
+//! read over exactly that window.
+
+use super::procs::{SpdkBuild, SyscallCount};
+use crate::target::Workload;
+use anyhow::{Context, Result, bail};
+use ff_perf::{PerfConfig, PerfReport};
+use serde::Serialize;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Which client drives a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum ClientKind {
+    /// SPDK's `spdk_nvme_perf` (keeps SQ flow control on, sends an empty host NQN).
+    SpdkPerf,
+    /// Our `ferrofabric perf` engine (asks for SQ flow control off).
+    FfPerf,
+}
+
+impl ClientKind {
+    /// The name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientKind::SpdkPerf => "spdk_nvme_perf",
+            ClientKind::FfPerf => "ff perf",
+        }
+    }
+}
+
+/// One client run against one target.
+pub struct Run<'a> {
+    /// What to run.
+    pub workload: Workload,
+    /// The target's listener.
+    pub addr: SocketAddr,
+    /// Its subsystem.
+    pub nqn: &'a str,
+    /// Measured seconds.
+    pub seconds: u32,
+    /// Warm-up seconds before them.
+    pub warmup: u32,
+    /// CPU the client runs on.
+    pub cpu: usize,
+    /// spdk_nvme_perf's shared-memory id.
+    pub shm_id: u32,
+    /// Count the target's syscalls (this pid) over the measured window.
+    pub count_target: Option<u32>,
+}
+
+/// What one client run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Measured {
+    /// I/Os per second.
+    pub iops: f64,
+    /// MiB per second.
+    pub mib_s: f64,
+    /// Median latency.
+    pub p50_us: f64,
+    /// 99th percentile latency.
+    pub p99_us: f64,
+    /// Error lines the client printed (teardown noise excluded, see [`is_teardown_noise`]).
+    pub errors: Vec<String>,
+    /// The measured window: from its first to its last instant.
+    pub window: Option<(Instant, Instant)>,
+    /// The client's syscalls per I/O over the window (NaN when not counted).
+    pub client_syscalls_per_io: f64,
+    /// The target's syscalls per I/O over the window (NaN when not counted).
+    pub target_syscalls_per_io: f64,
+}
+
+/// The measured window of a run whose load started at `t0`: after the warm-up, trimmed at both ends
+/// so it never reaches into connection setup or teardown.
+fn window(t0: Instant, warmup: u32, seconds: u32) -> (Instant, Instant) {
+    let start = t0 + Duration::from_secs(u64::from(warmup)) + Duration::from_millis(150);
+    let end = t0 + Duration::from_secs(u64::from(warmup + seconds)) - Duration::from_millis(100);
+    (start, end.max(start + Duration::from_millis(100)))
+}
+
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        std::thread::sleep(t - now);
+    }
+}
+
+/// Counters started at the window's start, for `pids`.
+fn count_over(win: (Instant, Instant), pids: &[Option<u32>]) -> Vec<Option<SyscallCount>> {
+    sleep_until(win.0);
+    let secs = (win.1 - win.0).as_secs_f64();
+    pids.iter().map(|p| p.and_then(|pid| SyscallCount::start(pid, secs))).collect()
+}
+
+/// A count over the window, per I/O at `iops`.
+fn per_io(count: Option<u64>, iops: f64, win: (Instant, Instant)) -> f64 {
+    match count {
+        Some(n) if iops > 0.0 => n as f64 / (iops * (win.1 - win.0).as_secs_f64()),
+        _ => f64::NAN,
+    }
+}
+
+/// The one error SPDK's host prints at every detach, against SPDK's own target as against ours: its I/O
+/// qpair is polled once more after it disconnected it (`CQ transport error -6`).
+pub fn is_teardown_noise(line: &str) -> bool {
+    line.contains("CQ transport error -6")
+}
+
+/// Runs `spdk_nvme_perf` on `run.cpu` against `run.addr`.
+pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
+    let w = run.workload;
+    let trid =
+        format!("trtype:TCP adrfam:IPv4 traddr:{} trsvcid:{} subnqn:{} ns:1", run.addr.ip(), run.addr.port(), run.nqn);
+    // stdbuf: the "Launching workers" line must arrive when printed, not when the pipe buffer flushes.
+    let mut cmd = Command::new("stdbuf");
+    cmd.arg("-oL").arg(build.perf());
+    cmd.args(["-c", &format!("{:#x}", 1u64 << run.cpu), "-i", &run.shm_id.to_string()]);
+    cmd.args(["-q", &w.qd.to_string(), "-o", &w.io_size.to_string(), "-w", &w.pattern.to_string()]);
+    cmd.args(["-t", &run.seconds.to_string(), "-L", "-r", &trid]);
+    if run.warmup > 0 {
+        cmd.args(["-a", &run.warmup.to_string()]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", build.perf().display()))?;
+    let spawned = Instant::now();
+    let pid = child.id();
+    let stdout = child.stdout.take().context("perf stdout")?;
+    let mut stderr = child.stderr.take().context("perf stderr")?;
+    let (tx, rx) = mpsc::channel::<(String, Instant)>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((line, Instant::now()));
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut lines = Vec::new();
+    let mut launched = None;
+    let deadline = spawned + Duration::from_secs(30);
+    while launched.is_none() {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((l, t)) => {
+                if l.contains("Launching workers") {
+                    launched = Some(t);
+                }
+                lines.push(l);
+            }
+            Err(_) => break,
+        }
+    }
+    // Without the line (perf failed early, or its output stayed buffered) assume 0.3 s of start-up.
+    let win = window(launched.unwrap_or(spawned + Duration::from_millis(300)), run.warmup, run.seconds);
+    let counters = if run.count_target.is_some() && launched.is_some() {
+        count_over(win, &[run.count_target, Some(pid)])
+    } else {
+        Vec::new()
+    };
+    lines.extend(rx.iter().map(|(l, _)| l));
+    let status = child.wait()?;
+    let _ = reader.join();
+    let err_text = err_reader.join().unwrap_or_default();
+    let mut counts = counters.into_iter().map(|c| c.and_then(SyscallCount::finish));
+    let (target_count, client_count) = (counts.next().flatten(), counts.next().flatten());
+    let mut m = parse_spdk_perf(&lines.join("\n"), &err_text)
+        .with_context(|| format!("spdk_nvme_perf against {} (exit {status})", run.addr))?;
+    if !status.success() {
+        bail!("spdk_nvme_perf against {} exited with {status}: {}", run.addr, tail(&err_text));
+    }
+    m.window = launched.map(|_| win);
+    m.target_syscalls_per_io = per_io(target_count, m.iops, win);
+    m.client_syscalls_per_io = per_io(client_count, m.iops, win);
+    Ok(m)
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+/// Parses spdk_nvme_perf's output: the `Total` row (IOPS, MiB/s, average, min, max latency in µs) and
+/// the latency summary `-L` prints (`50.00000% : 59.166us`). Error lines from either stream are kept.
+pub fn parse_spdk_perf(stdout: &str, stderr: &str) -> Result<Measured> {
+    let mut m = Measured { p50_us: f64::NAN, p99_us: f64::NAN, ..Measured::default() };
+    let mut total = None;
+    for line in stdout.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Total") {
+            let nums: Vec<f64> =
+                rest.trim_start().trim_start_matches(':').split_whitespace().filter_map(|v| v.parse().ok()).collect();
+            if nums.len() >= 2 {
+                total = Some((nums[0], nums[1]));
+            }
+        } else if let Some((pct, val)) = t.split_once(':') {
+            let us = val.trim().strip_suffix("us").and_then(|v| v.trim().parse::<f64>().ok());
+            // The first summary only (one namespace, one core): later ones would be per-core repeats.
+            match (pct.trim(), us) {
+                ("50.00000%", Some(us)) if m.p50_us.is_nan() => m.p50_us = us,
+                ("99.00000%", Some(us)) if m.p99_us.is_nan() => m.p99_us = us,
+                _ => {}
+            }
+        }
+    }
+    for line in stdout.lines().chain(stderr.lines()) {
+        if (line.contains("*ERROR*") || line.contains("completed with error")) && !is_teardown_noise(line) {
+            m.errors.push(line.trim().to_string());
+        }
+    }
+    let Some((iops, mib)) = total else {
+        bail!("no Total row in its output: {}", tail(&format!("{stdout}\n{stderr}")));
+    };
+    m.iops = iops;
+    m.mib_s = mib;
+    Ok(m)
+}
+
+/// Runs our load engine in process, its one reactor busy-polling on `run.cpu`.
+pub fn ff_perf(run: &Run<'_>) -> Result<Measured> {
+    let w = run.workload;
+    let cfg = PerfConfig {
+        addr: run.addr,
+        nqn: run.nqn.to_string(),
+        queue_depth: w.qd,
+        io_size: w.io_size,
+        pattern: w.pattern,
+        seconds: f64::from(run.seconds),
+        warmup_seconds: f64::from(run.warmup),
+        cpus: vec![run.cpu],
+        busy_poll: true,
+        ..PerfConfig::default()
+    };
+    let t0 = Instant::now();
+    // Connecting takes a few ms: the window starts after it as it does after spdk_nvme_perf's start-up.
+    let win = window(t0 + Duration::from_millis(50), run.warmup, run.seconds);
+    let (report, counts): (Result<PerfReport, _>, Vec<Option<u64>>) = std::thread::scope(|s| {
+        let h = s.spawn(|| ff_perf::run(&cfg));
+        let counters = if run.count_target.is_some() { count_over(win, &[run.count_target]) } else { Vec::new() };
+        let counts = counters.into_iter().map(|c| c.and_then(SyscallCount::finish)).collect();
+        (h.join().unwrap_or_else(|_| Err(ff_perf::PerfError::Io("perf thread panicked".into()))), counts)
+    });
+    let r = report.with_context(|| format!("ff perf against {}", run.addr))?;
+    let mut errors = Vec::new();
+    if r.errors > 0 {
+        errors.push(format!("{} I/O errors", r.errors));
+    }
+    Ok(Measured {
+        iops: r.iops,
+        mib_s: r.mib_s,
+        p50_us: r.latency.p50_us,
+        p99_us: r.latency.p99_us,
+        errors,
+        window: Some(win),
+        client_syscalls_per_io: if run.count_target.is_some() { r.syscalls_per_io } else { f64::NAN },
+        target_syscalls_per_io: per_io(counts.first().copied().flatten(), r.iops, win),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUT: &str = "Initializing NVMe Controllers
+Attached to NVMeoF Controller at TCP (addr:127.0.0.1 subnqn:nqn.2016-06.io.spdk:cnode1)
+Initialization complete. Launching workers.
+========================================================
+                                                                                   Latency(us)
+Device Information                                         :       IOPS      MiB/s    Average        min        max
+TCP (addr:127.0.0.1 subnqn:nqn.2016-06.io.spdk:cnode1) NSID 1 from core  1:  126849.17     495.50     252.34      55.56   16079.56
+========================================================
+Total                                                      :  126849.17     495.50     252.34      55.56   16079.56
+
+Summary latency data for TCP (addr:127.0.0.1 subnqn:nqn.2016-06.io.s from core 1:
+=================================================================================
+  1.00000% :    66.660us
+ 50.00000% :    59.166us
+ 99.00000% :  8027.598us
+ 99.90000% : 20195.216us
+";
+
+    #[test]
+    fn parses_the_total_row_and_the_latency_summary() {
+        let err = "[2026] nvme_qpair.c: 956:spdk_nvme_qpair_process_completions: *ERROR*: [...] CQ transport error -6 (No such device or address)\n\
+                   [2026] nvme_ctrlr.c:1193:nvme_ctrlr_shutdown_get_cc_done: *ERROR*: [...] Failed to read the CC register\n";
+        let m = parse_spdk_perf(OUT, err).unwrap();
+        assert_eq!((m.iops, m.mib_s), (126849.17, 495.50));
+        assert_eq!((m.p50_us, m.p99_us), (59.166, 8027.598));
+        assert_eq!(m.errors.len(), 1, "teardown noise is not an error, the CC read is: {:?}", m.errors);
+        assert!(m.errors[0].contains("Failed to read the CC register"));
+    }
+
+    #[test]
+    fn output_without_a_total_row_is_an_error() {
+        let e = parse_spdk_perf("Initializing NVMe Controllers\n", "spdk_nvme_perf: connect failed\n").unwrap_err();
+        assert!(e.to_string().contains("connect failed"), "{e}");
+    }
+}
