@@ -3,13 +3,14 @@
 //! client CPU). Each run reports the window it measured so the target's CPU time and syscalls can be
 //! read over exactly that window.
 
-use super::procs::{SpdkBuild, SyscallCount};
+use super::procs::{Profile, ProfileSummary, SpdkBuild, SyscallCount};
 use crate::target::Workload;
 use anyhow::{Context, Result, bail};
-use ff_perf::{PerfConfig, PerfReport};
+use ff_perf::PerfConfig;
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -49,8 +50,27 @@ pub struct Run<'a> {
     pub cpu: usize,
     /// spdk_nvme_perf's shared-memory id.
     pub shm_id: u32,
-    /// Count the target's syscalls (this pid) over the measured window.
-    pub count_target: Option<u32>,
+    /// What to watch over the measured window besides the figures.
+    pub probe: Probe,
+}
+
+/// What a run watches over its measured window (in untimed rounds: both slow the processes down).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Nothing.
+    None,
+    /// The syscalls of the target (this pid) and of the client.
+    Syscalls {
+        /// The target's pid.
+        target: u32,
+    },
+    /// `perf record` of the target (this pid) and of the client, files in `dir`.
+    Profile {
+        /// The target's pid.
+        target: u32,
+        /// Where the recordings go (removed once summarised).
+        dir: PathBuf,
+    },
 }
 
 /// What one client run measured.
@@ -72,6 +92,10 @@ pub struct Measured {
     pub client_syscalls_per_io: f64,
     /// The target's syscalls per I/O over the window (NaN when not counted).
     pub target_syscalls_per_io: f64,
+    /// Where the target's CPU went over the window (profile rounds).
+    pub target_profile: Option<ProfileSummary>,
+    /// Where the client's CPU went over the window (profile rounds; ff perf: the bench process).
+    pub client_profile: Option<ProfileSummary>,
 }
 
 /// The measured window of a run whose load started at `t0`: after the warm-up, trimmed at both ends
@@ -89,11 +113,49 @@ fn sleep_until(t: Instant) {
     }
 }
 
-/// Counters started at the window's start, for `pids`.
-fn count_over(win: (Instant, Instant), pids: &[Option<u32>]) -> Vec<Option<SyscallCount>> {
-    sleep_until(win.0);
-    let secs = (win.1 - win.0).as_secs_f64();
-    pids.iter().map(|p| p.and_then(|pid| SyscallCount::start(pid, secs))).collect()
+/// The probes of one run, started at the window's start.
+#[derive(Default)]
+struct Probes {
+    target_sys: Option<SyscallCount>,
+    client_sys: Option<SyscallCount>,
+    target_prof: Option<Profile>,
+    client_prof: Option<Profile>,
+}
+
+/// What the probes saw: syscall counts of target and client, profiles of target and client.
+type ProbeResults = (Option<u64>, Option<u64>, Option<ProfileSummary>, Option<ProfileSummary>);
+
+impl Probes {
+    /// Waits for the window and starts what `probe` asks for on the target and on `client`.
+    fn start(probe: &Probe, win: (Instant, Instant), client: u32) -> Probes {
+        if *probe == Probe::None {
+            return Probes::default();
+        }
+        sleep_until(win.0);
+        let secs = (win.1 - win.0).as_secs_f64();
+        match probe {
+            Probe::None => Probes::default(),
+            Probe::Syscalls { target } => Probes {
+                target_sys: SyscallCount::start(*target, secs),
+                client_sys: SyscallCount::start(client, secs),
+                ..Probes::default()
+            },
+            Probe::Profile { target, dir } => Probes {
+                target_prof: Profile::start(*target, secs, dir.join(format!("target-{target}.perf.data"))),
+                client_prof: Profile::start(client, secs, dir.join(format!("client-{client}.perf.data"))),
+                ..Probes::default()
+            },
+        }
+    }
+
+    fn finish(self) -> ProbeResults {
+        (
+            self.target_sys.and_then(SyscallCount::finish),
+            self.client_sys.and_then(SyscallCount::finish),
+            self.target_prof.and_then(Profile::finish),
+            self.client_prof.and_then(Profile::finish),
+        )
+    }
 }
 
 /// A count over the window, per I/O at `iops`.
@@ -161,17 +223,12 @@ pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
     }
     // Without the line (perf failed early, or its output stayed buffered) assume 0.3 s of start-up.
     let win = window(launched.unwrap_or(spawned + Duration::from_millis(300)), run.warmup, run.seconds);
-    let counters = if run.count_target.is_some() && launched.is_some() {
-        count_over(win, &[run.count_target, Some(pid)])
-    } else {
-        Vec::new()
-    };
+    let probes = if launched.is_some() { Probes::start(&run.probe, win, pid) } else { Probes::default() };
     lines.extend(rx.iter().map(|(l, _)| l));
     let status = child.wait()?;
     let _ = reader.join();
     let err_text = err_reader.join().unwrap_or_default();
-    let mut counts = counters.into_iter().map(|c| c.and_then(SyscallCount::finish));
-    let (target_count, client_count) = (counts.next().flatten(), counts.next().flatten());
+    let (target_count, client_count, target_profile, client_profile) = probes.finish();
     let mut m = parse_spdk_perf(&lines.join("\n"), &err_text)
         .with_context(|| format!("spdk_nvme_perf against {} (exit {status})", run.addr))?;
     if !status.success() {
@@ -180,6 +237,8 @@ pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
     m.window = launched.map(|_| win);
     m.target_syscalls_per_io = per_io(target_count, m.iops, win);
     m.client_syscalls_per_io = per_io(client_count, m.iops, win);
+    m.target_profile = target_profile;
+    m.client_profile = client_profile;
     Ok(m)
 }
 
@@ -242,11 +301,11 @@ pub fn ff_perf(run: &Run<'_>) -> Result<Measured> {
     let t0 = Instant::now();
     // Connecting takes a few ms: the window starts after it as it does after spdk_nvme_perf's start-up.
     let win = window(t0 + Duration::from_millis(50), run.warmup, run.seconds);
-    let (report, counts): (Result<PerfReport, _>, Vec<Option<u64>>) = std::thread::scope(|s| {
+    let (report, (target_count, _, target_profile, client_profile)) = std::thread::scope(|s| {
         let h = s.spawn(|| ff_perf::run(&cfg));
-        let counters = if run.count_target.is_some() { count_over(win, &[run.count_target]) } else { Vec::new() };
-        let counts = counters.into_iter().map(|c| c.and_then(SyscallCount::finish)).collect();
-        (h.join().unwrap_or_else(|_| Err(ff_perf::PerfError::Io("perf thread panicked".into()))), counts)
+        // The client is this process (its perf reactor and the bench's own idle threads).
+        let probes = Probes::start(&run.probe, win, std::process::id()).finish();
+        (h.join().unwrap_or_else(|_| Err(ff_perf::PerfError::Io("perf thread panicked".into()))), probes)
     });
     let r = report.with_context(|| format!("ff perf against {}", run.addr))?;
     let mut errors = Vec::new();
@@ -260,8 +319,10 @@ pub fn ff_perf(run: &Run<'_>) -> Result<Measured> {
         p99_us: r.latency.p99_us,
         errors,
         window: Some(win),
-        client_syscalls_per_io: if run.count_target.is_some() { r.syscalls_per_io } else { f64::NAN },
-        target_syscalls_per_io: per_io(counts.first().copied().flatten(), r.iops, win),
+        client_syscalls_per_io: if matches!(run.probe, Probe::Syscalls { .. }) { r.syscalls_per_io } else { f64::NAN },
+        target_syscalls_per_io: per_io(target_count, r.iops, win),
+        target_profile,
+        client_profile,
     })
 }
 

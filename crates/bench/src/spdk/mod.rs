@@ -19,7 +19,7 @@ use crate::report::{Cell, Plot, Report, Series, Table};
 use crate::stats::{median, ratio};
 use crate::target::Workload;
 use anyhow::{Context, Result, ensure};
-use clients::{ClientKind, Measured, Run};
+use clients::{ClientKind, Measured, Probe, Run};
 use ff_perf::Pattern;
 use procs::{CpuQuota, CpuSampler, SpdkBuild, TargetKind, TargetProc};
 use serde::Serialize;
@@ -45,6 +45,8 @@ pub struct Config {
     pub quota_percent: Option<u32>,
     /// Count syscalls in one extra, untimed round.
     pub syscalls: bool,
+    /// Profile targets and clients (perf record) in one more untimed round, 4K randread QD32 and QD1.
+    pub profile: bool,
     /// Also drive the targets with ff-perf.
     pub ff_client: bool,
     /// Measure our event-mode target at QD1.
@@ -68,6 +70,7 @@ impl Config {
             warmup: 1,
             quota_percent: Some(50),
             syscalls: true,
+            profile: true,
             ff_client: true,
             event: true,
             short_matrix: false,
@@ -85,6 +88,7 @@ impl Config {
             warmup: 0,
             quota_percent: None,
             syscalls: false,
+            profile: false,
             event: false,
             short_matrix: true,
             ..Config::new(ff_bin)
@@ -227,11 +231,32 @@ fn comparisons(groups: &[Group]) -> Vec<Comparison> {
     out
 }
 
+/// What a round is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RoundKind {
+    /// Figures.
+    Timed,
+    /// Syscall counts (perf stat slows every syscall: no figure of it is used).
+    Syscalls,
+    /// perf record of target and client (likewise).
+    Profile,
+}
+
+impl RoundKind {
+    fn name(self) -> &'static str {
+        match self {
+            RoundKind::Timed => "timed",
+            RoundKind::Syscalls => "syscalls",
+            RoundKind::Profile => "profile",
+        }
+    }
+}
+
 /// One sample of one cell.
 #[derive(Clone, Debug)]
 struct Sample {
     round: usize,
-    counted: bool,
+    kind: RoundKind,
     key: CellKey,
     m: Result<Measured, String>,
     target_cpu: f64,
@@ -283,7 +308,8 @@ fn measure(
     targets: &mut Targets,
     quota: Option<&CpuQuota>,
     key: CellKey,
-    count: bool,
+    kind: RoundKind,
+    logs: &std::path::Path,
 ) -> (Result<Measured, String>, f64) {
     if let Some(why) = targets.missing.get(&key.target) {
         return (Err(why.clone()), f64::NAN);
@@ -303,7 +329,11 @@ fn measure(
         warmup: cfg.warmup,
         cpu: cfg.client_cpu,
         shm_id: 4200,
-        count_target: count.then_some(pid),
+        probe: match kind {
+            RoundKind::Timed => Probe::None,
+            RoundKind::Syscalls => Probe::Syscalls { target: pid },
+            RoundKind::Profile => Probe::Profile { target: pid, dir: logs.to_path_buf() },
+        },
     };
     let go = || -> Result<(Measured, f64)> {
         t.resume()?;
@@ -364,11 +394,17 @@ pub fn run(cfg: &Config) -> Result<Report> {
         None => None,
     };
     let counting = cfg.syscalls && procs::syscall_counting_works();
+    let profiling = cfg.profile && procs::profiling_works(&logs);
     let mut targets = Targets::start(cfg, spdk.as_ref(), &spdk_missing, &kinds, &logs);
     let mut samples = Vec::new();
-    let rounds = cfg.samples + usize::from(counting);
-    for round in 0..rounds {
-        let counted = counting && round == cfg.samples;
+    let mut kinds_of_rounds = vec![RoundKind::Timed; cfg.samples];
+    if counting {
+        kinds_of_rounds.push(RoundKind::Syscalls);
+    }
+    if profiling {
+        kinds_of_rounds.push(RoundKind::Profile);
+    }
+    for (round, &kind) in kinds_of_rounds.iter().enumerate() {
         // Every other round runs the cells backwards, so no cell always follows the same one.
         let order: Vec<(usize, usize)> = {
             let mut v: Vec<(usize, usize)> =
@@ -380,9 +416,13 @@ pub fn run(cfg: &Config) -> Result<Report> {
         };
         for (gi, ci) in order {
             let g = &groups[gi];
+            // The profile round looks at the 4K randread cells only: the ones the goals are about.
+            if kind == RoundKind::Profile && (g.mode != Mode::Free || ![RR4K_QD1, RR4K_QD32].contains(&g.workload)) {
+                continue;
+            }
             let (target, client) = g.cells[ci];
             let key = CellKey { workload: g.workload, mode: g.mode, target, client };
-            let (m, cpu) = measure(cfg, spdk.as_ref(), &mut targets, quota.as_ref(), key, counted);
+            let (m, cpu) = measure(cfg, spdk.as_ref(), &mut targets, quota.as_ref(), key, kind, &logs);
             match &m {
                 Ok(m) => tracing::info!(
                     round,
@@ -397,12 +437,12 @@ pub fn run(cfg: &Config) -> Result<Report> {
                 }
                 Err(_) => {}
             }
-            samples.push(Sample { round, counted, key, m, target_cpu: cpu });
+            samples.push(Sample { round, kind, key, m, target_cpu: cpu });
         }
     }
     drop(targets);
     drop(quota);
-    Ok(build_report(cfg, spdk.as_ref(), &spdk_missing, &groups, &samples, counting, &logs))
+    Ok(build_report(cfg, spdk.as_ref(), &spdk_missing, &groups, &samples, (counting, profiling), &logs))
 }
 
 fn mode_name(m: Mode, cfg: &Config) -> String {
@@ -418,7 +458,7 @@ fn build_report(
     spdk_missing: &str,
     groups: &[Group],
     samples: &[Sample],
-    counting: bool,
+    (counting, profiling): (bool, bool),
     logs: &std::path::Path,
 ) -> Report {
     let mut rep = Report::new(
@@ -432,7 +472,7 @@ fn build_report(
     );
     let mut rows = Table::new(&[
         "round",
-        "counted",
+        "round_kind",
         "workload",
         "mode",
         "target",
@@ -457,8 +497,11 @@ fn build_report(
                         error_lines.push(e.clone());
                     }
                 }
-                let (ts, cs) =
-                    if s.counted { (m.target_syscalls_per_io, m.client_syscalls_per_io) } else { (f64::NAN, f64::NAN) };
+                let (ts, cs) = if s.kind == RoundKind::Syscalls {
+                    (m.target_syscalls_per_io, m.client_syscalls_per_io)
+                } else {
+                    (f64::NAN, f64::NAN)
+                };
                 (m.iops, m.mib_s, m.p50_us, m.p99_us, ts, cs, m.errors.len(), String::new())
             }
             Err(e) => {
@@ -468,7 +511,7 @@ fn build_report(
         };
         rows.push(vec![
             s.round.into(),
-            (if s.counted { "yes" } else { "no" }).into(),
+            s.kind.name().into(),
             k.workload.name().into(),
             mode_name(k.mode, cfg).into(),
             k.target.name().into(),
@@ -484,8 +527,10 @@ fn build_report(
             fail.into(),
         ]);
     }
-    // Timed samples of one cell; the counted round is excluded (perf stat's tracepoint slows syscalls).
-    let timed = |k: &CellKey| -> Vec<&Sample> { samples.iter().filter(|s| s.key == *k && !s.counted).collect() };
+    // Timed samples of one cell; the probed rounds are excluded (perf slows the processes it watches).
+    let timed = |k: &CellKey| -> Vec<&Sample> {
+        samples.iter().filter(|s| s.key == *k && s.kind == RoundKind::Timed).collect()
+    };
     let ok = |v: &[&Sample], f: &dyn Fn(&Measured) -> f64| -> Vec<f64> {
         v.iter().filter_map(|s| s.m.as_ref().ok().map(f)).collect()
     };
@@ -511,7 +556,8 @@ fn build_report(
             let key = CellKey { workload: g.workload, mode: g.mode, target, client };
             let v = timed(&key);
             let good = v.iter().filter(|s| s.m.is_ok()).count();
-            let counted: Vec<&Sample> = samples.iter().filter(|s| s.key == key && s.counted).collect();
+            let counted: Vec<&Sample> =
+                samples.iter().filter(|s| s.key == key && s.kind == RoundKind::Syscalls).collect();
             let iops = median(&ok(&v, &|m| m.iops));
             cell_iops.insert(key, iops);
             let cpu = median(&v.iter().filter(|s| s.m.is_ok()).map(|s| s.target_cpu).collect::<Vec<_>>());
@@ -628,13 +674,53 @@ fn build_report(
     }
     rep.tables.push(("comparisons (a over b: median of per-round ratios)".into(), cmp));
 
+    // Where the time goes, on both sides, in this run.
+    let mut prof = Table::new(&[
+        "workload",
+        "target",
+        "client",
+        "side",
+        "iops",
+        "kernel_pct",
+        "binary_pct",
+        "libc_pct",
+        "top_symbols",
+    ]);
+    let mut prof_json = Vec::new();
+    for s in samples.iter().filter(|s| s.kind == RoundKind::Profile) {
+        let Ok(m) = &s.m else { continue };
+        for (side, p) in [("target", &m.target_profile), ("client", &m.client_profile)] {
+            let Some(p) = p else { continue };
+            let top = p.top.iter().map(|(sym, pct)| format!("{sym} {pct:.1}%")).collect::<Vec<_>>().join("; ");
+            prof_json.push(json!({
+                "workload": s.key.workload.name(), "target": s.key.target.name(), "client": s.key.client.name(),
+                "side": side, "iops": m.iops, "profile": p,
+            }));
+            prof.push(vec![
+                s.key.workload.name().into(),
+                s.key.target.name().into(),
+                s.key.client.name().into(),
+                side.into(),
+                m.iops.into(),
+                p.kernel_pct.into(),
+                p.binary_pct.into(),
+                p.libc_pct.into(),
+                top.into(),
+            ]);
+        }
+    }
+    if !prof.rows.is_empty() {
+        rep.tables
+            .push(("where the time goes (perf record, untimed round; shares of each process's samples)".into(), prof));
+    }
+
     // How each target's 4K randread QD32 IOPS moved round by round: the machine's modes at a glance.
     let per_round = |t: TargetKind| Series {
         name: format!("{} / spdk_nvme_perf", t.name()),
         points: samples
             .iter()
             .filter(|s| {
-                !s.counted
+                s.kind == RoundKind::Timed
                     && s.key.workload == RR4K_QD32
                     && s.key.mode == Mode::Free
                     && s.key.target == t
@@ -683,7 +769,9 @@ fn build_report(
     rep.notes.push(
         "target_cpu: CPU seconds per second of the whole target process inside the measured window \
          (/proc/PID/task/*/schedstat). syscalls per I/O: perf stat -e raw_syscalls:sys_enter on the process over \
-         the window of one extra untimed round (ff perf: its own sock counters)."
+         the window of one extra untimed round (ff perf: its own sock counters). A busy-polling process waits in \
+         non-blocking calls (epoll_wait with no timeout), so its syscalls per I/O count the idle spin too: \
+         compare them where the process is the bottleneck, and read the profile table for where the time goes."
             .into(),
     );
     if cfg.quota_percent.is_some() {
@@ -707,7 +795,10 @@ fn build_report(
     for e in &error_lines {
         rep.notes.push(format!("client error: {e}"));
     }
-    rep.summary = json!({ "medians": med_json, "comparisons": cmp_json });
+    if cfg.profile && !profiling {
+        rep.notes.push("profiles: perf record does not work here (needs linux-perf and root)".into());
+    }
+    rep.summary = json!({ "medians": med_json, "comparisons": cmp_json, "profiles": prof_json });
     rep.rows = rows;
     rep
 }

@@ -379,32 +379,124 @@ pub struct SyscallCount {
     child: Child,
 }
 
+/// `perf stat` counting syscalls: of process `pid`, or of the command that follows.
+fn perf_stat(pid: Option<u32>) -> Command {
+    let mut c = Command::new("perf");
+    c.args(["stat", "-x,", "-e", "raw_syscalls:sys_enter"]);
+    if let Some(pid) = pid {
+        c.args(["-p", &pid.to_string()]);
+    }
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+/// The count in `perf stat -x,` output (`<not counted>` reads as `None`).
+fn parse_count(stderr: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines().find(|l| l.contains("raw_syscalls:sys_enter"))?.split(',').next()?.trim().parse().ok()
+}
+
 impl SyscallCount {
     /// Starts counting `pid`'s syscalls for `secs`; `None` when `perf` cannot run.
     pub fn start(pid: u32, secs: f64) -> Option<SyscallCount> {
-        let child = Command::new("perf")
-            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", &pid.to_string(), "--", "sleep"])
-            .arg(format!("{secs:.3}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .ok()?;
+        let child = perf_stat(Some(pid)).args(["--", "sleep"]).arg(format!("{secs:.3}")).spawn().ok()?;
         Some(SyscallCount { child })
     }
 
     /// Waits for the count.
     pub fn finish(self) -> Option<u64> {
-        let out = self.child.wait_with_output().ok()?;
-        let text = String::from_utf8_lossy(&out.stderr);
-        text.lines().find(|l| l.contains("raw_syscalls:sys_enter"))?.split(',').next()?.trim().parse().ok()
+        parse_count(&self.child.wait_with_output().ok()?.stderr)
     }
 }
 
-/// Whether `perf stat` can count syscalls here (the tracepoint needs root or a permissive kernel).
+/// Whether `perf stat` can count syscalls here (the tracepoint needs linux-perf and root or a
+/// permissive kernel): it counts those of `true`.
 pub fn syscall_counting_works() -> bool {
-    let me = std::process::id();
-    SyscallCount::start(me, 0.05).and_then(SyscallCount::finish).is_some()
+    perf_stat(None).args(["--", "true"]).output().ok().and_then(|o| parse_count(&o.stderr)).is_some_and(|n| n > 0)
+}
+
+/// Where one process spent its CPU over a window, from `perf record` (cpu-clock samples, no call graphs).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProfileSummary {
+    /// Share of samples in the kernel.
+    pub kernel_pct: f64,
+    /// Share in the program's own binary.
+    pub binary_pct: f64,
+    /// Share in libc.
+    pub libc_pct: f64,
+    /// The hottest symbols with their shares (`[k]` kernel, `[.]` user), hottest first.
+    pub top: Vec<(String, f64)>,
+}
+
+/// A `perf record` of one process for a while.
+pub struct Profile {
+    child: Child,
+    data: PathBuf,
+}
+
+impl Profile {
+    /// Starts sampling `pid` for `secs` into `data`; `None` when `perf` cannot run.
+    pub fn start(pid: u32, secs: f64, data: PathBuf) -> Option<Profile> {
+        let child = Command::new("perf")
+            .args(["record", "-q", "-F", "1999", "-p", &pid.to_string(), "-o"])
+            .arg(&data)
+            .args(["--", "sleep"])
+            .arg(format!("{secs:.3}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        Some(Profile { child, data })
+    }
+
+    /// Waits for the recording and summarises it.
+    pub fn finish(mut self) -> Option<ProfileSummary> {
+        self.child.wait().ok()?;
+        let report = |sort: &str| -> Option<String> {
+            let out = Command::new("perf")
+                .args(["report", "-q", "--no-children", "-g", "none", "--percent-limit", "0.5", "--sort", sort, "-i"])
+                .arg(&self.data)
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let pct = |l: &str| l.split_whitespace().next().and_then(|v| v.trim_end_matches('%').parse::<f64>().ok());
+        let mut s = ProfileSummary::default();
+        for l in report("dso")?.lines() {
+            let Some(p) = pct(l) else { continue };
+            if l.contains("[kernel") {
+                s.kernel_pct += p;
+            } else if l.contains("libc") {
+                s.libc_pct += p;
+            } else if !l.contains("[vdso]") && !l.contains(".so") {
+                s.binary_pct += p;
+            }
+        }
+        for l in report("sym")?.lines().take(8) {
+            let Some(p) = pct(l) else { continue };
+            let sym = l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+            s.top.push((sym, p));
+        }
+        let _ = std::fs::remove_file(&self.data);
+        Some(s)
+    }
+}
+
+/// Whether `perf record` works here.
+pub fn profiling_works(dir: &Path) -> bool {
+    let data = dir.join("probe.perf.data");
+    let ok = Command::new("perf")
+        .args(["record", "-q", "-F", "999", "-o"])
+        .arg(&data)
+        .args(["--", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = std::fs::remove_file(&data);
+    ok
 }
 
 /// Makes sure SPDK has hugepages: at least `pages` 2 MiB pages reserved and hugetlbfs mounted.

@@ -129,6 +129,9 @@ enum Bench {
         /// Skip the untimed round that counts syscalls with perf stat.
         #[arg(long)]
         no_syscalls: bool,
+        /// Skip the untimed round that profiles targets and clients with perf record.
+        #[arg(long)]
+        no_profile: bool,
         /// Drive the targets with spdk_nvme_perf only.
         #[arg(long)]
         no_ff_client: bool,
@@ -199,7 +202,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.features = !no_features;
             (uring_bench::run(&cfg)?, common.out)
         }
-        Bench::Spdk { common, spdk_dir, seconds, warmup, quota, no_quota, no_syscalls, no_ff_client } => {
+        Bench::Spdk { common, spdk_dir, seconds, warmup, quota, no_quota, no_syscalls, no_profile, no_ff_client } => {
             let bin = std::env::current_exe()?;
             let mut cfg = if common.quick { spdk_bench::Config::quick(bin) } else { spdk_bench::Config::new(bin) };
             cfg.spdk_dir = spdk_dir;
@@ -213,6 +216,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 cfg.quota_percent = None;
             }
             cfg.syscalls &= !no_syscalls;
+            cfg.profile &= !no_profile;
             cfg.ff_client &= !no_ff_client;
             (spdk_bench::run(&cfg)?, common.out)
         }
