@@ -19,7 +19,7 @@ use crate::target::{Pinning, Workload, run_e2e, uring_available};
 use anyhow::{Result, ensure};
 use ff_perf::Pattern;
 use ff_perf::affinity::online_cpus;
-use ff_sock::{Backend, GroupOptions};
+use ff_sock::{Backend, GroupOptions, UringOptions};
 use serde::Serialize;
 use serde_json::json;
 
@@ -99,22 +99,19 @@ impl Setup {
         }
         let mut g = GroupOptions {
             backend: Backend::Uring,
-            uring_bundles: false,
-            uring_fixed_files: 0,
             zerocopy_threshold: None,
-            uring_bufs: 64,
-            uring_buf_size: 4096,
+            uring: UringOptions { bundles: false, fixed_files: 0, bufs: 64, buf_size: 4096, ..d.uring.clone() },
             ..d.clone()
         };
         let step = STEPS.iter().position(|&s| s == self).unwrap_or(0);
         if step >= 2 {
-            (g.uring_bufs, g.uring_buf_size) = (d.uring_bufs, d.uring_buf_size);
+            (g.uring.bufs, g.uring.buf_size) = (d.uring.bufs, d.uring.buf_size);
         }
         if step >= 3 {
-            g.uring_bundles = d.uring_bundles;
+            g.uring.bundles = d.uring.bundles;
         }
         if step >= 4 {
-            g.uring_fixed_files = d.uring_fixed_files;
+            g.uring.fixed_files = d.uring.fixed_files;
         }
         if step >= 5 {
             g.zerocopy_threshold = d.zerocopy_threshold;
@@ -499,9 +496,9 @@ mod tests {
         let full = GroupOptions { backend: Backend::Uring, ..GroupOptions::default() };
         assert_eq!(Setup::SendZc.group(), full);
         let m = Setup::UringMinimal.group();
-        assert!(!m.uring_bundles && m.uring_fixed_files == 0 && m.zerocopy_threshold.is_none());
-        assert!(m.uring_bufs < full.uring_bufs);
-        assert!(Setup::Bundles.group().uring_bundles && Setup::Bundles.group().uring_fixed_files == 0);
+        assert!(!m.uring.bundles && m.uring.fixed_files == 0 && m.zerocopy_threshold.is_none());
+        assert!(m.uring.bufs < full.uring.bufs);
+        assert!(Setup::Bundles.group().uring.bundles && Setup::Bundles.group().uring.fixed_files == 0);
         // The sweep and part 2 share their QD32 points.
         let pts = points(&Config::default());
         assert_eq!(pts.len(), 6 * 2 + 2 * STEPS.len() - 2);

@@ -9,6 +9,7 @@
 //! excepted), goes back to the arena's free list: the mapping is unmapped only when the arena, every
 //! buffer and the ring's registration (see [`Arena::register`]) are gone.
 
+use ff_sock::mem::AnonMap;
 use std::alloc::{Layout, alloc_zeroed, dealloc, handle_alloc_error};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -121,7 +122,7 @@ impl Drop for IoBuf {
 /// fixed buffer; see the module docs.
 pub struct Arena {
     id: u64,
-    base: NonNull<u8>,
+    map: AnonMap,
     len: usize,
     /// Buffer index in the ring's registered table, once registered.
     index: OnceLock<u16>,
@@ -136,35 +137,16 @@ struct ArenaState {
     free: Vec<Vec<usize>>,
 }
 
-// SAFETY: the mapping is owned by the arena; the carving state is behind a mutex, and the bytes of a
-// carved buffer are reached only through the one IoBuf that owns them.
-unsafe impl Send for Arena {}
-// SAFETY: as for Send: `&Arena` exposes only the mutex-guarded carving and immutable fields.
-unsafe impl Sync for Arena {}
-
 static ARENA_IDS: AtomicU64 = AtomicU64::new(1);
 
 impl Arena {
     /// Maps `len` bytes (rounded up to a page), zeroed and page aligned.
     pub fn new(len: usize) -> std::io::Result<Arc<Arena>> {
         let len = len.max(IO_ALIGN).next_multiple_of(IO_ALIGN);
-        // SAFETY: anonymous private mapping; no file, no fixed address.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
+        let map = AnonMap::new(len, false)?;
         Ok(Arc::new(Arena {
             id: ARENA_IDS.fetch_add(1, Ordering::Relaxed),
-            base: NonNull::new(p.cast()).expect("mmap returned a non-null address"),
+            map,
             len,
             index: OnceLock::new(),
             state: Mutex::new(ArenaState { next: 0, free: (0..NUM_CLASSES).map(|_| Vec::new()).collect() }),
@@ -194,7 +176,7 @@ impl Arena {
     /// Registers the whole mapping as fixed buffer 0 of `group`'s ring (one IORING_REGISTER_BUFFERS).
     /// The group keeps a reference to the arena until its ring is gone.
     pub fn register<B: ff_sock::StableBuf>(self: &Arc<Self>, group: &mut ff_sock::SockGroup<B>) -> std::io::Result<()> {
-        let iov = libc::iovec { iov_base: self.base.as_ptr().cast(), iov_len: self.len };
+        let iov = libc::iovec { iov_base: self.map.as_ptr().cast(), iov_len: self.len };
         // SAFETY: the mapping lives until the last Arc<Arena> is dropped, and the group holds one
         // (keep-alive) until after its ring is dropped, so the registered memory outlives the
         // registration and every fixed request of the ring.
@@ -215,27 +197,21 @@ impl Arena {
             None => return None,
         };
         // SAFETY: off + cap <= len, inside the mapping.
-        let ptr = unsafe { NonNull::new_unchecked(self.base.as_ptr().add(off)) };
+        let ptr = unsafe { NonNull::new_unchecked(self.map.as_ptr().add(off)) };
         Some((IoBuf { ptr, len, cap, arena: Some(Arc::clone(self)) }, reused))
     }
 
     /// Takes back the bytes of a dropped arena buffer.
     fn release(&self, ptr: NonNull<u8>, cap: usize) {
-        let off = ptr.as_ptr() as usize - self.base.as_ptr() as usize;
+        let off = ptr.as_ptr() as usize - self.map.as_ptr() as usize;
         if let Some((class, _)) = BufPool::class_of(cap) {
             self.state.lock().unwrap_or_else(|e| e.into_inner()).free[class].push(off);
         }
     }
 }
 
-impl Drop for Arena {
-    fn drop(&mut self) {
-        // SAFETY: mapped in `new` with `len` bytes. The last reference is gone: no IoBuf points into
-        // the mapping (each holds an Arc) and no ring has it registered (the group holds an Arc until
-        // its ring is dropped), so neither we nor the kernel touch it any more.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-    }
-}
+// The mapping unmaps itself with the arena: by then no IoBuf points into it (each holds an Arc) and no
+// ring has it registered (the group holds an Arc until its ring is dropped).
 
 impl fmt::Debug for Arena {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

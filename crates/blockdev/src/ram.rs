@@ -16,50 +16,31 @@ use crate::{
     BlockDev, BlockDevFactory, DEFAULT_QUEUE_DEPTH, DevInfo, DevStats, IoDone, IoError, IoOp, IoReq, OpenError,
     SubmitError, blocks_of, check_block_size, check_data, check_range, optimal_blocks,
 };
+use ff_sock::mem::AnonMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The mapping itself; unmapped when the last handle and factory are gone.
 #[derive(Debug)]
 struct RamMap {
-    ptr: *mut AtomicU64,
+    map: AnonMap,
     words: usize,
     page: usize,
 }
-
-// SAFETY: the mapping is only accessed through `&[AtomicU64]` (atomic, hence thread-safe) and unmapped
-// once, in Drop, when no reference can remain.
-unsafe impl Send for RamMap {}
-// SAFETY: as above.
-unsafe impl Sync for RamMap {}
 
 impl RamMap {
     fn new(bytes: u64) -> Result<RamMap, OpenError> {
         let err = |source| OpenError::Map { size: bytes, source };
         let len = usize::try_from(bytes).map_err(|_| err(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
-        // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(err(std::io::Error::last_os_error()));
-        }
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(8);
-        Ok(RamMap { ptr: p.cast(), words: len / 8, page })
+        let map = AnonMap::new(len, true).map_err(err)?;
+        let page = rustix::param::page_size().max(8);
+        Ok(RamMap { words: len / 8, page, map })
     }
 
     fn words(&self) -> &[AtomicU64] {
         // SAFETY: the mapping is page-aligned (so 8-aligned), `words * 8` bytes long, readable and
         // writable, zero-filled (a valid AtomicU64), and lives as long as self.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.words) }
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.words) }
     }
 
     /// Zeroes bytes `off..off+len` (both multiples of 8), returning whole pages to the kernel.
@@ -72,9 +53,14 @@ impl RamMap {
             // SAFETY: the page-aligned range lies inside our private anonymous mapping; after
             // MADV_DONTNEED it reads as zeroes. Other threads only access it atomically, so they
             // observe either old words or zeroes, which is what a concurrent write would give.
-            let rc =
-                unsafe { libc::madvise(self.ptr.cast::<u8>().add(first).cast(), last - first, libc::MADV_DONTNEED) };
-            if rc == 0 {
+            let rc = unsafe {
+                rustix::mm::madvise(
+                    self.map.as_ptr().add(first).cast(),
+                    last - first,
+                    rustix::mm::Advice::LinuxDontNeed,
+                )
+            };
+            if rc.is_ok() {
                 words[off / 8..first / 8].iter().for_each(|w| w.store(0, Relaxed));
                 words[last / 8..end / 8].iter().for_each(|w| w.store(0, Relaxed));
                 return;
@@ -84,12 +70,7 @@ impl RamMap {
     }
 }
 
-impl Drop for RamMap {
-    fn drop(&mut self) {
-        // SAFETY: we mapped exactly this range in `new` and no reference outlives self.
-        unsafe { libc::munmap(self.ptr.cast(), self.words * 8) };
-    }
-}
+// The mapping unmaps itself with the RamMap, when no reference into it can remain.
 
 /// A RAM disk shared by every reactor; cheap to clone (an `Arc`).
 #[derive(Debug, Clone)]

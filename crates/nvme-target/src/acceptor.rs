@@ -6,7 +6,7 @@ use crate::reactor::{Inbox, Mgmt};
 use ff_sock::socket::wait_readable_any;
 use ff_sock::{Listener, Placement, Placer, SockOptions, TcpSock};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -41,8 +41,8 @@ pub fn run(
             placer.release(p);
             live = live.saturating_sub(1);
         }
-        let mut fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
-        fds.extend(pending.iter().map(|p| p.sock.as_raw_fd()));
+        let mut fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.as_fd()).collect();
+        fds.extend(pending.iter().map(|p| p.sock.as_fd()));
         let ready = match wait_readable_any(&fds, Duration::from_millis(50)) {
             Ok(r) => r,
             Err(e) => {

@@ -72,18 +72,18 @@ fn main() {
     let env = |k: &str| std::env::var(k).ok();
     let mut opts = GroupOptions { backend, ..GroupOptions::default() };
     if env("FF_URING_BUNDLES").as_deref() == Some("0") {
-        opts.uring_bundles = false;
+        opts.uring.bundles = false;
     }
     if env("FF_URING_FIXED").as_deref() == Some("0") {
-        opts.uring_fixed_files = 0;
+        opts.uring.fixed_files = 0;
     }
-    opts.uring_sqpoll = env("FF_URING_SQPOLL").map(|v| v.parse().unwrap());
-    opts.uring_napi_busy_poll_us = env("FF_URING_NAPI").map(|v| v.parse().unwrap());
+    opts.uring.sqpoll = env("FF_URING_SQPOLL").map(|v| v.parse().unwrap());
+    opts.uring.napi_busy_poll_us = env("FF_URING_NAPI").map(|v| v.parse().unwrap());
     if let Some(v) = env("FF_URING_BUFS") {
-        opts.uring_bufs = v.parse().unwrap();
+        opts.uring.bufs = v.parse().unwrap();
     }
     if let Some(v) = env("FF_URING_BUF_SIZE") {
-        opts.uring_buf_size = v.parse().unwrap();
+        opts.uring.buf_size = v.parse().unwrap();
     }
     let line = opts.to_string();
     let mut g: SockGroup = SockGroup::new(opts).unwrap();

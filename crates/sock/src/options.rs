@@ -42,7 +42,7 @@ impl fmt::Display for Backend {
 
 /// TCP options applied to each socket when it is created, accepted or connected.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SockOptions {
     /// TCP_NODELAY: small commands must not wait for Nagle.
     pub nodelay: bool,
@@ -86,9 +86,41 @@ pub const DEFAULT_URING_BUFS: u16 = 1024;
 /// Default provided receive buffer size: 16 KiB (1024 of them: 16 MiB per reactor).
 pub const DEFAULT_URING_BUF_SIZE: usize = 16 * 1024;
 
+/// Settings of a group's io_uring ring (`[sock.uring]` in TOML).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UringOptions {
+    /// Provided receive buffers per group (rounded up to a power of two, at most 16384).
+    pub bufs: u16,
+    /// Size of each provided receive buffer in bytes.
+    pub buf_size: usize,
+    /// Receive bundles (several buffers per completion) where the kernel has them.
+    pub bundles: bool,
+    /// Fixed-file table entries (sockets beyond it use plain descriptors); 0 turns it off.
+    pub fixed_files: u32,
+    /// An SQPOLL kernel thread with this idle time in ms (off by default: it costs a core).
+    pub sqpoll: Option<u32>,
+    /// NAPI busy polling registered on the ring, with this busy-poll timeout in µs (off by default; it
+    /// only pays on real NICs, where a wait can spin on the rx queue instead of sleeping).
+    pub napi_busy_poll_us: Option<u32>,
+}
+
+impl Default for UringOptions {
+    fn default() -> Self {
+        UringOptions {
+            bufs: DEFAULT_URING_BUFS,
+            buf_size: DEFAULT_URING_BUF_SIZE,
+            bundles: true,
+            fixed_files: 4096,
+            sqpoll: None,
+            napi_busy_poll_us: None,
+        }
+    }
+}
+
 /// Settings of one socket group (one reactor's set of connections).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct GroupOptions {
     /// Readiness backend.
     pub backend: Backend,
@@ -106,19 +138,8 @@ pub struct GroupOptions {
     pub write_queue_depth: usize,
     /// Most idle pipe buffers the group keeps for reuse.
     pub pipe_pool_max: usize,
-    /// io_uring: provided receive buffers per group (rounded up to a power of two, at most 16384).
-    pub uring_bufs: u16,
-    /// io_uring: size of each provided receive buffer in bytes.
-    pub uring_buf_size: usize,
-    /// io_uring: receive bundles (several buffers per completion) where the kernel has them.
-    pub uring_bundles: bool,
-    /// io_uring: fixed-file table entries (sockets beyond it use plain descriptors); 0 turns it off.
-    pub uring_fixed_files: u32,
-    /// io_uring: an SQPOLL kernel thread with this idle time in ms (off by default: it costs a core).
-    pub uring_sqpoll: Option<u32>,
-    /// io_uring: NAPI busy polling registered on the ring, with this busy-poll timeout in µs (off by
-    /// default; it only pays on real NICs, where a wait can spin on the rx queue instead of sleeping).
-    pub uring_napi_busy_poll_us: Option<u32>,
+    /// io_uring settings (used when `backend` is `uring`).
+    pub uring: UringOptions,
     /// TCP settings for sockets added to this group.
     pub sock: SockOptions,
 }
@@ -134,12 +155,7 @@ impl Default for GroupOptions {
             max_iovs: 64,
             write_queue_depth: 512,
             pipe_pool_max: 256,
-            uring_bufs: DEFAULT_URING_BUFS,
-            uring_buf_size: DEFAULT_URING_BUF_SIZE,
-            uring_bundles: true,
-            uring_fixed_files: 4096,
-            uring_sqpoll: None,
-            uring_napi_busy_poll_us: None,
+            uring: UringOptions::default(),
             sock: SockOptions::default(),
         }
     }
@@ -165,14 +181,15 @@ impl fmt::Display for GroupOptions {
             self.sock.quickack
         )?;
         if self.backend == Backend::Uring {
-            write!(f, " uring_bufs={}x{} bundles={}", self.uring_bufs, self.uring_buf_size, self.uring_bundles)?;
-            if let Some(i) = self.uring_sqpoll {
+            let u = &self.uring;
+            write!(f, " uring_bufs={}x{} bundles={}", u.bufs, u.buf_size, u.bundles)?;
+            if let Some(i) = u.sqpoll {
                 write!(f, " sqpoll={i}")?;
             }
-            if let Some(us) = self.uring_napi_busy_poll_us {
+            if let Some(us) = u.napi_busy_poll_us {
                 write!(f, " napi_busy_poll_us={us}")?;
             }
-            if self.uring_fixed_files == 0 {
+            if u.fixed_files == 0 {
                 write!(f, " fixed_files=off")?;
             }
         }

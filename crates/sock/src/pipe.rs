@@ -17,11 +17,6 @@ impl PipePool {
         PipePool { size, max, free: Vec::new() }
     }
 
-    /// Buffer size handed out.
-    pub fn buf_size(&self) -> usize {
-        self.size
-    }
-
     /// Idle buffers held.
     pub fn idle(&self) -> usize {
         self.free.len()
@@ -58,6 +53,7 @@ impl Pipe {
     }
 
     /// Whether the pipe currently holds a buffer from the pool.
+    #[cfg(test)]
     pub fn has_memory(&self) -> bool {
         self.buf.is_some()
     }

@@ -3,8 +3,9 @@
 //! and rotate so one busy socket cannot keep the others from being reported.
 
 use crate::options::Backend;
+use rustix::event::epoll;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Readiness of one socket after a wait.
@@ -44,26 +45,26 @@ impl Poller {
     }
 
     /// Starts watching `fd` for reads (and writes when `write`).
-    pub fn add(&mut self, fd: RawFd, token: u64, write: bool) -> io::Result<()> {
+    pub fn add(&mut self, fd: BorrowedFd<'_>, token: u64, write: bool) -> io::Result<()> {
         match self {
-            Poller::Poll(p) => p.add(fd, token, write),
-            Poller::Epoll(e) => e.ctl(libc::EPOLL_CTL_ADD, fd, token, write),
+            Poller::Poll(p) => p.add(fd.as_raw_fd(), token, write),
+            Poller::Epoll(e) => Ok(epoll::add(&e.fd, fd, epoll::EventData::new_u64(token), interest_epoll(write))?),
         }
     }
 
     /// Changes whether `fd` is watched for writes.
-    pub fn modify(&mut self, fd: RawFd, token: u64, write: bool) -> io::Result<()> {
+    pub fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, write: bool) -> io::Result<()> {
         match self {
-            Poller::Poll(p) => p.modify(fd, write),
-            Poller::Epoll(e) => e.ctl(libc::EPOLL_CTL_MOD, fd, token, write),
+            Poller::Poll(p) => p.modify(fd.as_raw_fd(), write),
+            Poller::Epoll(e) => Ok(epoll::modify(&e.fd, fd, epoll::EventData::new_u64(token), interest_epoll(write))?),
         }
     }
 
     /// Stops watching `fd`.
-    pub fn remove(&mut self, fd: RawFd) -> io::Result<()> {
+    pub fn remove(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
         match self {
-            Poller::Poll(p) => p.remove(fd),
-            Poller::Epoll(e) => e.ctl(libc::EPOLL_CTL_DEL, fd, 0, false),
+            Poller::Poll(p) => p.remove(fd.as_raw_fd()),
+            Poller::Epoll(e) => Ok(epoll::delete(&e.fd, fd)?),
         }
     }
 
@@ -75,17 +76,25 @@ impl Poller {
     /// Waits up to `timeout` (`None` forever) and appends at most `max` readiness reports to `out`.
     /// Returns how many the kernel reported.
     pub fn wait(&mut self, timeout: Option<Duration>, max: usize, out: &mut Vec<Ready>) -> io::Result<usize> {
-        let ms = match timeout {
-            None => -1,
-            Some(d) if d.is_zero() => 0,
-            // Round up so a short timeout does not become a busy loop.
-            Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
-        };
         match self {
-            Poller::Poll(p) => p.wait(ms, max, out),
-            Poller::Epoll(e) => e.wait(ms, max, out),
+            Poller::Poll(p) => {
+                let ms = match timeout {
+                    None => -1,
+                    Some(d) if d.is_zero() => 0,
+                    // Round up so a short timeout does not become a busy loop.
+                    Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+                };
+                p.wait(ms, max, out)
+            }
+            Poller::Epoll(e) => e.wait(timeout, max, out),
         }
     }
+}
+
+/// Level-triggered: a socket the reactor did not drain is reported again, so nothing is lost.
+fn interest_epoll(write: bool) -> epoll::EventFlags {
+    let f = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+    if write { f | epoll::EventFlags::OUT } else { f }
 }
 
 fn interest_poll(write: bool) -> libc::c_short {
@@ -165,54 +174,48 @@ impl PollSet {
 }
 
 /// An epoll instance and its event array.
-#[derive(Debug)]
 pub struct Epoll {
     fd: OwnedFd,
-    events: Vec<libc::epoll_event>,
+    events: Vec<epoll::Event>,
+}
+
+impl std::fmt::Debug for Epoll {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Epoll").field("fd", &self.fd).finish_non_exhaustive()
+    }
 }
 
 impl Epoll {
     fn new() -> io::Result<Epoll> {
-        // SAFETY: plain syscall; the returned fd is owned below.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor nobody else owns.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) }, events: Vec::new() })
+        Ok(Epoll { fd: epoll::create(epoll::CreateFlags::CLOEXEC)?, events: Vec::new() })
     }
 
-    fn ctl(&mut self, op: libc::c_int, fd: RawFd, token: u64, write: bool) -> io::Result<()> {
-        // Level-triggered: a socket the reactor did not drain is reported again, so nothing is lost.
-        let bits = libc::EPOLLIN | libc::EPOLLRDHUP | if write { libc::EPOLLOUT } else { 0 };
-        let mut ev = libc::epoll_event { events: bits as u32, u64: token };
-        // SAFETY: ev is valid for the call; the kernel ignores it for EPOLL_CTL_DEL.
-        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
-        if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-    }
-
-    fn wait(&mut self, ms: libc::c_int, max: usize, out: &mut Vec<Ready>) -> io::Result<usize> {
+    fn wait(&mut self, timeout: Option<Duration>, max: usize, out: &mut Vec<Ready>) -> io::Result<usize> {
         let max = max.clamp(1, i32::MAX as usize);
-        if self.events.len() < max {
-            self.events.resize(max, libc::epoll_event { events: 0, u64: 0 });
+        if self.events.len() != max {
+            let empty = epoll::Event { flags: epoll::EventFlags::empty(), data: epoll::EventData::new_u64(0) };
+            self.events.resize(max, empty);
         }
-        // SAFETY: events holds at least `max` entries valid for writes.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), self.events.as_mut_ptr(), max as libc::c_int, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) };
-        }
+        let ts = timeout.map(|d| rustix::event::Timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        let n = match epoll::wait(&self.fd, &mut self.events[..], ts.as_ref()) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
         // epoll already rotates: level-triggered entries it returns go to the back of its ready list.
-        for ev in &self.events[..n as usize] {
-            let r = ev.events as libc::c_int;
+        for ev in &self.events[..n] {
+            let r = ev.flags;
             out.push(Ready {
-                token: ev.u64,
-                readable: r & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0,
-                writable: r & libc::EPOLLOUT != 0,
-                error: r & libc::EPOLLERR != 0,
-                hangup: r & libc::EPOLLHUP != 0,
+                token: ev.data.u64(),
+                readable: r.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP),
+                writable: r.contains(epoll::EventFlags::OUT),
+                error: r.contains(epoll::EventFlags::ERR),
+                hangup: r.contains(epoll::EventFlags::HUP),
             });
         }
-        Ok(n as usize)
+        Ok(n)
     }
 }

@@ -20,6 +20,7 @@
 //! The group (`group.rs`) decides what to submit and what a completion means for a connection.
 
 use crate::counters::GroupCounters;
+use crate::mem::AnonMap;
 use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 use std::io;
@@ -165,10 +166,12 @@ pub struct Setup {
 
 /// The provided-buffer ring; see the module docs.
 pub struct BufRing {
+    /// The entries the kernel reads (`2 * count` of them).
+    ring_map: Option<AnonMap>,
     ring: *mut io_uring::types::BufRingEntry,
-    ring_len: usize,
+    /// The buffers the kernel writes.
+    mem_map: Option<AnonMap>,
     mem: *mut u8,
-    mem_len: usize,
     size: usize,
     count: u16,
     mask: u16,
@@ -179,23 +182,6 @@ pub struct BufRing {
     bid_pos: Vec<u16>,
     /// Buffers currently published to the kernel (not consumed by a completion yet, as far as we know).
     published: usize,
-    /// Set when the ring could not be torn down safely: the memory is leaked instead of unmapped.
-    leak: bool,
-}
-
-fn map_anon(len: usize) -> io::Result<*mut u8> {
-    // SAFETY: anonymous private mapping of `len` bytes; no file, no fixed address.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok(p.cast()) }
 }
 
 impl BufRing {
@@ -204,21 +190,13 @@ impl BufRing {
         let count = count.clamp(1, 1 << 14).next_power_of_two();
         let entries = count as usize * 2;
         let ring_len = (entries * size_of::<io_uring::types::BufRingEntry>()).next_multiple_of(4096);
-        let mem_len = count as usize * size;
-        let ring = map_anon(ring_len)?.cast::<io_uring::types::BufRingEntry>();
-        let mem = match map_anon(mem_len) {
-            Ok(m) => m,
-            Err(e) => {
-                // SAFETY: `ring` was mapped above with `ring_len` bytes and nothing else refers to it.
-                unsafe { libc::munmap(ring.cast(), ring_len) };
-                return Err(e);
-            }
-        };
+        let ring_map = AnonMap::new(ring_len, false)?;
+        let mem_map = AnonMap::new(count as usize * size, false)?;
         Ok(BufRing {
-            ring,
-            ring_len,
-            mem,
-            mem_len,
+            ring: ring_map.as_ptr().cast(),
+            ring_map: Some(ring_map),
+            mem: mem_map.as_ptr(),
+            mem_map: Some(mem_map),
             size,
             count,
             mask: (entries - 1) as u16,
@@ -226,7 +204,6 @@ impl BufRing {
             pos_bid: vec![0; entries],
             bid_pos: vec![0; count as usize],
             published: 0,
-            leak: false,
         })
     }
 
@@ -305,7 +282,9 @@ impl BufRing {
 
     /// Never unmap this memory (teardown could not prove the kernel is done with it).
     pub fn leak(&mut self) {
-        self.leak = true;
+        for m in [self.ring_map.take(), self.mem_map.take()].into_iter().flatten() {
+            m.leak();
+        }
     }
 
     /// Address of the ring (for registration).
@@ -314,20 +293,9 @@ impl BufRing {
     }
 }
 
-impl Drop for BufRing {
-    fn drop(&mut self) {
-        if self.leak {
-            return;
-        }
-        // SAFETY: both regions were mapped in `new` with these lengths. The owner drops the BufRing
-        // only after the buffer ring was unregistered and every request that could select a buffer has
-        // completed (or sets `leak` when it could not make sure), so the kernel no longer touches them.
-        unsafe {
-            libc::munmap(self.ring.cast(), self.ring_len);
-            libc::munmap(self.mem.cast(), self.mem_len);
-        }
-    }
-}
+// The mappings unmap themselves when the BufRing drops. The owner drops it only after the buffer ring
+// was unregistered and every request that could select a buffer has completed, or leaks it first
+// (`BufRing::leak`) when it could not make sure, so the kernel no longer touches them.
 
 /// The ring, its buffers and its file table.
 pub struct Ring {

@@ -5,11 +5,11 @@
 
 use crate::error::{SockError, SockResult};
 use crate::options::SockOptions;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// SO_INCOMING_NAPI_ID (asm-generic/socket.h); libc does not export it on every target.
 const SO_INCOMING_NAPI_ID: libc::c_int = 56;
@@ -61,26 +61,16 @@ impl Listener {
 
     /// Accepts one pending connection, non-blocking, with `opts` applied; `Ok(None)` when none is waiting.
     pub fn accept(&self, opts: &SockOptions) -> io::Result<Option<(TcpSock, SocketAddr)>> {
-        // SAFETY: null address arguments are allowed; accept4 returns a new fd we own.
-        let fd = unsafe {
-            libc::accept4(
-                self.sock.as_raw_fd(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            )
+        use rustix::io::Errno;
+        let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
+        let fd = match rustix::net::accept_with(&self.sock, flags) {
+            Ok(fd) => fd,
+            Err(Errno::AGAIN) => return Ok(None),
+            // The peer gave up before we accepted it: not the listener's error.
+            Err(Errno::CONNABORTED | Errno::PROTO) => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) => Ok(None),
-                // The peer gave up before we accepted it: not the listener's error.
-                Some(libc::ECONNABORTED) | Some(libc::EPROTO) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        // SAFETY: fd is a fresh descriptor returned by accept4 and owned by nobody else.
-        let sock = TcpSock { fd: unsafe { OwnedFd::from_raw_fd(fd) } };
+        let sock = TcpSock { fd };
         let peer = sock.peer_addr()?;
         sock.apply(opts)?;
         Ok(Some((sock, peer)))
@@ -89,17 +79,25 @@ impl Listener {
 
 /// Waits up to `timeout` until some of `fds` are readable (a listener with a pending connection, or a
 /// socket with data), returning their indices. Management path only (acceptors), one poll(2).
-pub fn wait_readable_any(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<usize>> {
-    let mut pfds: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: pfds is a valid array of pfds.len() pollfds.
-    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted { Ok(Vec::new()) } else { Err(e) };
+pub fn wait_readable_any(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<usize>> {
+    use rustix::event::{PollFd, PollFlags};
+    let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
+    match rustix::event::poll(&mut pfds, Some(&timespec(timeout))) {
+        Ok(_) => Ok(pfds.iter().enumerate().filter(|(_, p)| !p.revents().is_empty()).map(|(i, _)| i).collect()),
+        Err(rustix::io::Errno::INTR) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
     }
-    Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+}
+
+/// A poll timeout.
+fn timespec(d: Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: i64::from(d.subsec_nanos()) }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
 }
 
 impl AsRawFd for Listener {
@@ -113,42 +111,15 @@ impl TcpSock {
     /// `timeout`. The returned socket is non-blocking.
     pub fn connect(addr: SocketAddr, opts: &SockOptions, timeout: Duration) -> SockResult<TcpSock> {
         let sock = new_socket(&addr)?;
-        let s = TcpSock { fd: sock.into() };
-        s.apply(opts)?;
-        let sa: SockAddr = addr.into();
-        // SAFETY: sa points at a valid sockaddr of sa.len() bytes.
-        let rc = unsafe { libc::connect(s.fd.as_raw_fd(), sa.as_ptr().cast(), sa.len()) };
-        if rc == 0 {
-            return Ok(s);
+        TcpSock::apply_to(&SockRef::from(&sock), opts)?;
+        // connect_timeout makes the socket blocking again when it returns: set it back.
+        match sock.connect_timeout(&addr.into(), timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(SockError::Timeout),
+            Err(e) => return Err(SockError::from_io(e)),
         }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(SockError::from_io(e));
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(SockError::Timeout);
-            }
-            let mut pfd = libc::pollfd { fd: s.fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e.into());
-            }
-            if n == 1 {
-                return match s.take_error()? {
-                    None => Ok(s),
-                    Some(e) => Err(SockError::from_io(e)),
-                };
-            }
-        }
+        sock.set_nonblocking(true)?;
+        Ok(TcpSock { fd: sock.into() })
     }
 
     /// Wraps a connected descriptor the group got from io_uring (accept, FIXED_FD_INSTALL) and applies
@@ -164,53 +135,47 @@ impl TcpSock {
     /// Wraps an already connected socket (e.g. from std) and makes it non-blocking.
     pub fn from_std(stream: std::net::TcpStream, opts: &SockOptions) -> io::Result<TcpSock> {
         stream.set_nonblocking(true)?;
-        // SAFETY: into_raw_fd hands us sole ownership of the descriptor.
-        let s = TcpSock { fd: unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) } };
+        let s = TcpSock { fd: OwnedFd::from(stream) };
         s.apply(opts)?;
         Ok(s)
     }
 
     /// Applies the TCP options; an option the kernel refuses is an error, so a misconfiguration is seen.
     pub fn apply(&self, o: &SockOptions) -> io::Result<()> {
-        self.set_int(libc::IPPROTO_TCP, libc::TCP_NODELAY, o.nodelay as i32)?;
+        Self::apply_to(&SockRef::from(self), o)
+    }
+
+    fn apply_to(s: &SockRef<'_>, o: &SockOptions) -> io::Result<()> {
+        s.set_tcp_nodelay(o.nodelay)?;
         if o.quickack {
-            self.set_int(libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1)?;
+            s.set_tcp_quickack(true)?;
         }
         if let Some(p) = o.priority {
-            self.set_int(libc::SOL_SOCKET, libc::SO_PRIORITY, p as i32)?;
+            s.set_priority(p)?;
         }
         if let Some(b) = o.rcvbuf {
-            self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUF, b.min(i32::MAX as usize) as i32)?;
+            s.set_recv_buffer_size(b)?;
         }
         if let Some(b) = o.sndbuf {
-            self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, b.min(i32::MAX as usize) as i32)?;
+            s.set_send_buffer_size(b)?;
         }
         if let Some(m) = o.mark {
-            self.set_int(libc::SOL_SOCKET, libc::SO_MARK, m as i32)?;
+            s.set_mark(m)?;
         }
         if o.zerocopy {
-            // Not every socket family supports it; a refusal just leaves zero copy off.
-            let _ = self.set_int(libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1);
+            // Not every socket family supports it; a refusal just leaves zero copy off. socket2 and
+            // rustix have no typed SO_ZEROCOPY.
+            let _ = set_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1);
         }
         Ok(())
     }
 
-    /// Sets an integer socket option.
+    /// Sets an integer socket option (for the options no crate types).
     pub fn set_int(&self, level: libc::c_int, name: libc::c_int, val: libc::c_int) -> io::Result<()> {
-        // SAFETY: val is a valid c_int for the duration of the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (&raw const val).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        set_int(self.fd.as_raw_fd(), level, name, val)
     }
 
-    /// Reads an integer socket option.
+    /// Reads an integer socket option (for the options no crate types).
     pub fn get_int(&self, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
         let mut val: libc::c_int = 0;
         let mut len = size_of::<libc::c_int>() as libc::socklen_t;
@@ -237,8 +202,7 @@ impl TcpSock {
 
     /// SO_ERROR: the pending error, cleared by reading it.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let v = self.get_int(libc::SOL_SOCKET, libc::SO_ERROR)?;
-        Ok(if v == 0 { None } else { Some(io::Error::from_raw_os_error(v)) })
+        SockRef::from(self).take_error()
     }
 
     /// The peer's address.
@@ -263,48 +227,31 @@ impl TcpSock {
 
     /// One readv. `Ok(n)` with n > 0; EOF, reset and would-block are errors. Interrupted calls are retried.
     pub fn readv(&self, bufs: &mut [IoSliceMut<'_>]) -> SockResult<usize> {
-        let cnt = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+        let cnt = bufs.len().min(libc::UIO_MAXIOV as usize);
+        let bufs = &mut bufs[..cnt];
         loop {
-            // SAFETY: IoSliceMut is ABI-compatible with iovec; the slices are valid for writes.
-            let n = unsafe { libc::readv(self.fd.as_raw_fd(), bufs.as_mut_ptr().cast(), cnt) };
-            if n > 0 {
-                return Ok(n as usize);
-            }
-            if n == 0 {
-                return if bufs.iter().all(|b| b.is_empty()) { Ok(0) } else { Err(SockError::Eof) };
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(SockError::from_io(e));
+            match rustix::io::readv(&self.fd, bufs) {
+                Ok(0) => return if bufs.iter().all(|b| b.is_empty()) { Ok(0) } else { Err(SockError::Eof) },
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(SockError::from_io(e.into())),
             }
         }
     }
 
-    /// One sendmsg of `bufs` with `flags` (MSG_NOSIGNAL | MSG_DONTWAIT are always added). Returns bytes
-    /// accepted.
+    /// One sendmsg of `bufs` with `flags` (e.g. `libc::MSG_ZEROCOPY`; MSG_NOSIGNAL | MSG_DONTWAIT are
+    /// always added). Returns bytes accepted. Interrupted calls are retried. With MSG_ZEROCOPY the
+    /// caller keeps the memory untouched until the kernel's notification.
     pub fn sendmsg(&self, bufs: &[IoSlice<'_>], flags: libc::c_int) -> SockResult<usize> {
-        // SAFETY: IoSlice is ABI-compatible with iovec (guaranteed by std on Unix).
-        let iovs = unsafe { std::slice::from_raw_parts(bufs.as_ptr().cast::<libc::iovec>(), bufs.len()) };
-        self.sendmsg_iov(iovs, flags)
-    }
-
-    /// sendmsg over raw iovecs; the caller keeps the memory they point at valid for the call (and, with
-    /// MSG_ZEROCOPY, until the kernel's notification).
-    pub(crate) fn sendmsg_iov(&self, iovs: &[libc::iovec], flags: libc::c_int) -> SockResult<usize> {
-        // SAFETY: msghdr is plain old data; zero is a valid empty header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iovs.as_ptr() as *mut libc::iovec;
-        msg.msg_iovlen = iovs.len().min(libc::UIO_MAXIOV as usize) as _;
+        use rustix::net::{SendAncillaryBuffer, SendFlags};
+        let cnt = bufs.len().min(libc::UIO_MAXIOV as usize);
+        // rustix has no MSG_ZEROCOPY flag: its flag type keeps the bits it does not name.
+        let flags = SendFlags::from_bits_retain(flags as u32) | SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
         loop {
-            // SAFETY: msg references iovecs valid for reads for the duration of the call.
-            let n =
-                unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, flags | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(SockError::from_io(e));
+            match rustix::net::sendmsg(&self.fd, &bufs[..cnt], &mut SendAncillaryBuffer::default(), flags) {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(SockError::from_io(e.into())),
             }
         }
     }
@@ -312,11 +259,9 @@ impl TcpSock {
     /// Waits up to `timeout` for bytes (or EOF) to read, without consuming them: an acceptor calls it so
     /// placement can read the rx queue of the first data packet. Management path only.
     pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n == 1) }
+        use rustix::event::{PollFd, PollFlags};
+        let mut pfd = [PollFd::new(&self.fd, PollFlags::IN)];
+        Ok(rustix::event::poll(&mut pfd, Some(&timespec(timeout)))? == 1)
     }
 
     /// The raw descriptor.
@@ -343,4 +288,12 @@ impl AsRawFd for TcpSock {
     }
 }
 
-use socket2::SockRef;
+/// setsockopt of an int: the options socket2 and rustix do not type (SO_ZEROCOPY, TCP_QUICKACK on a
+/// raw descriptor, any caller-chosen one).
+fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, val: libc::c_int) -> io::Result<()> {
+    // SAFETY: val is a valid c_int for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(fd, level, name, (&raw const val).cast(), size_of::<libc::c_int>() as libc::socklen_t)
+    };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}

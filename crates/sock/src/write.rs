@@ -203,10 +203,11 @@ impl<B: StableBuf> WriteQueue<B> {
         self.q.len()
     }
 
-    /// Fills `iovs` with the unsent bytes (at most `max` iovecs); returns the byte count.
-    pub(crate) fn gather(&self, iovs: &mut Vec<libc::iovec>, max: usize) -> usize {
-        iovs.clear();
+    /// Hands `emit` the unsent bytes as segments in wire order (the first one cut at the partial-send
+    /// offset), at most `max` of them; returns the byte count.
+    fn for_each_unsent<'a>(&'a self, max: usize, mut emit: impl FnMut(&'a [u8])) -> usize {
         let mut total = 0;
+        let mut n = 0;
         let mut skip = self.offset;
         'outer: for e in self.q.iter().skip(self.sent) {
             for seg in e.req.segments() {
@@ -216,14 +217,30 @@ impl<B: StableBuf> WriteQueue<B> {
                 }
                 let s = &seg[skip..];
                 skip = 0;
-                if iovs.len() == max {
+                if n == max {
                     break 'outer;
                 }
-                iovs.push(libc::iovec { iov_base: s.as_ptr() as *mut libc::c_void, iov_len: s.len() });
+                emit(s);
+                n += 1;
                 total += s.len();
             }
         }
         total
+    }
+
+    /// Fills `out` with the unsent bytes (at most `max` slices); returns the byte count.
+    pub(crate) fn gather<'a>(&'a self, out: &mut Vec<std::io::IoSlice<'a>>, max: usize) -> usize {
+        out.clear();
+        self.for_each_unsent(max, |s| out.push(std::io::IoSlice::new(s)))
+    }
+
+    /// [`WriteQueue::gather`] as raw iovecs, for an io_uring msghdr that outlives this borrow (the
+    /// requests' memory stays put while they are queued: see the type's docs).
+    pub(crate) fn gather_iovecs(&self, out: &mut Vec<libc::iovec>, max: usize) -> usize {
+        out.clear();
+        self.for_each_unsent(max, |s| {
+            out.push(libc::iovec { iov_base: s.as_ptr() as *mut libc::c_void, iov_len: s.len() })
+        })
     }
 
     /// Records that the kernel took `n` bytes, by the zero-copy send `zc_id` if any.
@@ -284,13 +301,11 @@ mod tests {
         r
     }
 
-    fn bytes_of(iovs: &[libc::iovec]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for i in iovs {
-            // SAFETY: the iovecs point into live requests of the queue under test.
-            v.extend_from_slice(unsafe { std::slice::from_raw_parts(i.iov_base as *const u8, i.iov_len) });
-        }
-        v
+    /// The bytes `gather` offers, and their count.
+    fn gathered(q: &WriteQueue<&'static [u8]>, max: usize) -> (usize, Vec<u8>, usize) {
+        let mut iovs = Vec::new();
+        let total = q.gather(&mut iovs, max);
+        (total, iovs.iter().flat_map(|s| s.iter()).copied().collect(), iovs.len())
     }
 
     #[test]
@@ -300,12 +315,11 @@ mod tests {
         let mut r2 = req(b"H2", &[b"d2", b"e2"], 2);
         assert!(r2.set_tail(b"TT"));
         q.push(r2).unwrap();
-        let mut iovs = Vec::new();
-        assert_eq!(q.gather(&mut iovs, 64), 15);
-        assert_eq!(bytes_of(&iovs), b"H1data1H2d2e2TT");
+        let (total, bytes, _) = gathered(&q, 64);
+        assert_eq!((total, &bytes[..]), (15, &b"H1data1H2d2e2TT"[..]));
         q.advance(4, None); // "H1da"
-        assert_eq!(q.gather(&mut iovs, 64), 11);
-        assert_eq!(bytes_of(&iovs), b"ta1H2d2e2TT");
+        let (total, bytes, _) = gathered(&q, 64);
+        assert_eq!((total, &bytes[..]), (11, &b"ta1H2d2e2TT"[..]));
         let t = Tracker::default();
         assert!(q.pop_completed(&t).is_none(), "first request not fully sent");
         q.advance(5, None); // "ta1H2"
@@ -320,9 +334,8 @@ mod tests {
     fn iovec_limit_is_respected() {
         let mut q = WriteQueue::new(8);
         q.push(req(b"A", &[b"B", b"C"], 1)).unwrap();
-        let mut iovs = Vec::new();
-        assert_eq!(q.gather(&mut iovs, 2), 2);
-        assert_eq!(iovs.len(), 2);
+        let (total, _, n) = gathered(&q, 2);
+        assert_eq!((total, n), (2, 2));
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn closing_a_listener_stops_accepting_and_keeps_its_connections() {
 /// Every connection is accepted exactly once with its data intact.
 #[test]
 fn uring_multishot_accept_is_rearmed_across_mode_switches() {
-    let Some(mut g) = group(Backend::Uring, |o| o.uring_fixed_files = 16) else { return };
+    let Some(mut g) = group(Backend::Uring, |o| o.uring.fixed_files = 16) else { return };
     if g.uring_setup().unwrap().accept_files != 16 {
         eprintln!("SKIP: no direct accept range: {:?}", g.uring_setup());
         return;

@@ -199,7 +199,7 @@ fn headers_parse_in_place_without_a_copy() {
         let (mut g, id, mut peer) = group_pair::<Vec<u8>>(backend, |o| {
             o.pipe_size = 4096;
             // Small provided buffers: on io_uring a record is cut at most buffer ends.
-            o.uring_buf_size = 512;
+            o.uring.buf_size = 512;
         });
         assert!(g.parses_in_place());
         peer.write_all(&burst).unwrap();

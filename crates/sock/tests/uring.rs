@@ -40,8 +40,8 @@ fn buffer_ring_exhaustion_under_a_flood_of_small_pdus_loses_nothing() {
     const PDUS: usize = 20_000;
     const PDU: usize = 64;
     let Some((mut g, id, mut peer)) = uring_pair(|o| {
-        o.uring_bufs = 8;
-        o.uring_buf_size = 512;
+        o.uring.bufs = 8;
+        o.uring.buf_size = 512;
     }) else {
         return;
     };
@@ -206,7 +206,11 @@ fn one_enter_per_poll_and_none_when_idle_busy_polling() {
 #[test]
 fn a_ring_that_cannot_be_built_falls_back_to_epoll_and_says_so() {
     // Provided buffers no machine can map make the ring setup fail as a refused io_uring would.
-    let o = GroupOptions { backend: Backend::Uring, uring_buf_size: 1 << 50, ..GroupOptions::default() };
+    let o = GroupOptions {
+        backend: Backend::Uring,
+        uring: ff_sock::UringOptions { buf_size: 1 << 50, ..Default::default() },
+        ..GroupOptions::default()
+    };
     let (s, mut peer) = pair(&o.sock);
     let mut g: SockGroup = SockGroup::new(o).unwrap();
     assert_eq!(g.backend(), Backend::Epoll);
