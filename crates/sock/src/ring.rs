@@ -81,37 +81,71 @@ impl Kind {
 /// Largest payload of a user data word (56 bits): the limit on foreign tokens.
 pub const PAYLOAD_MAX: u64 = (1 << 56) - 1;
 
-/// Packs `kind` and a 56-bit payload into user data.
-pub fn user_data(kind: Kind, payload: u64) -> u64 {
-    kind.code() << 56 | (payload & ((1 << 56) - 1))
-}
+/// The user data of an SQE and of its completions: what the request belongs to ([`Kind`], top byte)
+/// and a 56-bit payload whose meaning the kind gives (a socket token, an index, the owner's token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserData(u64);
 
-/// Unpacks user data.
-pub fn split_user_data(ud: u64) -> (Option<Kind>, u64) {
-    let kind = match ud >> 56 {
-        1 => Some(Kind::Recv),
-        2 => Some(Kind::Send),
-        3 => Some(Kind::SendZc),
-        4 => Some(Kind::PollOut),
-        5 => Some(Kind::Wake),
-        6 => Some(Kind::Ignore),
-        7 => Some(Kind::Foreign),
-        8 => Some(Kind::AcceptDirect),
-        9 => Some(Kind::AcceptFd),
-        10 => Some(Kind::FdInstall),
-        _ => None,
-    };
-    (kind, ud & ((1 << 56) - 1))
-}
+impl UserData {
+    /// `kind` with a payload (its low 56 bits).
+    pub fn new(kind: Kind, payload: u64) -> UserData {
+        UserData(kind.code() << 56 | (payload & PAYLOAD_MAX))
+    }
 
-/// A socket's token in user data: slot index and the low 24 bits of its generation.
-pub fn sock_token(idx: u32, generation: u32) -> u64 {
-    ((generation & 0xFF_FFFF) as u64) << 32 | idx as u64
-}
+    /// `kind` for the socket in slot `idx` (with the low 24 bits of its generation, so a completion
+    /// for a closed socket is not taken for the slot's next one).
+    pub fn sock(kind: Kind, idx: u32, generation: u32) -> UserData {
+        UserData::new(kind, ((generation & 0xFF_FFFF) as u64) << 32 | idx as u64)
+    }
 
-/// Splits a socket token into slot index and generation (low 24 bits).
-pub fn split_sock_token(t: u64) -> (u32, u32) {
-    (t as u32, (t >> 32) as u32 & 0xFF_FFFF)
+    /// FIXED_FD_INSTALL of accept-range `slot`, accepted on listener `listener`.
+    pub fn install(listener: u32, slot: u32) -> UserData {
+        UserData::new(Kind::FdInstall, (listener as u64 & 0xFF_FFFF) << 32 | slot as u64)
+    }
+
+    /// As found in a completion.
+    pub fn from_raw(v: u64) -> UserData {
+        UserData(v)
+    }
+
+    /// The word the kernel carries.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// What the request belongs to (`None`: not one of ours).
+    pub fn kind(self) -> Option<Kind> {
+        match self.0 >> 56 {
+            1 => Some(Kind::Recv),
+            2 => Some(Kind::Send),
+            3 => Some(Kind::SendZc),
+            4 => Some(Kind::PollOut),
+            5 => Some(Kind::Wake),
+            6 => Some(Kind::Ignore),
+            7 => Some(Kind::Foreign),
+            8 => Some(Kind::AcceptDirect),
+            9 => Some(Kind::AcceptFd),
+            10 => Some(Kind::FdInstall),
+            _ => None,
+        }
+    }
+
+    /// The payload.
+    pub fn payload(self) -> u64 {
+        self.0 & PAYLOAD_MAX
+    }
+
+    /// The socket (or listener) token: slot index and the low 24 bits of its generation.
+    pub fn sock_of(self) -> (u32, u32) {
+        let p = self.payload();
+        (p as u32, (p >> 32) as u32 & 0xFF_FFFF)
+    }
+
+    /// The listener index and slot of an install.
+    pub fn install_of(self) -> (u32, u32) {
+        let p = self.payload();
+        ((p >> 32) as u32, p as u32)
+    }
 }
 
 /// One reaped completion.

@@ -3,145 +3,28 @@
 //! writes go out as one sendmsg (or sendmsg_zc) SQE per socket per flush; each poll makes at most one
 //! io_uring_enter that submits the batch and waits together, then dispatches the completions.
 //!
-//! Listeners get a multishot accept that installs each connection straight into the kernel-allocated
-//! part of the fixed-file table (no register syscall); a FIXED_FD_INSTALL SQE (same enter, no syscall)
-//! then gives it the regular descriptor that socket options and the NAPI-id/peer-address getters need.
-//! Foreign requests of the group's owner (e.g. file reads and writes) ride on the same ring.
+//! Listeners get a multishot accept into the fixed-file table (submodule [`accept`]). Foreign requests of the group's owner (e.g. file reads and writes) ride on the same ring.
 //!
 //! A closed socket whose requests the kernel still holds becomes a zombie: its write queue and the
 //! memory its SQEs point at are kept until the last completion.
 
-use super::{Accepted, Core, Event, ListenerId, SockId, Waker};
+mod accept;
+#[macro_use]
+mod conn;
+
+use super::{Core, Event, SockId, Waker};
 use crate::counters::GroupCounters;
 use crate::error::{SockError, SockResult};
 use crate::options::GroupOptions;
-use crate::ring::{self, Cqe, Kind, Ring, RingConfig, Setup};
-use crate::socket::{Listener, TcpSock};
+use crate::ring::{self, Cqe, Kind, Ring, RingConfig, Setup, UserData};
+use crate::socket::TcpSock;
 use crate::write::{StableBuf, WriteQueue};
+use accept::AcceptState;
+use conn::{InFlight, RxBuf, UConn, Zombie};
 use io_uring::{opcode, types};
-use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
-
-/// Bytes of one provided buffer not yet read.
-#[derive(Debug, Clone, Copy)]
-struct RxBuf {
-    bid: u16,
-    off: usize,
-    len: usize,
-}
-
-/// A send SQE in flight.
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    total: usize,
-    zc_id: Option<u32>,
-}
-
-/// A connection's io_uring state: its received buffers and its requests in flight. The msghdr and the
-/// iovec array a sendmsg SQE points at live here, on the heap, untouched while `send` is set.
-struct UConn {
-    fd: RawFd,
-    fixed: Option<u32>,
-    rxq: VecDeque<RxBuf>,
-    rx_len: usize,
-    eof: bool,
-    rx_err: Option<i32>,
-    recv_armed: bool,
-    starved: bool,
-    in_rx_ready: bool,
-    /// Poll round of the last receive completion (a readable report without one is a "pipe event").
-    cqe_round: u64,
-    send: Option<InFlight>,
-    pollout: bool,
-    zc_pending: u32,
-    msg: Box<libc::msghdr>,
-    iovs: Vec<libc::iovec>,
-}
-
-impl UConn {
-    fn new(fd: RawFd) -> UConn {
-        UConn {
-            fd,
-            fixed: None,
-            rxq: VecDeque::new(),
-            rx_len: 0,
-            eof: false,
-            rx_err: None,
-            recv_armed: false,
-            starved: false,
-            in_rx_ready: false,
-            cqe_round: 0,
-            send: None,
-            pollout: false,
-            zc_pending: 0,
-            // SAFETY: msghdr is plain old data; zero is a valid empty header.
-            msg: Box::new(unsafe { std::mem::zeroed() }),
-            iovs: Vec::new(),
-        }
-    }
-
-    /// Requests of this connection the kernel still holds.
-    fn busy_sending(&self) -> bool {
-        self.send.is_some() || self.pollout || self.zc_pending > 0
-    }
-
-    fn busy(&self) -> bool {
-        self.recv_armed || self.send.is_some() || self.pollout || self.zc_pending > 0
-    }
-
-    fn has_input(&self) -> bool {
-        self.rx_len > 0 || self.eof || self.rx_err.is_some()
-    }
-
-    /// Marks `n` bytes of the oldest received buffer read; returns its id once it is used up, for the
-    /// caller to give back to the ring.
-    fn consume_front(&mut self, n: usize) -> Option<u16> {
-        let front = self.rxq.front_mut()?;
-        front.off += n;
-        front.len -= n;
-        self.rx_len -= n;
-        if front.len > 0 {
-            return None;
-        }
-        self.rxq.pop_front().map(|b| b.bid)
-    }
-
-    /// What a read gets with nothing buffered: the receive error, the end of stream, or WouldBlock.
-    fn nothing_buffered(&self) -> SockError {
-        match self.rx_err {
-            Some(e) => SockError::from_io(io::Error::from_raw_os_error(e)),
-            None if self.eof => SockError::Eof,
-            None => SockError::WouldBlock,
-        }
-    }
-}
-
-/// Builds an SQE on the socket's fixed-file slot when it has one, else on its descriptor.
-macro_rules! on_fd {
-    ($u:expr, |$f:ident| $e:expr) => {
-        match $u.fixed {
-            Some(slot) => {
-                let $f = types::Fixed(slot);
-                $e
-            }
-            None => {
-                let $f = types::Fd($u.fd);
-                $e
-            }
-        }
-    };
-}
-
-/// A closed socket whose requests are still in the kernel: its write requests (and the memory its
-/// SQEs point at) are kept until the last completion, then handed back with [`SockError::Closed`].
-struct Zombie<B> {
-    idx: u32,
-    generation: u32,
-    wq: WriteQueue<B>,
-    u: UConn,
-}
 
 /// A zero-copy send in flight: whose it is and which tracker id it carries.
 #[derive(Clone, Copy)]
@@ -149,17 +32,6 @@ struct ZcOp {
     idx: u32,
     generation: u32,
     id: u32,
-}
-
-/// A listener's accept request.
-#[derive(Clone, Copy, Default)]
-struct AcceptState {
-    /// The armed request, if any (true: direct into the fixed-file table).
-    armed: Option<bool>,
-    /// A cancellation of the armed request was sent (mode switch).
-    cancelling: bool,
-    /// The accept failed with a permanent error and is not armed again.
-    failed: bool,
 }
 
 /// Counters of the foreign requests a uring group carried (see [`super::SockGroup::push_foreign`]).
@@ -211,24 +83,6 @@ pub(super) struct Uring<B> {
     /// Owners of the memory registered as fixed buffers: dropped after the ring (field order), or
     /// leaked with it when teardown could not prove the kernel done.
     keep_alive: Vec<Box<dyn std::any::Any + Send>>,
-}
-
-/// Whether an accept error passes (the request is armed again) rather than ending the listener.
-fn transient_accept_error(errno: i32) -> bool {
-    matches!(
-        errno,
-        libc::ECONNABORTED
-            | libc::EPROTO
-            | libc::EMFILE
-            | libc::ENFILE
-            | libc::ENOBUFS
-            | libc::ENOMEM
-            | libc::EAGAIN
-            | libc::EINTR
-            | libc::EPERM
-            | libc::ECANCELED
-            | libc::ETIMEDOUT
-    )
 }
 
 /// The engine state of slot `idx` (grown on demand; slots only ever come from the group's slab).
@@ -293,7 +147,7 @@ impl<B: StableBuf> Uring<B> {
         if token > ring::PAYLOAD_MAX {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "foreign token wider than 56 bits"));
         }
-        let e = entry.user_data(ring::user_data(Kind::Foreign, token));
+        let e = entry.user_data(UserData::new(Kind::Foreign, token).raw());
         // SAFETY: forwarded to the caller (see the function's contract).
         unsafe { self.ring.push(&e, c)? };
         self.foreign_inflight += 1;
@@ -346,7 +200,7 @@ impl<B: StableBuf> Uring<B> {
         } else {
             opcode::RecvMulti::new(f, ring::BGID).build()
         })
-        .user_data(ring::user_data(Kind::Recv, ring::sock_token(idx, generation)));
+        .user_data(UserData::sock(Kind::Recv, idx, generation).raw());
         // SAFETY: the receive writes only into provided buffers, which the ring owns and keeps mapped
         // until every request has completed (see `teardown`).
         unsafe { self.ring.push(&e, c)? };
@@ -355,10 +209,10 @@ impl<B: StableBuf> Uring<B> {
         Ok(())
     }
 
-    fn cancel(&mut self, target: u64, c: &mut GroupCounters) {
-        let e = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target).all())
+    fn cancel(&mut self, target: UserData, c: &mut GroupCounters) {
+        let e = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target.raw()).all())
             .build()
-            .user_data(ring::user_data(Kind::Ignore, 0));
+            .user_data(UserData::new(Kind::Ignore, 0).raw());
         // SAFETY: a cancellation points at no memory of ours.
         let _ = unsafe { self.ring.push(&e, c) };
     }
@@ -373,7 +227,7 @@ impl<B: StableBuf> Uring<B> {
             let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
                 .multi(true)
                 .build()
-                .user_data(ring::user_data(Kind::Wake, 0));
+                .user_data(UserData::new(Kind::Wake, 0).raw());
             // SAFETY: a poll request points at no memory of ours; the eventfd outlives the group's use.
             let _ = unsafe { self.ring.push(&e, c) };
         }
@@ -423,12 +277,11 @@ impl<B: StableBuf> Uring<B> {
             self.ring.recycle(b.bid);
         }
         u.rx_len = 0;
-        let tok = ring::sock_token(id.idx, id.generation);
         if u.recv_armed {
-            self.cancel(ring::user_data(Kind::Recv, tok), c);
+            self.cancel(UserData::sock(Kind::Recv, id.idx, id.generation), c);
         }
         if u.pollout {
-            self.cancel(ring::user_data(Kind::PollOut, tok), c);
+            self.cancel(UserData::sock(Kind::PollOut, id.idx, id.generation), c);
         }
         if let Some(f) = u.send {
             let target = match f.zc_id {
@@ -436,8 +289,8 @@ impl<B: StableBuf> Uring<B> {
                     .zc_ops
                     .iter()
                     .position(|o| matches!(o, Some(o) if o.idx == id.idx && o.generation == id.generation && Some(o.id) == f.zc_id))
-                    .map(|s| ring::user_data(Kind::SendZc, s as u64)),
-                None => Some(ring::user_data(Kind::Send, tok)),
+                    .map(|s| UserData::new(Kind::SendZc, s as u64)),
+                None => Some(UserData::sock(Kind::Send, id.idx, id.generation)),
             };
             if let Some(t) = target {
                 self.cancel(t, c);
@@ -578,13 +431,13 @@ impl<B: StableBuf> Uring<B> {
                     .ioprio(ring::SEND_ZC_REPORT_USAGE)
                     .flags(flags)
                     .build())
-                .user_data(ring::user_data(Kind::SendZc, slot as u64));
+                .user_data(UserData::new(Kind::SendZc, slot as u64).raw());
                 c.counters.zc_sends += 1;
                 c.counters.zc_bytes += total as u64;
                 (e, Some(zid))
             } else {
                 let e = on_fd!(u, |f| opcode::SendMsg::new(f, msg).flags(flags).build())
-                    .user_data(ring::user_data(Kind::Send, ring::sock_token(idx, c.generation)));
+                    .user_data(UserData::sock(Kind::Send, idx, c.generation).raw());
                 (e, None)
             };
             c.counters.sendmsg += 1;
@@ -726,15 +579,16 @@ impl<B: StableBuf> Uring<B> {
     }
 
     fn on_cqe(&mut self, core: &mut Core<B>, cqe: Cqe, events: &mut Vec<Event<B>>) {
-        let (kind, payload) = ring::split_user_data(cqe.user_data);
+        let ud = UserData::from_raw(cqe.user_data);
+        let (kind, payload) = (ud.kind(), ud.payload());
         match kind {
             Some(Kind::Recv) => {
-                let (idx, g) = ring::split_sock_token(payload);
+                let (idx, g) = ud.sock_of();
                 let owner = self.owner(core, idx, g);
                 self.on_recv(core, owner, cqe);
             }
             Some(Kind::Send) => {
-                let (idx, g) = ring::split_sock_token(payload);
+                let (idx, g) = ud.sock_of();
                 let owner = self.owner(core, idx, g);
                 self.on_send(core, owner, cqe, None);
             }
@@ -752,7 +606,7 @@ impl<B: StableBuf> Uring<B> {
                 }
             }
             Some(Kind::PollOut) => {
-                let (idx, g) = ring::split_sock_token(payload);
+                let (idx, g) = ud.sock_of();
                 match self.owner(core, idx, g) {
                     Owner::Live(i) => {
                         uconn(&mut self.conns, i).pollout = false;
@@ -776,9 +630,9 @@ impl<B: StableBuf> Uring<B> {
                 self.foreign_counts.cqes += 1;
                 self.foreign_done.push((payload, cqe.res));
             }
-            Some(Kind::AcceptDirect) => self.on_accept(core, true, payload, cqe),
-            Some(Kind::AcceptFd) => self.on_accept(core, false, payload, cqe),
-            Some(Kind::FdInstall) => self.on_fd_install(core, payload, cqe),
+            Some(Kind::AcceptDirect) => self.on_accept(core, true, ud, cqe),
+            Some(Kind::AcceptFd) => self.on_accept(core, false, ud, cqe),
+            Some(Kind::FdInstall) => self.on_fd_install(core, ud, cqe),
             Some(Kind::Ignore) | None => {}
         }
     }
@@ -895,7 +749,7 @@ impl<B: StableBuf> Uring<B> {
                 } else if res == -libc::EAGAIN {
                     c.counters.sendmsg_partial += 1;
                     let e = on_fd!(u, |f| opcode::PollAdd::new(f, libc::POLLOUT as u32).build())
-                        .user_data(ring::user_data(Kind::PollOut, ring::sock_token(idx, c.generation)));
+                        .user_data(UserData::sock(Kind::PollOut, idx, c.generation).raw());
                     // SAFETY: a poll request points at no memory of ours.
                     if unsafe { self.ring.push(&e, &mut core.counters) }.is_ok() {
                         u.pollout = true;
@@ -973,194 +827,5 @@ impl<B: StableBuf> Uring<B> {
         std::mem::forget(std::mem::take(&mut self.zombies));
         std::mem::forget(std::mem::take(&mut self.conns));
         false
-    }
-}
-
-// ---- Listeners: multishot accept into the fixed-file table ----
-
-impl<B: StableBuf> Uring<B> {
-    pub(super) fn add_listener(&mut self, l: &Listener, id: ListenerId, c: &mut GroupCounters) -> io::Result<()> {
-        let i = id.idx as usize;
-        if self.accepts.len() <= i {
-            self.accepts.resize(i + 1, AcceptState::default());
-        }
-        self.accepts[i] = AcceptState::default();
-        self.arm_accept(l.as_raw_fd(), id, c)
-    }
-
-    /// Cancels the accept of listener `id` (submitted now).
-    pub(super) fn close_listener(&mut self, id: ListenerId, c: &mut GroupCounters) -> io::Result<()> {
-        if let Some(direct) = self.accepts.get(id.idx as usize).and_then(|a| a.armed) {
-            let kind = if direct { Kind::AcceptDirect } else { Kind::AcceptFd };
-            self.cancel(ring::user_data(kind, ring::sock_token(id.idx, id.generation)), c);
-            self.ring.enter(None, c)?;
-        }
-        Ok(())
-    }
-
-    /// Whether accepts should go straight into the fixed-file table: the range exists and more than a
-    /// quarter of it is free. The margin matters: when a direct accept finds the range full the kernel
-    /// closes the connection it just accepted, so the group switches to regular descriptors well before.
-    fn want_direct(&self) -> bool {
-        let a = self.ring.setup.accept_files;
-        a > 0 && !self.accept_full && a - self.accept_in_use.min(a) > a / 4
-    }
-
-    /// Arms the accept of listener `id` on `fd` (multishot where the kernel has it, else one-shot,
-    /// which the completion handler re-arms the same way).
-    fn arm_accept(&mut self, fd: RawFd, id: ListenerId, c: &mut GroupCounters) -> io::Result<()> {
-        let direct = self.want_direct() && self.ring.accept_multi();
-        let tok = ring::sock_token(id.idx, id.generation);
-        let fd = types::Fd(fd);
-        let e = if direct {
-            opcode::AcceptMulti::new(fd)
-                .allocate_file_index(true)
-                // SOCK_CLOEXEC is refused with a direct slot; FIXED_FD_INSTALL sets O_CLOEXEC itself.
-                .flags(libc::SOCK_NONBLOCK)
-                .build()
-                .user_data(ring::user_data(Kind::AcceptDirect, tok))
-        } else if self.ring.accept_multi() {
-            opcode::AcceptMulti::new(fd)
-                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-                .build()
-                .user_data(ring::user_data(Kind::AcceptFd, tok))
-        } else {
-            opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
-                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-                .build()
-                .user_data(ring::user_data(Kind::AcceptFd, tok))
-        };
-        // SAFETY: null address pointers: the accept writes no memory of ours. The request holds its own
-        // reference to the listener's file, so the listener may be closed while it is in flight.
-        unsafe { self.ring.push(&e, c)? };
-        if let Some(a) = self.accepts.get_mut(id.idx as usize) {
-            a.armed = Some(direct);
-            a.cancelling = false;
-        }
-        Ok(())
-    }
-
-    /// Queues FIXED_FD_INSTALL for an accepted slot: a regular descriptor for the same socket.
-    fn install_fd(&mut self, lidx: u32, slot: u32, c: &mut GroupCounters) {
-        // The default flags give the descriptor O_CLOEXEC.
-        let e = opcode::FixedFdInstall::new(types::Fixed(slot), 0)
-            .build()
-            .user_data(ring::user_data(Kind::FdInstall, (lidx as u64 & 0xFF_FFFF) << 32 | slot as u64));
-        // SAFETY: the request names a fixed slot the group holds and points at no memory of ours.
-        if unsafe { self.ring.push(&e, c) }.is_err() {
-            self.install_retry.push((lidx, slot));
-        }
-    }
-
-    /// Releases a slot of the accept range with an IORING_OP_CLOSE SQE (no syscall). Safe to do
-    /// asynchronously because only the kernel allocates in this range, and not before the close ran.
-    fn close_accept_slot(&mut self, slot: u32, c: &mut GroupCounters) {
-        let e = opcode::Close::new(types::Fixed(slot)).build().user_data(ring::user_data(Kind::Ignore, 0));
-        // SAFETY: a close of a fixed slot points at no memory of ours.
-        if unsafe { self.ring.push(&e, c) }.is_err() {
-            self.ring.uninstall(slot);
-            c.ctl_calls += 1;
-        }
-        self.accept_in_use = self.accept_in_use.saturating_sub(1);
-        self.accept_full = false;
-    }
-
-    /// Adds an accepted socket and lists it for `take_accepted`.
-    fn join(&mut self, core: &mut Core<B>, listener: ListenerId, sock: TcpSock, preinstalled: Option<u32>) {
-        let peer = sock.peer_addr().ok();
-        let id = core.reserve();
-        match self.add(id, &sock, preinstalled, &mut core.counters) {
-            Ok(()) => {
-                core.fill_slot(id, sock);
-                core.accepted.push(Accepted { listener, sock: id, peer });
-            }
-            Err(e) => {
-                core.free.push(id.idx);
-                core.counters.accept_errors += 1;
-                tracing::warn!("accepted connection could not join the group: {e}");
-            }
-        }
-    }
-
-    /// An accept completion: a slot (direct) or a descriptor, or an error; re-arms when it was the last.
-    fn on_accept(&mut self, core: &mut Core<B>, direct: bool, payload: u64, cqe: Cqe) {
-        let (idx, g) = ring::split_sock_token(payload);
-        let (lid, live) = core.listener_id(idx, g);
-        if cqe.res >= 0 {
-            if direct {
-                core.counters.accepts_multishot += 1;
-                self.accept_in_use += 1;
-                self.install_fd(idx, cqe.res as u32, &mut core.counters);
-            } else {
-                core.counters.accepts_plain += 1;
-                // SAFETY: the accept returned a fresh descriptor that nobody else owns.
-                let fd = unsafe { OwnedFd::from_raw_fd(cqe.res) };
-                let sock = TcpSock::from_accepted(fd, &core.opts.sock);
-                self.join(core, lid, sock, None);
-            }
-        } else {
-            let errno = -cqe.res;
-            if errno != libc::ECANCELED {
-                core.counters.accept_errors += 1;
-            }
-            if errno == libc::ENFILE && direct {
-                // The range is full (the kernel closed the connection it could not place, see
-                // `want_direct`): regular descriptors until a slot is freed.
-                self.accept_full = true;
-            }
-            if !transient_accept_error(errno)
-                && let Some(i) = live
-                && let Some(a) = self.accepts.get_mut(i)
-            {
-                tracing::warn!("accept on listener {i} failed for good: {}", io::Error::from_raw_os_error(errno));
-                a.failed = true;
-            }
-        }
-        let Some(i) = live else { return };
-        let Some(Some(l)) = core.listeners.get(i) else { return };
-        let (fd, lid) = (l.listener.as_raw_fd(), ListenerId { idx, generation: l.generation });
-        let Some(a) = self.accepts.get(i).copied() else { return };
-        if a.armed != Some(direct) {
-            return;
-        }
-        if !cqe.more() {
-            // Multishot ended (error, cancellation for a mode switch, one-shot accept): arm again, so
-            // pending connections keep waiting in the backlog rather than being lost.
-            self.accepts[i].armed = None;
-            if !a.failed {
-                match self.arm_accept(fd, lid, &mut core.counters) {
-                    Ok(()) => core.counters.accept_rearms += 1,
-                    Err(e) => tracing::warn!("accept could not be re-armed: {e}"),
-                }
-            }
-        } else if !a.cancelling && self.ring.accept_multi() && self.want_direct() != direct {
-            // Switch modes (range nearly full, or free again): cancel, re-arm at the last completion.
-            self.accepts[i].cancelling = true;
-            let kind = if direct { Kind::AcceptDirect } else { Kind::AcceptFd };
-            self.cancel(ring::user_data(kind, payload), &mut core.counters);
-        }
-    }
-
-    /// FIXED_FD_INSTALL done: the accepted socket gets its regular descriptor and joins the group.
-    fn on_fd_install(&mut self, core: &mut Core<B>, payload: u64, cqe: Cqe) {
-        let (lidx, slot) = ((payload >> 32) as u32, payload as u32);
-        if cqe.res < 0 {
-            core.counters.accept_errors += 1;
-            if matches!(-cqe.res, libc::EMFILE | libc::ENFILE | libc::ENOMEM) {
-                self.install_retry.push((lidx, slot));
-            } else {
-                tracing::warn!("fd install of accepted slot {slot} failed: {}", io::Error::from_raw_os_error(-cqe.res));
-                self.close_accept_slot(slot, &mut core.counters);
-            }
-            return;
-        }
-        let (lid, _) = match core.listeners.get(lidx as usize) {
-            Some(Some(l)) => core.listener_id(lidx, l.generation & 0xFF_FFFF),
-            _ => core.listener_id(lidx, 0),
-        };
-        // SAFETY: FIXED_FD_INSTALL returned a fresh descriptor that nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(cqe.res) };
-        let sock = TcpSock::from_accepted(fd, &core.opts.sock);
-        self.join(core, lid, sock, Some(slot));
     }
 }
