@@ -1,5 +1,5 @@
-//! The `ferrofabric` command: one subcommand per module under [`cmd`]. Today `bench`; `target`, `perf`,
-//! `discover` and `identify` join as their own modules with a variant here and nothing else touched.
+//! The `ferrofabric` command: one subcommand per module under [`cmd`] (target, bench, perf, discover,
+//! identify, demo, rpc); a new one is a module there and a variant here, nothing else touched.
 
 mod cmd;
 
@@ -29,6 +29,8 @@ enum Command {
     Identify(cmd::identify::IdentifyArgs),
     /// The main job: our target on its defaults, exercised by our perf tool (verify, then 4K randread).
     Demo(cmd::demo::DemoArgs),
+    /// Call a running target's management RPC (JSON-RPC over its Unix socket).
+    Rpc(cmd::rpc::RpcArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Discover(args) => cmd::discover::run(args),
         Command::Identify(args) => cmd::identify::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Rpc(args) => cmd::rpc::run(args),
     }
 }

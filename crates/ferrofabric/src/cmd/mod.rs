@@ -5,4 +5,5 @@ pub mod demo;
 pub mod discover;
 pub mod identify;
 pub mod perf;
+pub mod rpc;
 pub mod target;
