@@ -16,6 +16,7 @@ pub struct ThreadCpu {
 impl ThreadCpu {
     /// Reads `getrusage(RUSAGE_THREAD)` for the calling thread.
     pub fn now() -> ThreadCpu {
+        // Hand-written: rustix 1.1 has no getrusage (and std none either).
         // SAFETY: rusage is plain old data; zero is a valid value for getrusage to overwrite.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: `ru` is valid for writes; RUSAGE_THREAD only concerns the calling thread.
@@ -74,8 +75,7 @@ impl Machine {
 
 /// Whether the process runs as root (namespaces and veth need it).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// The current UTC time as `YYYYMMDDTHHMMSSZ` (sortable, and safe in a directory name).
