@@ -14,18 +14,11 @@ pub struct ThreadCpu {
 }
 
 impl ThreadCpu {
-    /// Reads `getrusage(RUSAGE_THREAD)` for the calling thread.
+    /// Reads `getrusage(RUSAGE_THREAD)` for the calling thread (through ff-perf, which owns the one
+    /// hand-written getrusage).
     pub fn now() -> ThreadCpu {
-        // Hand-written: rustix 1.1 has no getrusage (and std none either).
-        // SAFETY: rusage is plain old data; zero is a valid value for getrusage to overwrite.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `ru` is valid for writes; RUSAGE_THREAD only concerns the calling thread.
-        let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-        if rc != 0 {
-            return ThreadCpu::default();
-        }
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-        ThreadCpu { user: tv(ru.ru_utime), sys: tv(ru.ru_stime) }
+        let t = ff_perf::affinity::CpuTime::thread();
+        ThreadCpu { user: t.user, sys: t.sys }
     }
 
     /// User plus system time.
