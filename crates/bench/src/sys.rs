@@ -14,17 +14,11 @@ pub struct ThreadCpu {
 }
 
 impl ThreadCpu {
-    /// Reads `getrusage(RUSAGE_THREAD)` for the calling thread.
+    /// Reads `getrusage(RUSAGE_THREAD)` for the calling thread (through ff-perf, which owns the one
+    /// hand-written getrusage).
     pub fn now() -> ThreadCpu {
-        // SAFETY: rusage is plain old data; zero is a valid value for getrusage to overwrite.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `ru` is valid for writes; RUSAGE_THREAD only concerns the calling thread.
-        let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-        if rc != 0 {
-            return ThreadCpu::default();
-        }
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-        ThreadCpu { user: tv(ru.ru_utime), sys: tv(ru.ru_stime) }
+        let t = ff_perf::affinity::CpuTime::thread();
+        ThreadCpu { user: t.user, sys: t.sys }
     }
 
     /// User plus system time.
@@ -74,8 +68,7 @@ impl Machine {
 
 /// Whether the process runs as root (namespaces and veth need it).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// The current UTC time as `YYYYMMDDTHHMMSSZ` (sortable, and safe in a directory name).

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::io::{IoSlice, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -235,17 +235,14 @@ fn send_group(addr: SocketAddr, size: usize, msgs: u64, inflight: u64, mode: Mod
 }
 
 /// Waits for the socket to become writable (`out`) or for an error-queue message, at most 100 ms.
-fn wait_fd(fd: RawFd, out: bool) -> Result<()> {
-    let mut pfd = libc::pollfd { fd, events: if out { libc::POLLOUT } else { 0 }, revents: 0 };
-    // SAFETY: one valid pollfd for the duration of the call. POLLERR is always reported.
-    let n = unsafe { libc::poll(&mut pfd, 1, 100) };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e.into());
-        }
+fn wait_fd(sock: impl AsFd, out: bool) -> Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    // POLLERR is always reported, so no interest at all still wakes on the error queue.
+    let mut pfd = [PollFd::new(&sock, if out { PollFlags::OUT } else { PollFlags::empty() })];
+    match rustix::event::poll(&mut pfd, Some(&Timespec { tv_sec: 0, tv_nsec: 100_000_000 })) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(std::io::Error::from(e).into()),
     }
-    Ok(())
 }
 
 /// Reads every waiting zero-copy notification; returns how many sends they released.
@@ -283,7 +280,7 @@ fn send_forced(addr: SocketAddr, size: usize, msgs: u64, inflight: u64) -> Resul
     let t0 = Instant::now();
     while sent_msgs < msgs {
         if outstanding >= inflight {
-            wait_fd(fd, false)?;
+            wait_fd(&sock, false)?;
             outstanding = outstanding.saturating_sub(drain_notifications(fd, &mut c)?);
             ensure!(Instant::now() < deadline, "no zero-copy notification for {outstanding} sends");
             continue;
@@ -306,13 +303,13 @@ fn send_forced(addr: SocketAddr, size: usize, msgs: u64, inflight: u64) -> Resul
             }
             Err(SockError::WouldBlock) => {
                 c.sendmsg_partial += 1;
-                wait_fd(fd, true)?;
+                wait_fd(&sock, true)?;
                 outstanding = outstanding.saturating_sub(drain_notifications(fd, &mut c)?);
             }
             Err(SockError::Io(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 // Too many unconfirmed sends for optmem: wait for notifications, then retry.
                 c.zc_enobufs += 1;
-                wait_fd(fd, false)?;
+                wait_fd(&sock, false)?;
                 outstanding = outstanding.saturating_sub(drain_notifications(fd, &mut c)?);
             }
             Err(e) => return Err(e.into()),
@@ -320,7 +317,7 @@ fn send_forced(addr: SocketAddr, size: usize, msgs: u64, inflight: u64) -> Resul
         ensure!(Instant::now() < deadline, "sender stalled after {sent_msgs} of {msgs} messages");
     }
     while outstanding > 0 {
-        wait_fd(fd, false)?;
+        wait_fd(&sock, false)?;
         outstanding = outstanding.saturating_sub(drain_notifications(fd, &mut c)?);
         ensure!(Instant::now() < deadline, "no zero-copy notification for {outstanding} sends");
     }

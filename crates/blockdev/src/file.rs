@@ -17,10 +17,11 @@ use crate::{
     BlockDev, BlockDevFactory, DEFAULT_QUEUE_DEPTH, DevInfo, DevStats, IoDone, IoError, IoOp, IoReq, OpenError,
     SubmitError, blocks_of, check_block_size, check_data, check_range, optimal_blocks,
 };
+use rustix::fs::{AtFlags, FallocateFlags, OFlags, StatxFlags};
+use rustix::io::ReadWriteFlags;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::io::{IoSlice, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -50,12 +51,9 @@ pub(crate) struct Shared {
 impl Shared {
     /// Clears O_DIRECT on the shared description (every handle sees it), warning once.
     pub(crate) fn drop_direct(&self, why: &str) {
-        let fd = self.file.as_raw_fd();
-        // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-        let ok = unsafe {
-            let fl = libc::fcntl(fd, libc::F_GETFL);
-            fl >= 0 && libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_DIRECT) == 0
-        };
+        let file = &self.file;
+        let ok =
+            rustix::fs::fcntl_getfl(file).and_then(|fl| rustix::fs::fcntl_setfl(file, fl - OFlags::DIRECT)).is_ok();
         if ok && self.direct.swap(false, Relaxed) {
             tracing::warn!(path = %self.path.display(), "O_DIRECT refused ({why}): falling back to buffered I/O");
         }
@@ -81,21 +79,20 @@ fn open_file(path: &Path, create: bool, direct: bool) -> std::io::Result<File> {
     o.open(path)
 }
 
-/// BLKSSZGET / BLKIOOPT on a block device.
-fn blk_ioctl(file: &File, req: libc::Ioctl) -> std::io::Result<u32> {
-    let mut v: libc::c_int = 0;
-    // SAFETY: both ioctls write one int (BLKIOOPT an unsigned int of the same size) to the pointer.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), req, &mut v as *mut libc::c_int) };
-    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(v as u32) }
+/// BLKIOOPT on a block device: its optimal I/O size in bytes (0: none reported). Hand-written because
+/// rustix has a safe helper for BLKSSZGET (`ioctl_blksszget`) but none for this one.
+fn blk_ioopt(file: &File) -> std::io::Result<u32> {
+    /// `_IO(0x12, 121)` in <linux/fs.h>.
+    const BLKIOOPT: rustix::ioctl::Opcode = rustix::ioctl::opcode::none(0x12, 121);
+    // SAFETY: BLKIOOPT is a getter that writes one unsigned int, the output type given here.
+    Ok(unsafe { rustix::ioctl::ioctl(file, rustix::ioctl::Getter::<BLKIOOPT, libc::c_uint>::new()) }?)
 }
 
 /// The direct-I/O alignment the file needs (offset, memory), when the kernel reports it.
 fn dio_align(file: &File) -> Option<(u32, u32)> {
-    // SAFETY: statx is plain old data; zeroed is a valid value.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: an empty path with AT_EMPTY_PATH stats the descriptor itself; `st` is writable.
-    let rc = unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut st) };
-    (rc == 0 && st.stx_mask & libc::STATX_DIOALIGN != 0).then_some((st.stx_dio_offset_align, st.stx_dio_mem_align))
+    // An empty path with AT_EMPTY_PATH stats the descriptor itself.
+    let st = rustix::fs::statx(file, c"", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN).ok()?;
+    (st.stx_mask & StatxFlags::DIOALIGN.bits() != 0).then_some((st.stx_dio_offset_align, st.stx_dio_mem_align))
 }
 
 impl FileDev {
@@ -115,7 +112,7 @@ impl FileDev {
         let meta = file.metadata().map_err(io_err(path))?;
         let block_device = meta.file_type().is_block_device();
         let (bs, bytes, opt) = if block_device {
-            let lbs = blk_ioctl(&file, libc::BLKSSZGET).map_err(io_err(path))?;
+            let lbs = rustix::fs::ioctl_blksszget(&file).map_err(|e| io_err(path)(e.into()))?;
             let bs = check_block_size(opts.block_size.unwrap_or(lbs))?;
             if lbs == 0 || !bs.is_multiple_of(lbs) {
                 return Err(OpenError::BlockSize(bs));
@@ -129,7 +126,7 @@ impl FileDev {
                 Some(asked) => asked,
                 None => actual,
             };
-            (bs, bytes, blk_ioctl(&file, libc::BLKIOOPT).unwrap_or(0))
+            (bs, bytes, blk_ioopt(&file).unwrap_or(0))
         } else {
             let bs = check_block_size(opts.block_size.unwrap_or(512))?;
             let len = meta.len();
@@ -208,21 +205,16 @@ impl BlockDevFactory for FileDev {
     }
 }
 
-/// The errno of the last failed call.
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
-}
-
-/// Retries `f` while it fails with EINTR; returns its result or the errno.
-fn retry(mut f: impl FnMut() -> isize) -> Result<usize, i32> {
+/// Retries `f` while it fails with EINTR; returns its result or the errno (EIO when it has none).
+fn retry<T, E>(mut f: impl FnMut() -> Result<T, E>) -> Result<T, i32>
+where
+    std::io::Error: From<E>,
+{
     loop {
-        let n = f();
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = errno();
-        if e != libc::EINTR {
-            return Err(e);
+        match f().map_err(std::io::Error::from) {
+            Ok(v) => return Ok(v),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.raw_os_error().unwrap_or(libc::EIO)),
         }
     }
 }
@@ -232,9 +224,7 @@ fn pread_full(file: &File, buf: &mut [u8], off: u64) -> Result<(), i32> {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];
-        let pos = (off + done as u64) as libc::off_t;
-        // SAFETY: `rest` is valid writable memory of `rest.len()` bytes for the call's duration.
-        let n = retry(|| unsafe { libc::pread(file.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len(), pos) })?;
+        let n = retry(|| file.read_at(rest, off + done as u64))?;
         if n == 0 {
             return Err(libc::EIO);
         }
@@ -243,15 +233,12 @@ fn pread_full(file: &File, buf: &mut [u8], off: u64) -> Result<(), i32> {
     Ok(())
 }
 
-/// Writes all of `buf` at `off`, each call with `flags` (RWF_DSYNC or 0) through pwritev2.
-fn pwrite_full(file: &File, buf: &[u8], off: u64, flags: libc::c_int) -> Result<(), i32> {
+/// Writes all of `buf` at `off`, each call with `flags` (DSYNC or none) through pwritev2.
+fn pwrite_full(file: &File, buf: &[u8], off: u64, flags: ReadWriteFlags) -> Result<(), i32> {
     let mut done = 0;
     while done < buf.len() {
-        let rest = &buf[done..];
-        let pos = (off + done as u64) as libc::off_t;
-        let iov = libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() };
-        // SAFETY: one iovec over `rest`, valid readable memory for the call's duration.
-        let n = retry(|| unsafe { libc::pwritev2(file.as_raw_fd(), &iov, 1, pos, flags) })?;
+        let iov = [IoSlice::new(&buf[done..])];
+        let n = retry(|| rustix::io::pwritev2(file, &iov, off + done as u64, flags))?;
         if n == 0 {
             return Err(libc::EIO);
         }
@@ -319,14 +306,13 @@ impl FileHandle {
 
     fn fdatasync(&mut self) -> Result<(), i32> {
         self.stats.fsyncs += 1;
-        // SAFETY: fdatasync on a descriptor we own.
-        retry(|| unsafe { libc::fdatasync(self.shared.file.as_raw_fd()) } as isize).map(drop)
+        retry(|| self.shared.file.sync_data())
     }
 
     fn write(&mut self, buf: &[u8], off: u64, fua: bool) -> Result<(), i32> {
         let file = &self.shared.file;
         if fua && self.rwf_dsync {
-            match self.direct_retry(|| pwrite_full(file, buf, off, libc::RWF_DSYNC)) {
+            match self.direct_retry(|| pwrite_full(file, buf, off, ReadWriteFlags::DSYNC)) {
                 Err(e) if e == libc::EOPNOTSUPP || e == libc::ENOSYS => self.rwf_dsync = false,
                 r => {
                     self.stats.dsync_writes += 1;
@@ -334,14 +320,12 @@ impl FileHandle {
                 }
             }
         }
-        self.direct_retry(|| pwrite_full(file, buf, off, 0))?;
+        self.direct_retry(|| pwrite_full(file, buf, off, ReadWriteFlags::empty()))?;
         if fua { self.fdatasync() } else { Ok(()) }
     }
 
-    fn fallocate(&self, mode: libc::c_int, off: u64, len: u64) -> Result<(), i32> {
-        let fd = self.shared.file.as_raw_fd();
-        // SAFETY: fallocate on a descriptor we own, integer arguments only.
-        retry(|| unsafe { libc::fallocate(fd, mode, off as libc::off_t, len as libc::off_t) } as isize).map(drop)
+    fn fallocate(&self, mode: FallocateFlags, off: u64, len: u64) -> Result<(), i32> {
+        retry(|| rustix::fs::fallocate(&self.shared.file, mode, off, len))
     }
 
     /// Zeroes a byte range: fallocate(ZERO_RANGE), else zeroes written by hand.
@@ -350,7 +334,7 @@ impl FileHandle {
             return Ok(());
         }
         if self.zero_range {
-            match self.fallocate(libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE, off, len) {
+            match self.fallocate(FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE, off, len) {
                 Err(e) if unsupported(e) => self.zero_range = false,
                 r => return r,
             }
@@ -360,7 +344,7 @@ impl FileHandle {
         let mut r = Ok(());
         while done < len {
             let n = (len - done).min(ZERO_CHUNK as u64) as usize;
-            r = self.direct_retry(|| pwrite_full(&self.shared.file, &zeroes[..n], off + done, 0));
+            r = self.direct_retry(|| pwrite_full(&self.shared.file, &zeroes[..n], off + done, ReadWriteFlags::empty()));
             if r.is_err() {
                 break;
             }
@@ -377,7 +361,7 @@ impl FileHandle {
             return Ok(());
         }
         if self.punch_hole {
-            match self.fallocate(libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, off, len) {
+            match self.fallocate(FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, off, len) {
                 Err(e) if unsupported(e) => self.punch_hole = false,
                 r => return r,
             }

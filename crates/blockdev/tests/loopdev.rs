@@ -17,8 +17,7 @@ impl Drop for Loop {
 
 #[test]
 fn loop_device_block_size_size_and_direct_io() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         eprintln!("SKIP: loop_device_block_size_size_and_direct_io: not root");
         return;
     }

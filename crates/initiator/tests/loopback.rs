@@ -184,8 +184,7 @@ fn two_queues_on_two_reactor_threads_at_depth_32(backend: Backend) {
 
 #[test]
 fn io_queues_carry_their_reactors_so_mark() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         eprintln!("SKIP: io_queues_carry_their_reactors_so_mark: SO_MARK needs CAP_NET_ADMIN");
         return;
     }

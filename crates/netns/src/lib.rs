@@ -34,18 +34,17 @@
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, bail, ensure};
+use rustix::thread::CpuSet;
 
 /// `SO_INCOMING_NAPI_ID` (asm-generic value; same on x86_64 and aarch64).
 const SO_INCOMING_NAPI_ID: libc::c_int = 56;
-/// `SO_INCOMING_CPU` (asm-generic value; same on x86_64 and aarch64).
-const SO_INCOMING_CPU: libc::c_int = 49;
 
 /// Legacy ethtool commands from `<linux/ethtool.h>`. The legacy per-feature
 /// commands are used instead of `ETHTOOL_SFEATURES` because they need no
@@ -75,10 +74,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// the iproute2 `ip` binary must run. Tests should skip loudly
 /// (`eprintln!("SKIP: ...")`) with the returned reason when this fails.
 pub fn available() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        return Err(format!("network namespaces need root (running as euid {euid})"));
+    let euid = rustix::process::geteuid();
+    if !euid.is_root() {
+        return Err(format!("network namespaces need root (running as euid {})", euid.as_raw()));
     }
     match Command::new("ip").arg("-V").output() {
         Ok(out) if out.status.success() => {}
@@ -375,13 +373,8 @@ fn delete_netns(name: &str) {
 
 /// Moves the calling thread into the network namespace behind `handle`.
 fn enter_netns(handle: &File) -> io::Result<()> {
-    // SAFETY: the fd is valid for the duration of the call (borrowed from a
-    // live File); setns only changes this thread's network namespace.
-    let rc = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+    Ok(move_into_link_name_space(handle.as_fd(), Some(LinkNameSpaceType::Network))?)
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -399,18 +392,14 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// A datagram socket in the calling thread's network namespace, the handle
 /// `SIOCETHTOOL` needs (the ioctl acts on the socket's namespace).
 fn ethtool_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call with constant arguments; the result is
-    // checked before being wrapped.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a freshly created descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, socket_with};
+    Ok(socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?)
 }
 
 /// Issues one `struct ethtool_value` command on `ifname` and returns the
 /// `data` field the kernel wrote back (meaningful for the G* commands).
+/// Hand-written: no crate in the workspace wraps `SIOCETHTOOL`, whose
+/// `ifreq` carries a pointer to the command struct.
 fn ethtool_value(sock: &OwnedFd, ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
     let name = ifname.as_bytes();
     if name.len() >= libc::IFNAMSIZ {
@@ -458,36 +447,23 @@ fn cpumask_string(cpus: impl IntoIterator<Item = usize>) -> String {
 
 /// The CPUs the calling thread may run on, ascending.
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is a plain bitmask; all-zero is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid, writable cpu_set_t of the size passed.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let max = 8 * std::mem::size_of_val(&set);
-    // SAFETY: CPU_ISSET only reads the set, and c < the set's bit capacity.
-    Ok((0..max).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect())
+    let set = rustix::thread::sched_getaffinity(None)?;
+    Ok((0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect())
 }
 
 /// Pins the calling thread to `cpu`, so the packets it transmits take that
 /// CPU's XPS queue and (with non-threaded NAPI) are received on that CPU.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    // SAFETY: cpu_set_t is a plain bitmask; all-zero is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    if cpu >= 8 * std::mem::size_of_val(&set) {
+    if cpu >= CpuSet::MAX_CPU {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "cpu out of range"));
     }
-    // SAFETY: cpu is within the set's capacity (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: set is a valid cpu_set_t of the size passed; pid 0 = this thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    Ok(rustix::thread::sched_setaffinity(None, &set)?)
 }
 
+/// Reads an int socket option. Hand-written for `SO_INCOMING_NAPI_ID`,
+/// which neither rustix nor socket2 offers.
 fn getsockopt_int(sock: &impl AsFd, opt: libc::c_int) -> io::Result<libc::c_int> {
     let mut val: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -510,7 +486,8 @@ pub fn incoming_napi_id(sock: &impl AsFd) -> io::Result<u32> {
 /// `SO_INCOMING_CPU` of a socket: the CPU that processed its most recent
 /// packet, -1 if none yet.
 pub fn incoming_cpu(sock: &impl AsFd) -> io::Result<i32> {
-    getsockopt_int(sock, SO_INCOMING_CPU)
+    // The kernel reports "none" as -1; rustix hands the same bits back as u32.
+    Ok(rustix::net::sockopt::socket_incoming_cpu(sock)? as i32)
 }
 
 #[cfg(test)]
@@ -531,9 +508,8 @@ mod tests {
     #[test]
     fn allowed_cpus_includes_current() {
         let cpus = allowed_cpus().unwrap();
-        // SAFETY: sched_getcpu has no preconditions.
-        let now = unsafe { libc::sched_getcpu() };
-        assert!(now >= 0 && cpus.contains(&(now as usize)), "{now} not in {cpus:?}");
+        let now = rustix::thread::sched_getcpu();
+        assert!(cpus.contains(&now), "{now} not in {cpus:?}");
     }
 
     #[test]

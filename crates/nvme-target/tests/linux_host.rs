@@ -29,8 +29,7 @@ fn run_vm() -> Option<PathBuf> {
 }
 
 fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return Some("needs root (the VM tool installs QEMU and boots a kernel)".into());
     }
     if run_vm().is_none() {

@@ -2,22 +2,21 @@
 //! found by name (e.g. an in-process target's reactor, whose spawner does not expose pinning), and
 //! `getrusage` for the thread and the process.
 
+use rustix::process::Pid;
+use rustix::thread::CpuSet;
 use std::time::Duration;
-
-fn cpu_set(cpu: usize) -> libc::cpu_set_t {
-    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET writes one bit inside `set`; out-of-range CPUs are ignored by the macro's bound.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    set
-}
 
 /// Pins thread `tid` (0: the calling thread) to `cpu`.
 pub fn pin_thread(tid: libc::pid_t, cpu: usize) -> std::io::Result<()> {
-    let set = cpu_set(cpu);
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; the kernel only reads it.
-    let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    // rustix spells "the calling thread" None; a negative id names no thread, as the kernel says.
+    let pid = match tid {
+        0 => None,
+        t if t < 0 => return Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
+        t => Pid::from_raw(t),
+    };
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    Ok(rustix::thread::sched_setaffinity(pid, &set)?)
 }
 
 /// Pins the calling thread to `cpu`.
@@ -53,6 +52,7 @@ pub struct CpuTime {
 }
 
 impl CpuTime {
+    /// Hand-written: rustix 1.1 has no getrusage (and std none either).
     fn read(who: libc::c_int) -> CpuTime {
         // SAFETY: rusage is plain data; zero is a valid value for getrusage to overwrite.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };

@@ -82,6 +82,8 @@ mod tsc {
         max_ext >= 0x8000_0007 && (std::arch::x86_64::__cpuid(0x8000_0007).edx >> 8) & 1 == 1
     }
 
+    /// Hand-written: RDTSC is an instruction, not a syscall, so neither rustix nor std wraps it;
+    /// std::arch's intrinsic is the API (still `unsafe` in std, unlike `__cpuid` above).
     #[inline]
     pub(super) fn read() -> u64 {
         // SAFETY: RDTSC has no memory effects; every x86_64 CPU implements it.

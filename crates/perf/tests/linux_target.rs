@@ -36,8 +36,7 @@ fn run_vm() -> Option<PathBuf> {
 }
 
 fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return Some("needs root (the VM tool installs QEMU and boots a kernel)".into());
     }
     if run_vm().is_none() {
@@ -60,10 +59,9 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill has no memory preconditions; `pid` is our own child, not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
+        // `child` is our own, not yet reaped: its pid still names it.
+        let _ =
+            rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), rustix::process::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

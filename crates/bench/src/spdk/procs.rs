@@ -5,6 +5,7 @@
 //! kernel (`/proc/PID/task/*/schedstat`, `perf stat -e raw_syscalls:sys_enter`).
 
 use anyhow::{Context, Result, bail, ensure};
+use rustix::process::Signal;
 use serde::Serialize;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
@@ -213,22 +214,22 @@ impl TargetProc {
         self.child.id()
     }
 
-    fn signal(&self, sig: libc::c_int) -> Result<()> {
-        let pid = libc::pid_t::try_from(self.pid()).context("pid range")?;
-        // SAFETY: kill has no memory effects; the pid is our own child, not yet reaped (Drop reaps it).
-        let rc = unsafe { libc::kill(pid, sig) };
-        ensure!(rc == 0, "signal {sig} to {}: {}", self.kind.name(), std::io::Error::last_os_error());
-        Ok(())
+    fn signal(&self, sig: Signal) -> Result<()> {
+        // Our own child, not yet reaped (Drop reaps it): its pid still names it.
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, sig).map_err(|e| {
+            anyhow::anyhow!("signal {} to {}: {}", sig.as_raw(), self.kind.name(), std::io::Error::from(e))
+        })
     }
 
     /// Parks it (SIGSTOP): it uses no CPU until resumed.
     pub fn pause(&self) -> Result<()> {
-        self.signal(libc::SIGSTOP)
+        self.signal(Signal::STOP)
     }
 
     /// Resumes it (SIGCONT).
     pub fn resume(&self) -> Result<()> {
-        self.signal(libc::SIGCONT)
+        self.signal(Signal::CONT)
     }
 
     /// Whether it is still running (not exited).
@@ -241,7 +242,7 @@ impl Drop for TargetProc {
     fn drop(&mut self) {
         // A stopped process does not act on SIGTERM until continued.
         let _ = self.resume();
-        let _ = self.signal(libc::SIGTERM);
+        let _ = self.signal(Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if !matches!(self.child.try_wait(), Ok(None)) {

@@ -154,8 +154,14 @@ pub fn run(a: TargetArgs) -> Result<()> {
     Ok(())
 }
 
+/// Blocks SIGINT and SIGTERM in the calling thread and returns that set, for [`wait_signal`].
+///
+/// Hand-written with libc, as is `wait_signal`: rustix has signal masks and sigwait only in its
+/// doc(hidden), unstable `runtime` module (unsafe, and meant for libc replacements, not for a process
+/// that links libc), and no other dependency offers them.
 fn stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
+    // SAFETY: sigset_t is plain data, so all-zero is a valid value; sigemptyset and sigaddset write
+    // only inside `set`; pthread_sigmask only reads it and accepts a null old-set pointer.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -166,6 +172,7 @@ fn stop_signals() -> libc::sigset_t {
     }
 }
 
+/// Waits for one signal of `set` (blocked by [`stop_signals`]) and returns its number.
 fn wait_signal(set: &libc::sigset_t) -> i32 {
     let mut sig = 0;
     // SAFETY: set is a valid, initialised signal set; sig is a valid out pointer.

@@ -1,11 +1,13 @@
-//! Server 3, "A Simple Non-Blocking Server, v2": one thread and `epoll(7)` called directly. The kernel
-//! keeps the set and returns only ready sockets, so a wait costs O(ready), not O(connections).
-//! Level-triggered, EPOLLOUT only while output is stuck (it would fire on every wait otherwise).
+//! Server 3, "A Simple Non-Blocking Server, v2": one thread and `epoll(7)` (through rustix's thin
+//! wrappers, one syscall each). The kernel keeps the set and returns only ready sockets, so a wait
+//! costs O(ready), not O(connections). Level-triggered, EPOLLOUT only while output is stuck (it would
+//! fire on every wait otherwise).
 
-use super::{ReadEnd, STOP_CHECK, ServerHandle, ServerKind, Session, SharedStats, bind_listener, spawn};
+use super::{ReadEnd, STOP_CHECK_TS, ServerHandle, ServerKind, Session, SharedStats, bind_listener, spawn};
+use rustix::event::epoll::{self, CreateFlags, Event, EventData, EventFlags};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,71 +18,37 @@ pub fn serve_epoll(addr: SocketAddr, stop: Arc<AtomicBool>) -> io::Result<Server
     let listener = bind_listener(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let ep = Epoll::new()?;
-    ep.ctl(libc::EPOLL_CTL_ADD, listener.as_raw_fd(), libc::EPOLLIN as u32, LISTENER)?;
+    let ep = epoll::create(CreateFlags::CLOEXEC)?;
+    epoll::add(&ep, &listener, EventData::new_u64(LISTENER), EventFlags::IN)?;
     let stats = Arc::new(SharedStats::default());
     let (st, sp) = (stats.clone(), stop.clone());
     let t = spawn("epoll-server".into(), move || run(ep, listener, &sp, &st))?;
     Ok(ServerHandle::new(ServerKind::Epoll, bound, stop, stats, vec![t]))
 }
 
-/// The epoll instance: three thin wrappers are all the unsafe this server needs.
-struct Epoll {
-    fd: OwnedFd,
-}
-
-impl Epoll {
-    fn new() -> io::Result<Epoll> {
-        // SAFETY: plain syscall; the returned descriptor is owned right below.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is fresh and owned by nobody else.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
-    }
-
-    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events, u64: token };
-        // SAFETY: ev is a valid epoll_event for the call (ignored for DEL).
-        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
-        if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-    }
-
-    fn wait(&self, evs: &mut Vec<libc::epoll_event>, timeout_ms: i32) -> usize {
-        evs.clear();
-        // SAFETY: the kernel writes at most capacity() events into the vector's spare capacity.
-        let n = unsafe {
-            libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), evs.capacity() as libc::c_int, timeout_ms)
-        };
-        let n = n.max(0) as usize; // EINTR: nothing ready
-        // SAFETY: the first n entries were initialised by epoll_wait.
-        unsafe { evs.set_len(n) };
-        n
-    }
-}
-
-fn interest(s: &Session) -> u32 {
-    let mut ev = 0;
+fn interest(s: &Session) -> EventFlags {
+    let mut ev = EventFlags::empty();
     if s.wants_read() {
-        ev |= libc::EPOLLIN;
+        ev |= EventFlags::IN;
     }
     if s.wants_write() {
-        ev |= libc::EPOLLOUT;
+        ev |= EventFlags::OUT;
     }
-    ev as u32
+    ev
 }
 
-fn run(ep: Epoll, listener: TcpListener, stop: &AtomicBool, stats: &SharedStats) {
+fn run(ep: OwnedFd, listener: TcpListener, stop: &AtomicBool, stats: &SharedStats) {
     // A slab: the epoll token is the slot index.
-    let mut slots: Vec<Option<(Session, u32)>> = Vec::new();
+    let mut slots: Vec<Option<(Session, EventFlags)>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
-    let mut evs: Vec<libc::epoll_event> = Vec::with_capacity(256);
+    let mut evs: Vec<Event> = Vec::with_capacity(256);
     let mut scratch = vec![0u8; 64 * 1024];
     while !stop.load(Ordering::Relaxed) {
-        ep.wait(&mut evs, STOP_CHECK.as_millis() as i32);
+        evs.clear();
+        // Fills the vector's spare capacity. An error (EINTR) leaves it empty: nothing ready.
+        let _ = epoll::wait(&ep, rustix::buffer::spare_capacity(&mut evs), Some(&STOP_CHECK_TS));
         for ev in &evs {
-            let (token, re) = (ev.u64, ev.events);
+            let (token, re) = (ev.data.u64(), ev.flags);
             if token == LISTENER {
                 while let Ok((stream, _)) = listener.accept() {
                     let Ok(s) = Session::new(stream) else { continue };
@@ -89,7 +57,7 @@ fn run(ep: Epoll, listener: TcpListener, stop: &AtomicBool, stats: &SharedStats)
                         slots.len() - 1
                     });
                     let want = interest(&s);
-                    if ep.ctl(libc::EPOLL_CTL_ADD, s.stream.as_raw_fd(), want, idx as u64).is_ok() {
+                    if epoll::add(&ep, &s.stream, EventData::new_u64(idx as u64), want).is_ok() {
                         slots[idx] = Some((s, want));
                     } else {
                         stats.add(&s.close_stats());
@@ -102,8 +70,8 @@ fn run(ep: Epoll, listener: TcpListener, stop: &AtomicBool, stats: &SharedStats)
             // A slot freed earlier in this batch may show a stale event: nothing to do for it.
             let Some(Some((s, registered))) = slots.get_mut(idx) else { continue };
             let mut dead = false;
-            let rd = (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32;
-            if re & rd != 0 && s.on_readable(&mut scratch) == ReadEnd::Closed {
+            let rd = EventFlags::IN | EventFlags::HUP | EventFlags::ERR;
+            if re.intersects(rd) && s.on_readable(&mut scratch) == ReadEnd::Closed {
                 dead = true;
             }
             if s.on_writable().is_err() || s.finished() {
@@ -111,11 +79,11 @@ fn run(ep: Epoll, listener: TcpListener, stop: &AtomicBool, stats: &SharedStats)
             }
             if !dead && interest(s) != *registered {
                 *registered = interest(s);
-                dead = ep.ctl(libc::EPOLL_CTL_MOD, s.stream.as_raw_fd(), *registered, token).is_err();
+                dead = epoll::modify(&ep, &s.stream, EventData::new_u64(token), *registered).is_err();
             }
             if dead {
                 let (s, _) = slots[idx].take().expect("live");
-                let _ = ep.ctl(libc::EPOLL_CTL_DEL, s.stream.as_raw_fd(), 0, 0);
+                let _ = epoll::delete(&ep, &s.stream);
                 stats.add(&s.close_stats());
                 free.push(idx);
             }

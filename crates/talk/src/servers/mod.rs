@@ -28,6 +28,9 @@ use std::time::Duration;
 
 /// How often single-threaded servers look at their stop flag while idle.
 pub(crate) const STOP_CHECK: Duration = Duration::from_millis(50);
+/// [`STOP_CHECK`] as the timeout rustix's poll and epoll_wait take.
+pub(crate) const STOP_CHECK_TS: rustix::event::Timespec =
+    rustix::event::Timespec { tv_sec: STOP_CHECK.as_secs() as i64, tv_nsec: STOP_CHECK.subsec_nanos() as i64 };
 /// Listen backlog: the benchmark connects up to 1,024 clients back to back.
 pub(crate) const BACKLOG: i32 = 1024;
 

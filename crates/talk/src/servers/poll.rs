@@ -2,10 +2,10 @@
 //! an array of pollfds (the listener first). Each wait passes and scans the whole array: O(n) per wait
 //! in the kernel and here, which is what epoll removes.
 
-use super::{ReadEnd, STOP_CHECK, ServerHandle, ServerKind, Session, SharedStats, bind_listener, spawn};
+use super::{ReadEnd, STOP_CHECK_TS, ServerHandle, ServerKind, Session, SharedStats, bind_listener, spawn};
+use rustix::event::{PollFd, PollFlags};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,36 +22,40 @@ pub fn serve_poll(addr: SocketAddr, stop: Arc<AtomicBool>) -> io::Result<ServerH
 
 fn run(listener: TcpListener, stop: &AtomicBool, stats: &SharedStats) {
     let mut sessions: Vec<Session> = Vec::new();
-    let mut pfds: Vec<libc::pollfd> = Vec::new();
+    // What poll reported for the listener and each session, copied out of the pollfds (which borrow
+    // the sockets) so the sessions can be served and closed.
+    let mut ready: Vec<PollFlags> = Vec::new();
     let mut scratch = vec![0u8; 64 * 1024];
     while !stop.load(Ordering::Relaxed) {
         // Rebuilt every round: interest changes with each connection's output backlog.
-        pfds.clear();
-        pfds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        let mut pfds = Vec::with_capacity(sessions.len() + 1);
+        pfds.push(PollFd::new(&listener, PollFlags::IN));
         for s in &sessions {
-            let mut ev = 0;
+            let mut ev = PollFlags::empty();
             if s.wants_read() {
-                ev |= libc::POLLIN;
+                ev |= PollFlags::IN;
             }
             if s.wants_write() {
-                ev |= libc::POLLOUT;
+                ev |= PollFlags::OUT;
             }
-            pfds.push(libc::pollfd { fd: s.stream.as_raw_fd(), events: ev, revents: 0 });
+            pfds.push(PollFd::new(&s.stream, ev));
         }
-        // SAFETY: pfds is a valid, exclusively borrowed array of pfds.len() pollfds for the call.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, STOP_CHECK.as_millis() as i32) };
-        if n <= 0 {
-            continue; // timeout (check the flag) or EINTR
+        match rustix::event::poll(&mut pfds, Some(&STOP_CHECK_TS)) {
+            Ok(n) if n > 0 => {}
+            _ => continue, // timeout (check the flag) or EINTR
         }
+        ready.clear();
+        ready.extend(pfds.iter().map(PollFd::revents));
+        drop(pfds);
         // Walk backwards so swap_remove of a closed session never moves an unvisited one.
-        for i in (1..pfds.len()).rev() {
-            let re = pfds[i].revents;
-            if re == 0 {
+        for i in (1..ready.len()).rev() {
+            let re = ready[i];
+            if re.is_empty() {
                 continue;
             }
             let s = &mut sessions[i - 1];
             let mut dead = false;
-            if re & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            if re.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR)
                 && s.on_readable(&mut scratch) == ReadEnd::Closed
             {
                 dead = true;
@@ -64,7 +68,7 @@ fn run(listener: TcpListener, stop: &AtomicBool, stats: &SharedStats) {
                 stats.add(&sessions.swap_remove(i - 1).close_stats());
             }
         }
-        if pfds[0].revents != 0 {
+        if !ready[0].is_empty() {
             while let Ok((stream, _)) = listener.accept() {
                 if let Ok(s) = Session::new(stream) {
                     sessions.push(s);

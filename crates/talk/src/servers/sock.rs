@@ -5,7 +5,7 @@
 //! and whose READ data buffer is handed over uncopied (zero-copy eligible), flushed one sendmsg per socket
 //! per poll. No file descriptor or syscall appears here: the layer owns them.
 
-use super::{STOP_CHECK, ServerHandle, ServerKind, ServerStats, SharedStats, spawn};
+use super::{STOP_CHECK, STOP_CHECK_TS, ServerHandle, ServerKind, ServerStats, SharedStats, spawn};
 use crate::proto::{self, CMD_LEN, Command, Response, Status};
 use ff_sock::{
     Backend, Event, GroupOptions, Listener, PlacementMode, Placer, SockError, SockGroup, SockId, TcpSock, Waker,
@@ -14,7 +14,6 @@ use ff_sock::{
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -84,9 +83,8 @@ pub fn serve_sock(addr: SocketAddr, stop: Arc<AtomicBool>, cfg: SockServerConfig
 
 /// Waits up to [`STOP_CHECK`] for a connection to accept (the acceptor is management path, not a group).
 fn wait_readable(l: &Listener) -> bool {
-    let mut pfd = libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid, exclusively borrowed pollfd for the duration of the call.
-    unsafe { libc::poll(&mut pfd, 1, STOP_CHECK.as_millis() as i32) > 0 }
+    let mut pfd = [rustix::event::PollFd::new(l, rustix::event::PollFlags::IN)];
+    rustix::event::poll(&mut pfd, Some(&STOP_CHECK_TS)).is_ok_and(|n| n > 0)
 }
 
 /// Receive state of one connection.
