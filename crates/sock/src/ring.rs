@@ -21,9 +21,10 @@
 
 use crate::counters::GroupCounters;
 use crate::mem::AnonMap;
-use io_uring::types::{SubmitArgs, Timespec};
+use io_uring::types::{self, SubmitArgs, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
@@ -331,6 +332,83 @@ impl BufRing {
 // was unregistered and every request that could select a buffer has completed, or leaks it first
 // (`BufRing::leak`) when it could not make sure, so the kernel no longer touches them.
 
+/// What an SQE acts on: a registered fixed-file slot or a plain descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A descriptor.
+    Fd(RawFd),
+    /// A slot of the ring's fixed-file table.
+    Fixed(u32),
+}
+
+/// An SQE that points at no memory of ours, so queueing it is safe: built only by the constructors
+/// here, one per operation the group issues this way. (Sends point at queued requests and foreign
+/// requests at their owners' buffers: those go through the unsafe [`Ring::push`].)
+pub struct PlainSqe(squeue::Entry);
+
+macro_rules! on_target {
+    ($t:expr, |$f:ident| $e:expr) => {
+        match $t {
+            Target::Fixed(slot) => {
+                let $f = types::Fixed(slot);
+                $e
+            }
+            Target::Fd(fd) => {
+                let $f = types::Fd(fd);
+                $e
+            }
+        }
+    };
+}
+
+impl PlainSqe {
+    /// Cancels every request whose user data is `target`.
+    pub fn cancel(target: UserData) -> PlainSqe {
+        let e = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target.raw()).all()).build();
+        PlainSqe(e.user_data(UserData::new(Kind::Ignore, 0).raw()))
+    }
+
+    /// A poll for `events` on `t`, multishot when `multi`.
+    pub fn poll(t: Target, events: u32, multi: bool, ud: UserData) -> PlainSqe {
+        PlainSqe(on_target!(t, |f| opcode::PollAdd::new(f, events).multi(multi).build()).user_data(ud.raw()))
+    }
+
+    /// A multishot receive into the ring's provided buffers (group [`BGID`]), bundled when `bundles`.
+    pub fn recv_multi(t: Target, bundles: bool, ud: UserData) -> PlainSqe {
+        let e = on_target!(t, |f| if bundles {
+            opcode::RecvMultiBundle::new(f, BGID).build()
+        } else {
+            opcode::RecvMulti::new(f, BGID).build()
+        });
+        PlainSqe(e.user_data(ud.raw()))
+    }
+
+    /// An accept on listener `fd` with no address wanted (null pointers): multishot when `multi`,
+    /// straight into the ring's fixed-file table when `direct`.
+    pub fn accept(fd: RawFd, direct: bool, multi: bool, ud: UserData) -> PlainSqe {
+        let fd = types::Fd(fd);
+        let e = match (direct, multi) {
+            // SOCK_CLOEXEC is refused with a direct slot; FIXED_FD_INSTALL sets O_CLOEXEC itself.
+            (true, _) => opcode::AcceptMulti::new(fd).allocate_file_index(true).flags(libc::SOCK_NONBLOCK).build(),
+            (false, true) => opcode::AcceptMulti::new(fd).flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC).build(),
+            (false, false) => opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
+                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                .build(),
+        };
+        PlainSqe(e.user_data(ud.raw()))
+    }
+
+    /// FIXED_FD_INSTALL of fixed slot `slot` (the descriptor gets O_CLOEXEC).
+    pub fn fd_install(slot: u32, ud: UserData) -> PlainSqe {
+        PlainSqe(opcode::FixedFdInstall::new(types::Fixed(slot), 0).build().user_data(ud.raw()))
+    }
+
+    /// Closes fixed slot `slot`.
+    pub fn close_fixed(slot: u32) -> PlainSqe {
+        PlainSqe(opcode::Close::new(types::Fixed(slot)).build().user_data(UserData::new(Kind::Ignore, 0).raw()))
+    }
+}
+
 /// The ring, its buffers and its file table.
 pub struct Ring {
     ring: IoUring,
@@ -536,6 +614,14 @@ impl Ring {
             }
             self.enter(None, c)?;
         }
+    }
+
+    /// Queues an SQE that points at no memory of ours (see [`PlainSqe`]).
+    pub fn push_plain(&mut self, e: PlainSqe, c: &mut GroupCounters) -> io::Result<()> {
+        // SAFETY: a PlainSqe is built only by its constructors, none of which points the request at
+        // memory the caller owns (at most at the ring's own provided buffers, which the ring keeps
+        // mapped until every request has completed).
+        unsafe { self.push(&e.0, c) }
     }
 
     /// Queues buffer `bid` to be republished (at the next enter; the tail store is batched).

@@ -55,8 +55,15 @@ pub fn parse_extended_err(b: &[u8]) -> Option<ErrqueueMsg> {
 pub fn recv_errqueue(fd: RawFd) -> io::Result<Option<ErrqueueMsg>> {
     // Room for one cmsghdr with a sock_extended_err plus the offender address.
     let mut control = [0u64; 16];
-    // SAFETY: msghdr is plain old data; zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    let mut msg = libc::msghdr {
+        msg_name: std::ptr::null_mut(),
+        msg_namelen: 0,
+        msg_iov: std::ptr::null_mut(),
+        msg_iovlen: 0,
+        msg_control: std::ptr::null_mut(),
+        msg_controllen: 0,
+        msg_flags: 0,
+    };
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = size_of_val(&control) as _;
     // SAFETY: msg points at a control buffer valid for writes of msg_controllen bytes and no iovecs.

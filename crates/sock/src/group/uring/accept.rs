@@ -6,10 +6,9 @@
 use super::Uring;
 use crate::counters::GroupCounters;
 use crate::group::{Accepted, Core, ListenerId};
-use crate::ring::{Cqe, Kind, UserData};
+use crate::ring::{Cqe, Kind, PlainSqe, UserData};
 use crate::socket::{Listener, TcpSock};
 use crate::write::StableBuf;
-use io_uring::{opcode, types};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -79,29 +78,11 @@ impl<B: StableBuf> Uring<B> {
     /// which the completion handler re-arms the same way).
     fn arm_accept(&mut self, fd: RawFd, id: ListenerId, c: &mut GroupCounters) -> io::Result<()> {
         let direct = self.want_direct() && self.ring.accept_multi();
-        let ud = |kind| UserData::sock(kind, id.idx, id.generation).raw();
-        let fd = types::Fd(fd);
-        let e = if direct {
-            opcode::AcceptMulti::new(fd)
-                .allocate_file_index(true)
-                // SOCK_CLOEXEC is refused with a direct slot; FIXED_FD_INSTALL sets O_CLOEXEC itself.
-                .flags(libc::SOCK_NONBLOCK)
-                .build()
-                .user_data(ud(Kind::AcceptDirect))
-        } else if self.ring.accept_multi() {
-            opcode::AcceptMulti::new(fd)
-                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-                .build()
-                .user_data(ud(Kind::AcceptFd))
-        } else {
-            opcode::Accept::new(fd, std::ptr::null_mut(), std::ptr::null_mut())
-                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-                .build()
-                .user_data(ud(Kind::AcceptFd))
-        };
-        // SAFETY: null address pointers: the accept writes no memory of ours. The request holds its own
+        let kind = if direct { Kind::AcceptDirect } else { Kind::AcceptFd };
+        // Null address pointers: the accept writes no memory of ours. The request holds its own
         // reference to the listener's file, so the listener may be closed while it is in flight.
-        unsafe { self.ring.push(&e, c)? };
+        let e = PlainSqe::accept(fd, direct, self.ring.accept_multi(), UserData::sock(kind, id.idx, id.generation));
+        self.ring.push_plain(e, c)?;
         if let Some(a) = self.accepts.get_mut(id.idx as usize) {
             a.armed = Some(direct);
             a.cancelling = false;
@@ -111,11 +92,7 @@ impl<B: StableBuf> Uring<B> {
 
     /// Queues FIXED_FD_INSTALL for an accepted slot: a regular descriptor for the same socket.
     pub(super) fn install_fd(&mut self, lidx: u32, slot: u32, c: &mut GroupCounters) {
-        // The default flags give the descriptor O_CLOEXEC.
-        let e =
-            opcode::FixedFdInstall::new(types::Fixed(slot), 0).build().user_data(UserData::install(lidx, slot).raw());
-        // SAFETY: the request names a fixed slot the group holds and points at no memory of ours.
-        if unsafe { self.ring.push(&e, c) }.is_err() {
+        if self.ring.push_plain(PlainSqe::fd_install(slot, UserData::install(lidx, slot)), c).is_err() {
             self.install_retry.push((lidx, slot));
         }
     }
@@ -123,9 +100,7 @@ impl<B: StableBuf> Uring<B> {
     /// Releases a slot of the accept range with an IORING_OP_CLOSE SQE (no syscall). Safe to do
     /// asynchronously because only the kernel allocates in this range, and not before the close ran.
     pub(super) fn close_accept_slot(&mut self, slot: u32, c: &mut GroupCounters) {
-        let e = opcode::Close::new(types::Fixed(slot)).build().user_data(UserData::new(Kind::Ignore, 0).raw());
-        // SAFETY: a close of a fixed slot points at no memory of ours.
-        if unsafe { self.ring.push(&e, c) }.is_err() {
+        if self.ring.push_plain(PlainSqe::close_fixed(slot), c).is_err() {
             self.ring.uninstall(slot);
             c.ctl_calls += 1;
         }

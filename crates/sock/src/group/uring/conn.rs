@@ -59,9 +59,16 @@ impl UConn {
             send: None,
             pollout: false,
             zc_pending: 0,
-            // SAFETY: msghdr is plain old data; zero is a valid empty header.
-            msg: Box::new(unsafe { std::mem::zeroed() }),
+            msg: Box::new(empty_msghdr()),
             iovs: Vec::new(),
+        }
+    }
+
+    /// What SQEs for this connection act on.
+    pub(super) fn target(&self) -> crate::ring::Target {
+        match self.fixed {
+            Some(slot) => crate::ring::Target::Fixed(slot),
+            None => crate::ring::Target::Fd(self.fd),
         }
     }
 
@@ -98,6 +105,19 @@ impl UConn {
             None if self.eof => SockError::Eof,
             None => SockError::WouldBlock,
         }
+    }
+}
+
+/// A msghdr with nothing in it (every field spelled out: no zeroed-memory trick needed).
+pub(crate) fn empty_msghdr() -> libc::msghdr {
+    libc::msghdr {
+        msg_name: std::ptr::null_mut(),
+        msg_namelen: 0,
+        msg_iov: std::ptr::null_mut(),
+        msg_iovlen: 0,
+        msg_control: std::ptr::null_mut(),
+        msg_controllen: 0,
+        msg_flags: 0,
     }
 }
 

@@ -16,7 +16,7 @@ use super::{Core, Event, SockId, Waker};
 use crate::counters::GroupCounters;
 use crate::error::{SockError, SockResult};
 use crate::options::GroupOptions;
-use crate::ring::{self, Cqe, Kind, Ring, RingConfig, Setup, UserData};
+use crate::ring::{self, Cqe, Kind, PlainSqe, Ring, RingConfig, Setup, Target, UserData};
 use crate::socket::TcpSock;
 use crate::write::{StableBuf, WriteQueue};
 use accept::AcceptState;
@@ -195,26 +195,15 @@ impl<B: StableBuf> Uring<B> {
     fn arm_recv(&mut self, idx: u32, generation: u32, c: &mut GroupCounters) -> io::Result<()> {
         let bundles = self.ring.setup.bundles;
         let u = uconn(&mut self.conns, idx);
-        let e = on_fd!(u, |f| if bundles {
-            opcode::RecvMultiBundle::new(f, ring::BGID).build()
-        } else {
-            opcode::RecvMulti::new(f, ring::BGID).build()
-        })
-        .user_data(UserData::sock(Kind::Recv, idx, generation).raw());
-        // SAFETY: the receive writes only into provided buffers, which the ring owns and keeps mapped
-        // until every request has completed (see `teardown`).
-        unsafe { self.ring.push(&e, c)? };
+        let e = PlainSqe::recv_multi(u.target(), bundles, UserData::sock(Kind::Recv, idx, generation));
+        self.ring.push_plain(e, c)?;
         u.recv_armed = true;
         u.starved = false;
         Ok(())
     }
 
     fn cancel(&mut self, target: UserData, c: &mut GroupCounters) {
-        let e = opcode::AsyncCancel2::new(types::CancelBuilder::user_data(target.raw()).all())
-            .build()
-            .user_data(UserData::new(Kind::Ignore, 0).raw());
-        // SAFETY: a cancellation points at no memory of ours.
-        let _ = unsafe { self.ring.push(&e, c) };
+        let _ = self.ring.push_plain(PlainSqe::cancel(target), c);
     }
 
     pub(super) fn watch_waker(&mut self, w: &Waker, c: &mut GroupCounters) {
@@ -224,12 +213,9 @@ impl<B: StableBuf> Uring<B> {
 
     fn arm_wake(&mut self, c: &mut GroupCounters) {
         if let Some(fd) = self.wake_fd {
-            let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
-                .multi(true)
-                .build()
-                .user_data(UserData::new(Kind::Wake, 0).raw());
-            // SAFETY: a poll request points at no memory of ours; the eventfd outlives the group's use.
-            let _ = unsafe { self.ring.push(&e, c) };
+            // The eventfd outlives the group's use of it (the group holds its waker).
+            let e = PlainSqe::poll(Target::Fd(fd), libc::POLLIN as u32, true, UserData::new(Kind::Wake, 0));
+            let _ = self.ring.push_plain(e, c);
         }
     }
 
@@ -748,10 +734,9 @@ impl<B: StableBuf> Uring<B> {
                     }
                 } else if res == -libc::EAGAIN {
                     c.counters.sendmsg_partial += 1;
-                    let e = on_fd!(u, |f| opcode::PollAdd::new(f, libc::POLLOUT as u32).build())
-                        .user_data(UserData::sock(Kind::PollOut, idx, c.generation).raw());
-                    // SAFETY: a poll request points at no memory of ours.
-                    if unsafe { self.ring.push(&e, &mut core.counters) }.is_ok() {
+                    let ud = UserData::sock(Kind::PollOut, idx, c.generation);
+                    let e = PlainSqe::poll(u.target(), libc::POLLOUT as u32, false, ud);
+                    if self.ring.push_plain(e, &mut core.counters).is_ok() {
                         u.pollout = true;
                     }
                 } else if res != -libc::ECANCELED {
