@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use ff_initiator::{Buf, Controller, HostOptions, IoCompletion, IoError, IoGroup};
-use ff_nvme_tcp::nvme::{Cqe, fctype, opcode, status};
+use ff_nvme::nvme::{Cqe, fctype, opcode, status};
 use ff_nvme_tcp::target::{BufAlloc, Completion, RecvTarget, TargetConfig, TargetConn, TargetOutput};
 use ff_nvme_tcp::{C2HData, CapsuleResp, Digests, Pdu, TermReq};
 use ff_sock::{Backend, GroupOptions};

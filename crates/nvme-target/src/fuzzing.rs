@@ -7,7 +7,7 @@ use crate::session::{Env, Session};
 use crate::shared::Shared;
 use crate::txbuf::PoolAlloc;
 use ff_blockdev::{BlockDev, BufPool, IoDone};
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode};
+use ff_nvme::nvme::{SglDescriptor, Sqe, fctype, opcode};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
 use ff_nvme_tcp::{CapsuleCmd, Digests, Framing, IcReq, Pdu};
 use ff_nvmf::registry::CATTR_DISABLE_SQ_FLOW;

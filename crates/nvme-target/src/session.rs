@@ -6,7 +6,7 @@
 use crate::shared::{Shared, SubsysBackends};
 use crate::txbuf::TxBuf;
 use ff_blockdev::{BlockDev, BufPool, IoDone, IoError, IoOp, IoReq, LbaRange, SubmitError};
-use ff_nvme_tcp::nvme::{Cqe, Sqe, Status, opcode, status};
+use ff_nvme::nvme::{Cqe, Sqe, Status, opcode, status};
 use ff_nvme_tcp::target::{CidTable, Command, Completion, TargetConn};
 use ff_nvmf::io::{IoFabricsOutcome, NSID_ALL};
 use ff_nvmf::{AdminOutcome, CmdError, ConnectData, Connected, Controller, IoCmd, IoQueue, Response, parse_dsm_ranges};
@@ -110,7 +110,7 @@ impl Session {
                     // Commands live on their own connection (maybe another reactor): too late to abort.
                     AdminOutcome::Abort(req) => Some(response(ctrl.finish_abort(req, false))),
                 };
-                if sqe.opcode == opcode::FABRICS && sqe.fctype() == ff_nvme_tcp::nvme::fctype::DISCONNECT {
+                if sqe.opcode == opcode::FABRICS && sqe.fctype() == ff_nvme::nvme::fctype::DISCONNECT {
                     self.wants_close = true;
                 }
                 self.drain_async();
@@ -145,7 +145,7 @@ impl Session {
     }
 
     fn connect(&mut self, sqe: &Sqe, data: Option<TxBuf>, env: &mut Env<'_>) -> Completion<TxBuf> {
-        if sqe.opcode != opcode::FABRICS || sqe.fctype() != ff_nvme_tcp::nvme::fctype::CONNECT {
+        if sqe.opcode != opcode::FABRICS || sqe.fctype() != ff_nvme::nvme::fctype::CONNECT {
             if let Some(b) = data {
                 b.recycle(env.pool);
             }

@@ -13,8 +13,8 @@
 
 use crate::decoder::{Decoder, DecoderConfig, Need};
 use crate::error::{Error, Fes};
-use crate::nvme::{Cqe, PSDT_MASK, PSDT_PRP, Sqe, Status, opcode, status};
 use crate::pdu::{C2HData, CapsuleResp, Framing, IcResp, Pdu, R2T, TermReq};
+use ff_nvme::nvme::{Cqe, PSDT_MASK, PSDT_PRP, Sqe, Status, opcode, status};
 use std::collections::VecDeque;
 
 pub use crate::cid::{CidHasher, CidMap, CidTable};

@@ -3,8 +3,8 @@
 //! target core in memory with random chunking.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
 
+use ff_nvme::nvme::{Cqe, Sqe, opcode, status};
 use ff_nvme_tcp::host::{HostCompletion, HostConfig, HostConn, HostError, HostOutput, RecvTarget, SubmitErrorKind};
-use ff_nvme_tcp::nvme::{Cqe, Sqe, opcode, status};
 use ff_nvme_tcp::target::{self, BufAlloc, Completion, DataDir, TargetConfig, TargetConn, TargetOutput};
 use ff_nvme_tcp::{
     C2HData, CapsuleResp, Decoder, DecoderConfig, Digests, Fes, Framing, IcResp, Need, Pdu, R2T, TermReq,
@@ -121,7 +121,7 @@ fn write_sqe() -> Sqe {
     Sqe { opcode: opcode::IO_WRITE, nsid: 1, ..Sqe::default() }
 }
 
-fn resp(cid: u16, st: ff_nvme_tcp::nvme::Status) -> Pdu {
+fn resp(cid: u16, st: ff_nvme::nvme::Status) -> Pdu {
     Pdu::CapsuleResp(CapsuleResp {
         cqe: Cqe { dw0: 0, dw1: 0, sqhd: 1, sqid: 1, cid, status: Cqe::status_field(st, false, false) },
     })

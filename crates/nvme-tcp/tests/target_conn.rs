@@ -2,7 +2,7 @@
 //! by R2T, digests, and hostile input that must end in a C2HTermReq.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
 
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, opcode, status};
+use ff_nvme::nvme::{SglDescriptor, Sqe, opcode, status};
 use ff_nvme_tcp::target::{
     BufAlloc, C2hSuccess, Completion, DataDir, RecvTarget, TargetConfig, TargetConn, TargetOutput,
 };

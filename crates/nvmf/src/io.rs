@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ff_nvme_tcp::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, sgl, status};
+use ff_nvme::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, sgl, status};
 
 use crate::config::{Limits, Namespace};
 use crate::registry::{CtrlShared, SubsysShared, Target};

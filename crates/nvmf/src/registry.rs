@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use ff_nvme_tcp::nvme::{Cqe, Sqe, fctype, opcode, status};
+use ff_nvme::nvme::{Cqe, Sqe, fctype, opcode, status};
 use tracing::{debug, info, warn};
 
 use crate::bytes::u16_at;

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode, status};
+use ff_nvme::nvme::{SglDescriptor, Sqe, fctype, opcode, status};
 use ff_nvmf::controller::{AbortRequest, fid};
 use ff_nvmf::{AddrFamily, AdminOutcome, DISCOVERY_NQN, Listener, SubsystemConfig};
 

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ff_nvme_tcp::nvme::{SQE_LEN, Sqe};
+use ff_nvme::nvme::{SQE_LEN, Sqe};
 use ff_nvmf::io::IoLimits;
 use ff_nvmf::{Connected, Limits, parse_dsm_ranges, validate};
 use proptest::prelude::*;

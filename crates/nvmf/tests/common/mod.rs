@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ff_nvme_tcp::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, fctype, opcode};
+use ff_nvme::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, fctype, opcode};
 use ff_nvmf::{
     AddrFamily, AdminOutcome, Connected, Controller, IoQueue, Limits, Listener, NamespaceConfig, Response,
     SubsystemConfig, Target,
