@@ -24,7 +24,7 @@ pub use reactor::{PollMode, ReactorStats};
 
 use anyhow::Context;
 use ff_blockdev::BlockDevFactory;
-use ff_nvmf::{AddrFamily, Listener as NvmfListener, NamespaceConfig, SubsystemConfig, Target, TargetConfig};
+use ff_nvmf::{AddrFamily, NamespaceConfig, Port, SubsystemConfig, Target, TargetConfig};
 use ff_sock::{Listener, Placer};
 use reactor::{Inbox, Mgmt, Reactor};
 use shared::{NsBackend, Shared, SubsysBackends};
@@ -92,8 +92,8 @@ impl Drop for RunningTarget {
     }
 }
 
-fn nvmf_listener(addr: SocketAddr, portid: u16) -> NvmfListener {
-    NvmfListener {
+fn nvmf_port(addr: SocketAddr, portid: u16) -> Port {
+    Port {
         adrfam: if addr.is_ipv4() { AddrFamily::Ipv4 } else { AddrFamily::Ipv6 },
         traddr: addr.ip().to_string(),
         trsvcid: addr.port().to_string(),
@@ -140,12 +140,12 @@ pub fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Re
             hosts: s.hosts.clone(),
         });
     }
-    let nvmf_listeners = io_addrs.iter().enumerate().map(|(i, a)| nvmf_listener(*a, i as u16 + 1)).collect();
-    let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_listeners })
+    let nvmf_ports = io_addrs.iter().enumerate().map(|(i, a)| nvmf_port(*a, i as u16 + 1)).collect();
+    let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_ports })
         .map_err(|e| anyhow::anyhow!("invalid target configuration: {e}"))?;
     let limits = *target.limits();
     let max_transfer = limits.mdts_bytes().unwrap_or(8 << 20).min(8 << 20) as u32;
-    let conn = ff_nvme_tcp::target::TargetConfig {
+    let conn = ff_nvme_tcp::target::TargetConnConfig {
         cpda: 0,
         hdgst: true,
         ddgst: true,

@@ -9,7 +9,9 @@ use ff_blockdev::{BlockDev, BufPool, IoDone, IoError, IoOp, IoReq, LbaRange, Sub
 use ff_nvme::nvme::{Cqe, Sqe, Status, opcode, status};
 use ff_nvme_tcp::target::{CidTable, Command, Completion, TargetConn};
 use ff_nvmf::io::{IoFabricsOutcome, NSID_ALL};
-use ff_nvmf::{AdminOutcome, CmdError, ConnectData, Connected, Controller, IoCmd, IoQueue, Response, parse_dsm_ranges};
+use ff_nvmf::{
+    AdminOutcome, CmdError, ConnectData, Connected, IoCmd, Response, TargetController, TargetIoQueue, parse_dsm_ranges,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,9 +39,9 @@ enum Queue {
     /// Before Connect.
     Unbound,
     /// Admin queue of a controller.
-    Admin(Box<Controller>),
+    Admin(Box<TargetController>),
     /// An I/O queue and its subsystem's devices.
-    Io(IoQueue, Arc<SubsysBackends>),
+    Io(TargetIoQueue, Arc<SubsysBackends>),
 }
 
 /// A device request in flight: what to do when it completes.

@@ -116,10 +116,10 @@ pub enum AdminOutcome {
     /// Send this data (if any) and completion.
     Complete(Response),
     /// Asynchronous Event Request held; its completion comes out of
-    /// [`Controller::poll_async`] when an event occurs.
+    /// [`TargetController::poll_async`] when an event occurs.
     Parked,
     /// Abort of a command on an I/O queue: look for it, then call
-    /// [`Controller::finish_abort`] with whether it was aborted.
+    /// [`TargetController::finish_abort`] with whether it was aborted.
     Abort(AbortRequest),
 }
 
@@ -140,10 +140,10 @@ pub fn aborted(cid: u16, sqid: u16) -> Cqe {
     failure(cid, sqid, CmdError::retry(status::ABORT_REQUESTED))
 }
 
-/// An NVMe controller, owned by its admin queue connection. Dropping it
-/// (or [`Controller::disconnect`]) removes it from the target.
+/// The target side of an NVMe controller, owned by its admin queue connection. Dropping it
+/// (or [`TargetController::disconnect`]) removes it from the target.
 #[derive(Debug)]
-pub struct Controller {
+pub struct TargetController {
     target: Arc<Target>,
     shared: Arc<CtrlShared>,
     subsys: Option<Arc<SubsysShared>>,
@@ -164,7 +164,7 @@ pub struct Controller {
     released: bool,
 }
 
-impl Controller {
+impl TargetController {
     pub(crate) fn new(
         target: Arc<Target>,
         shared: Arc<CtrlShared>,
@@ -781,7 +781,7 @@ impl Controller {
     }
 }
 
-impl Drop for Controller {
+impl Drop for TargetController {
     fn drop(&mut self) {
         self.release();
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ff_nvme::nvme::{SglDescriptor, Sqe, fctype, opcode, status};
 use ff_nvmf::controller::{AbortRequest, fid};
-use ff_nvmf::{AddrFamily, AdminOutcome, DISCOVERY_NQN, Listener, SubsystemConfig};
+use ff_nvmf::{AddrFamily, AdminOutcome, DISCOVERY_NQN, Port, SubsystemConfig};
 
 #[test]
 fn property_get_cap_vs_and_sizes() {
@@ -332,12 +332,7 @@ fn unknown_admin_opcode_and_fabrics_misuse() {
 
 fn discovery_target() -> std::sync::Arc<ff_nvmf::Target> {
     let t = target();
-    t.add_listener(Listener {
-        adrfam: AddrFamily::Ipv6,
-        traddr: "2001:db8::1".into(),
-        trsvcid: "4420".into(),
-        portid: 2,
-    });
+    t.add_listener(Port { adrfam: AddrFamily::Ipv6, traddr: "2001:db8::1".into(), trsvcid: "4420".into(), portid: 2 });
     t.add_subsystem(SubsystemConfig {
         nqn: "nqn.2026-01.io.ferrofabric:open".into(),
         allow_any_host: true,
