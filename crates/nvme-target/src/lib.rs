@@ -4,20 +4,22 @@
 //!
 //! - [`config`]: what to serve (subsystems, namespaces, listeners) and how (cores, poll mode, sock
 //!   options), from flags or a TOML file;
-//! - [`acceptor`]: listeners, placement, hand-over;
-//! - [`reactor`]: the per-core loop;
-//! - [`session`]: one connection's command execution;
-//! - [`shared`]: what reactors share;
-//! - [`txbuf`]: the buffers connections send and receive.
+//! - [`start`] runs it and returns a [`RunningTarget`]; [`ReactorStats`] are each reactor's counters.
+//!
+//! Internals, not public: `acceptor` (listeners, placement, hand-over), `reactor` (the per-core
+//! loop), `session` (one connection's command execution), `shared` (what reactors share), `txbuf`
+//! (the buffers connections send and receive). With the `fuzzing` feature, `fuzzing` drives the
+//! command path without sockets (the cargo-fuzz targets, their stable tests, `ff-bench core`).
 
-pub mod acceptor;
+mod acceptor;
 pub mod config;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod reactor;
-pub mod session;
-pub mod shared;
-pub mod txbuf;
+mod reactor;
+mod session;
+mod shared;
+mod txbuf;
 
 pub use config::{AcceptMode, NamespaceSpec, SubsystemSpec, TargetOptions};
 pub use reactor::{PollMode, ReactorStats};
@@ -102,7 +104,7 @@ fn nvmf_port(addr: SocketAddr, portid: u16) -> Port {
 }
 
 /// Opens the backends and builds the controller core for `opts`, advertising `io_addrs` in discovery.
-pub fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Result<Arc<Shared>> {
+pub(crate) fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Result<Arc<Shared>> {
     opts.validate()?;
     // Backends first: their geometry is what the namespaces advertise.
     let mut subsystems = Vec::new();

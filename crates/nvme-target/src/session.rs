@@ -363,9 +363,4 @@ impl Session {
         // Dropping the queue disconnects it from the controller core.
         self.queue = Queue::Unbound;
     }
-
-    /// Whether this connection awaits device completions.
-    pub fn has_inflight(&self) -> bool {
-        !self.inflight.is_empty()
-    }
 }

@@ -17,6 +17,7 @@ pub mod cid;
 pub mod decoder;
 pub mod digest;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod host;
