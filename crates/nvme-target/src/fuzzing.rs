@@ -5,6 +5,7 @@
 use crate::config::{NamespaceSpec, SubsystemSpec, TargetOptions};
 use crate::session::{Env, Session};
 use crate::shared::Shared;
+use crate::token::IoTag;
 use crate::txbuf::PoolAlloc;
 use ff_blockdev::{BlockDev, BufPool, IoDone};
 use ff_nvme::nvme::{SglDescriptor, Sqe, fctype, opcode};
@@ -193,7 +194,7 @@ fn enabled_controller(
         while let Some(out) = s.conn.poll_output() {
             if let TargetOutput::Command(cmd) = out {
                 let cid = cmd.sqe.cid;
-                let mut env = Env { devs, pool: alloc.0, shared, tag_base: 0 };
+                let mut env = Env { devs, pool: alloc.0, shared, tag: IoTag::default() };
                 if let Some(c) = s.execute(cmd, &mut env) {
                     if cid == 0xFFF0 {
                         cntlid = c.dw0 as u16;
@@ -228,7 +229,7 @@ fn drain(
                 TargetOutput::Command(cmd) => {
                     stats.commands += 1;
                     let cid = cmd.sqe.cid;
-                    let mut env = Env { devs, pool, shared, tag_base: 0 };
+                    let mut env = Env { devs, pool, shared, tag: IoTag::default() };
                     if let Some(c) = session.execute(cmd, &mut env) {
                         stats.successes += u64::from(c.status.is_success());
                         session.conn.complete(cid, c);
@@ -243,7 +244,7 @@ fn drain(
         for io in done.drain(..) {
             progressed = true;
             stats.device_ios += 1;
-            let cid = io.tag as u16;
+            let cid = IoTag::from_u64(io.tag).cid;
             if let Some(c) = session.io_done(cid, io, pool) {
                 stats.successes += u64::from(c.status.is_success());
                 session.conn.complete(cid, c);

@@ -7,9 +7,10 @@
 //! - [`start`] runs it and returns a [`RunningTarget`]; [`ReactorStats`] are each reactor's counters.
 //!
 //! Internals, not public: `acceptor` (listeners, placement, hand-over), `reactor` (the per-core
-//! loop), `session` (one connection's command execution), `shared` (what reactors share), `txbuf`
-//! (the buffers connections send and receive). With the `fuzzing` feature, `fuzzing` drives the
-//! command path without sockets (the cargo-fuzz targets, their stable tests, `ff-bench core`).
+//! loop), `session` (one connection's command execution), `shared` (what reactors share), `token`
+//! (the tags of device requests), `txbuf` (the buffers connections send and receive). With the
+//! `fuzzing` feature, `fuzzing` drives the command path without sockets (the cargo-fuzz targets,
+//! their stable tests, `ff-bench core`).
 
 mod acceptor;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod fuzzing;
 mod reactor;
 mod session;
 mod shared;
+mod token;
 mod txbuf;
 
 pub use config::{AcceptMode, NamespaceSpec, SubsystemSpec, TargetOptions};

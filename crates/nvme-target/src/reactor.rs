@@ -9,8 +9,9 @@
 
 use crate::session::{Env, Session};
 use crate::shared::Shared;
+use crate::token::{IoTag, RingToken};
 use crate::txbuf::{PoolAlloc, TxBuf};
-use ff_blockdev::{BlockDev, BufPool, DevStats, IoDone, IoReq, URING_TOKEN_BITS, UringSqe};
+use ff_blockdev::{BlockDev, BufPool, DevStats, IoDone, IoReq, UringSqe};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
 use ff_sock::{
     Event, ForeignCounts, GroupCounters, GroupOptions, Placement, SockError, SockGroup, SockId, TcpSock, Waker,
@@ -242,7 +243,7 @@ impl Reactor {
     }
 
     /// Moves the SQEs the device handles prepared onto the group's ring (submitted by the next poll's
-    /// enter). The token's bits above [`URING_TOKEN_BITS`] name the namespace.
+    /// enter), each under a [`RingToken`] naming its namespace.
     fn feed_ring(&mut self) {
         if !self.on_ring {
             return;
@@ -254,7 +255,7 @@ impl Reactor {
                 continue;
             }
             for (e, tok) in ring_sqes.drain(..) {
-                let token = (ns as u64) << URING_TOKEN_BITS | tok;
+                let token = RingToken { ns, dev: tok }.to_u64();
                 // SAFETY: the entry points at a buffer and a descriptor the handle owns and keeps, untouched,
                 // until `complete(tok)` (which `reap_ring` calls only after the group handed out the CQE);
                 // a handle dropped before that leaks them (BlockDev::take_sqes). The group is dropped
@@ -272,11 +273,10 @@ impl Reactor {
             return;
         }
         self.group.take_foreign_completions(&mut self.ring_done);
-        let mask = (1u64 << URING_TOKEN_BITS) - 1;
         for (token, res) in self.ring_done.drain(..) {
-            let ns = (token >> URING_TOKEN_BITS) as usize;
+            let RingToken { ns, dev } = RingToken::from_u64(token);
             if let Some(Some(d)) = self.devs.get_mut(ns) {
-                d.complete(token & mask, res);
+                d.complete(dev, res);
             }
         }
     }
@@ -431,7 +431,7 @@ impl Reactor {
                     Ok(())
                 }
             };
-            let mut env = Env { devs, pool, shared, tag_base: tag_base(id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(id) };
             match pump(group, id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => {
@@ -464,9 +464,10 @@ impl Reactor {
             }
         }
         for io in done.drain(..) {
-            let (idx, generation, cid) = untag(io.tag);
+            let tag = IoTag::from_u64(io.tag);
+            let cid = tag.cid;
             let Reactor { group, pool, conns, devs, shared, closing_any, .. } = self;
-            let conn = conns.get_mut(idx).and_then(|c| c.as_mut()).filter(|c| c.id.generation() as u16 == generation);
+            let conn = conns.get_mut(tag.slot as usize).and_then(|c| c.as_mut()).filter(|c| tag.names(c.id));
             let Some(conn) = conn else {
                 if let Some(b) = io.buf {
                     pool.put(b);
@@ -477,7 +478,7 @@ impl Reactor {
                 conn.session.conn.complete(cid, c);
             }
             let id = conn.id;
-            let mut env = Env { devs, pool, shared, tag_base: tag_base(id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(id) };
             match pump(group, id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => self.close(id, &reason),
@@ -494,7 +495,7 @@ impl Reactor {
                 continue;
             }
             // Asynchronous completions (AERs) produced by the tick go out now.
-            let mut env = Env { devs, pool, shared, tag_base: tag_base(conn.id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(conn.id) };
             match pump(group, conn.id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => expired.push((conn.id, reason)),
@@ -564,25 +565,15 @@ impl Reactor {
             self.close(id, "target shutting down");
         }
         // Make everything written durable before exit (a no-op for RAM and null). The flush's
-        // completion finds no connection (tag u64::MAX) and is dropped.
+        // completion finds no connection (IoTag::NONE) and is dropped.
         for d in self.devs.iter_mut().flatten() {
-            if d.submit(IoReq::flush(u64::MAX)).is_err() {
+            if d.submit(IoReq::flush(IoTag::NONE.to_u64())).is_err() {
                 tracing::warn!(reactor = self.index, "final flush refused: device queue full");
             }
         }
         self.drain_devs(Duration::from_secs(5));
         self.publish_stats();
     }
-}
-
-/// Block I/O tag of command 0 of `id`: generation (low 16 bits), slot index, and room for the cid.
-fn tag_base(id: SockId) -> u64 {
-    ((id.generation() as u64 & 0xFFFF) << 48) | ((id.index() as u64 & 0xFFFF_FFFF) << 16)
-}
-
-/// Splits a block I/O tag into slot index, generation (low 16 bits) and command id.
-fn untag(tag: u64) -> (usize, u16, u16) {
-    (((tag >> 16) & 0xFFFF_FFFF) as usize, (tag >> 48) as u16, tag as u16)
 }
 
 /// Moves a connection's outputs to the socket and its commands to the session.

@@ -4,6 +4,7 @@
 //! completions.
 
 use crate::shared::{Shared, SubsysBackends};
+use crate::token::IoTag;
 use crate::txbuf::TxBuf;
 use ff_blockdev::{BlockDev, BufPool, IoDone, IoError, IoOp, IoReq, LbaRange, SubmitError};
 use ff_nvme::nvme::{Cqe, Sqe, Status, opcode, status};
@@ -31,8 +32,8 @@ pub struct Env<'a> {
     pub pool: &'a mut BufPool,
     /// Target-wide state.
     pub shared: &'a Arc<Shared>,
-    /// Block I/O tag of this connection with cid 0.
-    pub tag_base: u64,
+    /// This connection's block I/O tag (each request sets its command id).
+    pub tag: IoTag,
 }
 
 enum Queue {
@@ -207,7 +208,7 @@ impl Session {
         env: &mut Env<'_>,
     ) -> Option<Completion<TxBuf>> {
         let cid = sqe.cid;
-        let tag = env.tag_base | u64::from(cid);
+        let tag = env.tag.with_cid(cid).to_u64();
         if let IoCmd::Flush { nsid: NSID_ALL } = io {
             let all: Vec<_> = backends.by_nsid.values().cloned().collect();
             let mut left = 0u32;
