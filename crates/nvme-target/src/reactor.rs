@@ -18,6 +18,7 @@ use ff_sock::{
     WriteReq,
 };
 use serde::{Deserialize, Serialize};
+use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -110,9 +111,15 @@ const TICK: Duration = Duration::from_millis(100);
 const CLOCK_EVERY: u32 = 256;
 
 /// One reactor; see the module docs.
+///
+/// Drop order matters: device requests may sit on the group's io_uring, pointing at buffers and
+/// descriptors of the device handles (`devs`) and at the pool's registered arena (`pool`). The
+/// group's Drop waits for its ring's requests, so it must run first: `impl Drop for Reactor` drops
+/// it explicitly, before any other field.
 pub struct Reactor {
     index: usize,
-    group: SockGroup<TxBuf>,
+    /// Dropped first, by hand, in `impl Drop for Reactor`; never used after that.
+    group: ManuallyDrop<SockGroup<TxBuf>>,
     pool: BufPool,
     conns: Vec<Option<Conn>>,
     rx: Receiver<Mgmt>,
@@ -199,7 +206,7 @@ impl Reactor {
         let stats = Arc::new(Mutex::new(ReactorStats { backend: Some(group.backend()), ..Default::default() }));
         let r = Reactor {
             index,
-            group,
+            group: ManuallyDrop::new(group),
             pool,
             conns: Vec::new(),
             rx,
@@ -258,8 +265,8 @@ impl Reactor {
                 let token = RingToken { ns, dev: tok }.to_u64();
                 // SAFETY: the entry points at a buffer and a descriptor the handle owns and keeps, untouched,
                 // until `complete(tok)` (which `reap_ring` calls only after the group handed out the CQE);
-                // a handle dropped before that leaks them (BlockDev::take_sqes). The group is dropped
-                // before the handles (field order of Reactor) and waits for its ring's requests.
+                // a handle dropped before that leaks them (BlockDev::take_sqes). Reactor's Drop drops the
+                // group before the handles, and the group waits for its ring's requests.
                 if let Err(err) = unsafe { group.push_foreign(e, token) } {
                     d.complete(tok, -err.raw_os_error().unwrap_or(libc::EIO));
                 }
@@ -573,6 +580,16 @@ impl Reactor {
         }
         self.drain_devs(Duration::from_secs(5));
         self.publish_stats();
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // The group first: its Drop waits (bounded) for the device requests on its ring, whose memory
+        // the handles in `devs` and the arena in `pool` own; those drop after this, in field order.
+        // SAFETY: `group` is dropped exactly once, here, and no code runs on it afterwards: this is the
+        // reactor's destructor and the remaining fields' destructors do not reach the group.
+        unsafe { ManuallyDrop::drop(&mut self.group) };
     }
 }
 
