@@ -123,7 +123,7 @@ fn drive(mode: u8, rest: &[u8], window: usize, sq_flow_off: bool) -> Stats {
     };
     let mut stream = prefix(queue, sq_flow_off);
     stream.extend_from_slice(rest);
-    let mut session = Session::new(shared.clone(), 0, ([127, 0, 0, 1], 1).into());
+    let mut session = Session::new(shared.clone(), ([127, 0, 0, 1], 1).into());
     let mut off = 0;
     // Device completions, reused across steps as a reactor reuses its own.
     let mut done = Vec::new();
@@ -164,7 +164,7 @@ fn enabled_controller(
     pool: &mut BufPool,
     devs: &mut Vec<Option<Box<dyn BlockDev>>>,
 ) -> (Session, u16) {
-    let mut s = Session::new(shared.clone(), 0, ([127, 0, 0, 1], 2).into());
+    let mut s = Session::new(shared.clone(), ([127, 0, 0, 1], 2).into());
     let mut stream = prefix(Some((0, 0xFFFF)), false);
     let enable = Sqe {
         opcode: opcode::FABRICS,

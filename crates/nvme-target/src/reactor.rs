@@ -352,7 +352,7 @@ impl Reactor {
             match m {
                 Mgmt::Connection { sock, peer, port, placement } => match self.group.add(sock) {
                     Ok(id) => {
-                        let session = Session::new(self.shared.clone(), port, peer);
+                        let session = Session::new(self.shared.clone(), peer);
                         let idx = id.index();
                         if self.conns.len() <= idx {
                             self.conns.resize_with(idx + 1, || None);
@@ -388,7 +388,7 @@ impl Reactor {
                 self.conns.resize_with(idx + 1, || None);
             }
             tracing::info!(reactor = self.index, %peer, port, "connection");
-            let session = Session::new(self.shared.clone(), port, peer);
+            let session = Session::new(self.shared.clone(), peer);
             let placement = Placement { group: self.index, key: None };
             self.conns[idx] = Some(Conn { id: a.sock, peer, session, placement, closing: false });
         }

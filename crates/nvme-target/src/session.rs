@@ -83,8 +83,8 @@ fn response(r: Response) -> Completion<TxBuf> {
 }
 
 impl Session {
-    /// A fresh connection from `peer` on listener `port`.
-    pub fn new(shared: Arc<Shared>, _port: usize, peer: SocketAddr) -> Session {
+    /// A fresh connection from `peer`.
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Session {
         Session {
             conn: TargetConn::new(shared.conn),
             queue: Queue::Unbound,
@@ -102,8 +102,7 @@ impl Session {
         match &mut self.queue {
             Queue::Unbound => Some(self.connect(&sqe, cmd.data, env)),
             Queue::Admin(ctrl) => {
-                let data = cmd.data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
-                let out = ctrl.handle_admin(&sqe, data, Instant::now());
+                let out = ctrl.handle_admin(&sqe, Instant::now());
                 if let Some(b) = cmd.data {
                     b.recycle(env.pool);
                 }

@@ -275,10 +275,10 @@ impl TargetController {
         mqes | cqr | (CAP_TO << 24) | css_nvm
     }
 
-    /// Handles one admin queue command. `data` is in-capsule data (unused by
-    /// the commands implemented, accepted for completeness); `now` feeds
-    /// the keep-alive timer. After every call, drain [`Self::poll_async`].
-    pub fn handle_admin(&mut self, sqe: &Sqe, _data: &[u8], now: Instant) -> AdminOutcome {
+    /// Handles one admin queue command (none of those implemented takes
+    /// host data); `now` feeds the keep-alive timer. After every call, drain
+    /// [`Self::poll_async`].
+    pub fn handle_admin(&mut self, sqe: &Sqe, now: Instant) -> AdminOutcome {
         let cid = sqe.cid;
         if let Some(i) = self.aers.iter().position(|&c| c == cid) {
             // A new command under a parked AER's id: the host abandoned that AER (SPDK's host ends its

@@ -122,7 +122,7 @@ pub fn done(o: AdminOutcome) -> Response {
 }
 
 pub fn admin_cmd(c: &mut TargetController, sqe: &Sqe) -> Response {
-    done(c.handle_admin(sqe, &[], Instant::now()))
+    done(c.handle_admin(sqe, Instant::now()))
 }
 
 pub fn enable(c: &mut TargetController) {
