@@ -326,7 +326,7 @@ impl Reactor {
             }
             self.poll_devs(&mut done);
             // A busy loop turns thousands of times per millisecond: read the clock only every
-            // CLOCK_EVERY turns there (the vDSO call showed up at 4% of a core).
+            // CLOCK_EVERY turns there (a clock read per turn shows in profiles; docs/PERFORMANCE.md).
             turns = turns.wrapping_add(1);
             if self.mode == PollMode::Event || turns.is_multiple_of(CLOCK_EVERY) {
                 let now = Instant::now();
