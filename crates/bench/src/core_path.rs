@@ -12,7 +12,7 @@ use crate::plain::COMMAND_BYTES;
 use crate::report::{Report, Table};
 use crate::stats::median;
 use anyhow::{Result, ensure};
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, opcode};
+use ff_nvme::nvme::{SglDescriptor, Sqe, opcode};
 use ff_nvme_tcp::{CapsuleCmd, Framing, Pdu};
 use ff_target::fuzzing::{NSID_NULL_NOFILL, io_queue_path};
 use serde::Serialize;

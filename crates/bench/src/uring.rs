@@ -1,4 +1,4 @@
-//! `uring`: io_uring vs epoll end to end through our target (issue 5), on `bench target`'s point runner
+//! `uring`: io_uring vs epoll end to end through our target, on `bench target`'s point runner
 //! (one busy-polling target core, ff-perf busy-polling on the other, null namespace, both ends on the
 //! same sock options).
 //!
@@ -10,7 +10,7 @@
 //!   fixed files and send_zc added one at a time; the last step is the uring default. Each is a ratio to
 //!   epoll measured in the same run.
 //!
-//! Points are interleaved within each repeat; tables show medians. The verdict on the issue's goal
+//! Points are interleaved within each repeat; tables show medians. The verdict on the goal
 //! (< 0.1 io_uring_enter per 4K I/O at QD32, more IOPS per core than epoll) is stated in the notes.
 
 use crate::report::{Cell, Plot, Report, Series, Table};

@@ -29,7 +29,7 @@ pub use buf::{Arena, BufPool, IO_ALIGN, IoBuf};
 pub use file::{FileDev, FileHandle, FileOpts};
 pub use null::{NullDev, NullHandle};
 pub use ram::{RamDisk, RamHandle};
-pub use spec::{Backend, BackendKind, BackendSpec, SpecError, open, parse_size};
+pub use spec::{BackendKind, BackendSpec, OpenedBackend, SpecError, open, parse_size};
 pub use uring::{URING_TOKEN_BITS, UringSqe};
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Choosing a backend from configuration: [`BackendSpec`] parses from `null`, `ram` or `file:PATH`
-//! (command line) or deserializes from a TOML/serde table, and [`open`] turns it into a [`Backend`].
+//! (command line) or deserializes from a TOML/serde table, and [`open`] turns it into an [`OpenedBackend`].
 
 use crate::{BlockDev, BlockDevFactory, DEFAULT_SIZE, DevInfo, FileDev, FileOpts, NullDev, OpenError, RamDisk};
 use serde::Deserialize;
@@ -127,7 +127,7 @@ impl TryFrom<SpecRepr> for BackendSpec {
 
 /// An opened backend: the factory every reactor opens its handle from.
 #[derive(Debug, Clone)]
-pub enum Backend {
+pub enum OpenedBackend {
     /// A null device.
     Null(NullDev),
     /// A RAM disk.
@@ -136,32 +136,32 @@ pub enum Backend {
     File(FileDev),
 }
 
-impl BlockDevFactory for Backend {
+impl BlockDevFactory for OpenedBackend {
     fn info(&self) -> DevInfo {
         match self {
-            Backend::Null(d) => d.info(),
-            Backend::Ram(d) => d.info(),
-            Backend::File(d) => d.info(),
+            OpenedBackend::Null(d) => d.info(),
+            OpenedBackend::Ram(d) => d.info(),
+            OpenedBackend::File(d) => d.info(),
         }
     }
     fn open_handle(&self) -> Result<Box<dyn BlockDev>, OpenError> {
         match self {
-            Backend::Null(d) => d.open_handle(),
-            Backend::Ram(d) => d.open_handle(),
-            Backend::File(d) => d.open_handle(),
+            OpenedBackend::Null(d) => d.open_handle(),
+            OpenedBackend::Ram(d) => d.open_handle(),
+            OpenedBackend::File(d) => d.open_handle(),
         }
     }
 }
 
 /// Opens the backend `spec` describes.
-pub fn open(spec: &BackendSpec) -> Result<Backend, OpenError> {
+pub fn open(spec: &BackendSpec) -> Result<OpenedBackend, OpenError> {
     let bs = spec.block_size.unwrap_or(512);
     Ok(match &spec.kind {
-        BackendKind::Null => Backend::Null(NullDev::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?),
-        BackendKind::NullNoFill => Backend::Null(NullDev::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?.no_fill()),
-        BackendKind::Ram => Backend::Ram(RamDisk::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?),
+        BackendKind::Null => OpenedBackend::Null(NullDev::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?),
+        BackendKind::NullNoFill => OpenedBackend::Null(NullDev::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?.no_fill()),
+        BackendKind::Ram => OpenedBackend::Ram(RamDisk::new(spec.size.unwrap_or(DEFAULT_SIZE), bs)?),
         BackendKind::File(p) => {
-            Backend::File(FileDev::open(p, FileOpts { size: spec.size, block_size: spec.block_size })?)
+            OpenedBackend::File(FileDev::open(p, FileOpts { size: spec.size, block_size: spec.block_size })?)
         }
     })
 }

@@ -9,8 +9,8 @@ use crate::identify::{self, DISC_ENTRY_LEN, DiscoveryEntry, IdentifyController, 
 use crate::io::{IoQueue, QueueSpec};
 use crate::link::{SyncLink, check, connect_cmd};
 use crate::options::HostOptions;
+use ff_nvme::nvme::{Cqe, Sqe, fctype, opcode};
 use ff_nvme_tcp::host::{ADMIN_IN_CAPSULE, HostCompletion, HostConfig};
-use ff_nvme_tcp::nvme::{Cqe, Sqe, fctype, opcode};
 use ff_sock::Waker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -433,7 +433,7 @@ fn on_aer(
     pending: &mut HashMap<u16, Pending>,
     opts: &HostOptions,
 ) {
-    if c.cqe.status() != ff_nvme_tcp::nvme::status::SUCCESS {
+    if c.cqe.status() != ff_nvme::nvme::status::SUCCESS {
         tracing::debug!(status = ?c.cqe.status(), "asynchronous event request ended");
         return;
     }

@@ -1,8 +1,8 @@
 //! Errors: [`Error`] for connection setup and admin commands, [`IoError`] for one I/O command. Both are
 //! plain values (cloneable) so one failure can be reported to every command it affects.
 
+use ff_nvme::nvme::Status;
 use ff_nvme_tcp::host::HostError;
-use ff_nvme_tcp::nvme::Status;
 
 /// Why a setup step or admin command failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,8 +4,8 @@
 
 use crate::buf::Buf;
 use crate::error::Error;
+use ff_nvme::nvme::{Cqe, Sqe, fctype, opcode};
 use ff_nvme_tcp::host::{HostCompletion, HostConfig, HostConn, HostOutput, RecvTarget, TxData};
-use ff_nvme_tcp::nvme::{Cqe, Sqe, fctype, opcode};
 use ff_sock::{Event, GroupOptions, SockError, SockGroup, SockId, StableBuf, TcpSock, WriteReq};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

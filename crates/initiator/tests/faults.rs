@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use ff_initiator::{Buf, Controller, HostOptions, IoCompletion, IoError, IoGroup};
-use ff_nvme_tcp::nvme::{Cqe, fctype, opcode, status};
-use ff_nvme_tcp::target::{BufAlloc, Completion, RecvTarget, TargetConfig, TargetConn, TargetOutput};
+use ff_nvme::nvme::{Cqe, fctype, opcode, status};
+use ff_nvme_tcp::target::{BufAlloc, Completion, RecvTarget, TargetConn, TargetConnConfig, TargetOutput};
 use ff_nvme_tcp::{C2HData, CapsuleResp, Digests, Pdu, TermReq};
 use ff_sock::{Backend, GroupOptions};
 
@@ -55,7 +55,7 @@ fn send(s: &mut TcpStream, conn: &TargetConn<Vec<u8>>, p: Pdu, data: &[u8]) {
 }
 
 fn serve(mut s: TcpStream, fault: Fault, reads: &AtomicUsize) {
-    let mut conn: TargetConn<Vec<u8>> = TargetConn::new(TargetConfig::default());
+    let mut conn: TargetConn<Vec<u8>> = TargetConn::new(TargetConnConfig::default());
     let mut buf = vec![0u8; 1 << 16];
     let (mut have, mut off) = (0usize, 0usize);
     let mut io_queue = false;

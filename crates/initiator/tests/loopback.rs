@@ -45,7 +45,7 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|i| ((i as u64).wrapping_mul(2654435761).wrapping_add(seed * 97) >> 7) as u8).collect()
 }
 
-// Each scenario runs with both ends on each sock backend (issue 5: parametrised suites).
+// Each scenario runs with both ends on each sock backend.
 #[test]
 fn connect_identify_discover_and_every_io_command_epoll() {
     connect_identify_discover_and_every_io_command(Backend::Epoll);

@@ -5,9 +5,10 @@
 use crate::config::{NamespaceSpec, SubsystemSpec, TargetOptions};
 use crate::session::{Env, Session};
 use crate::shared::Shared;
+use crate::token::IoTag;
 use crate::txbuf::PoolAlloc;
 use ff_blockdev::{BlockDev, BufPool, IoDone};
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode};
+use ff_nvme::nvme::{SglDescriptor, Sqe, fctype, opcode};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
 use ff_nvme_tcp::{CapsuleCmd, Digests, Framing, IcReq, Pdu};
 use ff_nvmf::registry::CATTR_DISABLE_SQ_FLOW;
@@ -122,7 +123,7 @@ fn drive(mode: u8, rest: &[u8], window: usize, sq_flow_off: bool) -> Stats {
     };
     let mut stream = prefix(queue, sq_flow_off);
     stream.extend_from_slice(rest);
-    let mut session = Session::new(shared.clone(), 0, ([127, 0, 0, 1], 1).into());
+    let mut session = Session::new(shared.clone(), ([127, 0, 0, 1], 1).into());
     let mut off = 0;
     // Device completions, reused across steps as a reactor reuses its own.
     let mut done = Vec::new();
@@ -163,7 +164,7 @@ fn enabled_controller(
     pool: &mut BufPool,
     devs: &mut Vec<Option<Box<dyn BlockDev>>>,
 ) -> (Session, u16) {
-    let mut s = Session::new(shared.clone(), 0, ([127, 0, 0, 1], 2).into());
+    let mut s = Session::new(shared.clone(), ([127, 0, 0, 1], 2).into());
     let mut stream = prefix(Some((0, 0xFFFF)), false);
     let enable = Sqe {
         opcode: opcode::FABRICS,
@@ -193,7 +194,7 @@ fn enabled_controller(
         while let Some(out) = s.conn.poll_output() {
             if let TargetOutput::Command(cmd) = out {
                 let cid = cmd.sqe.cid;
-                let mut env = Env { devs, pool: alloc.0, shared, tag_base: 0 };
+                let mut env = Env { devs, pool: alloc.0, shared, tag: IoTag::default() };
                 if let Some(c) = s.execute(cmd, &mut env) {
                     if cid == 0xFFF0 {
                         cntlid = c.dw0 as u16;
@@ -228,7 +229,7 @@ fn drain(
                 TargetOutput::Command(cmd) => {
                     stats.commands += 1;
                     let cid = cmd.sqe.cid;
-                    let mut env = Env { devs, pool, shared, tag_base: 0 };
+                    let mut env = Env { devs, pool, shared, tag: IoTag::default() };
                     if let Some(c) = session.execute(cmd, &mut env) {
                         stats.successes += u64::from(c.status.is_success());
                         session.conn.complete(cid, c);
@@ -243,7 +244,7 @@ fn drain(
         for io in done.drain(..) {
             progressed = true;
             stats.device_ios += 1;
-            let cid = io.tag as u16;
+            let cid = IoTag::from_u64(io.tag).cid;
             if let Some(c) = session.io_done(cid, io, pool) {
                 stats.successes += u64::from(c.status.is_success());
                 session.conn.complete(cid, c);

@@ -4,27 +4,31 @@
 //!
 //! - [`config`]: what to serve (subsystems, namespaces, listeners) and how (cores, poll mode, sock
 //!   options), from flags or a TOML file;
-//! - [`acceptor`]: listeners, placement, hand-over;
-//! - [`reactor`]: the per-core loop;
-//! - [`session`]: one connection's command execution;
-//! - [`shared`]: what reactors share;
-//! - [`txbuf`]: the buffers connections send and receive.
+//! - [`start`] runs it and returns a [`RunningTarget`]; [`ReactorStats`] are each reactor's counters.
+//!
+//! Internals, not public: `acceptor` (listeners, placement, hand-over), `reactor` (the per-core
+//! loop), `session` (one connection's command execution), `shared` (what reactors share), `token`
+//! (the tags of device requests), `txbuf` (the buffers connections send and receive). With the
+//! `fuzzing` feature, `fuzzing` drives the command path without sockets (the cargo-fuzz targets,
+//! their stable tests, `ff-bench core`).
 
-pub mod acceptor;
+mod acceptor;
 pub mod config;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod reactor;
-pub mod session;
-pub mod shared;
-pub mod txbuf;
+mod reactor;
+mod session;
+mod shared;
+mod token;
+mod txbuf;
 
 pub use config::{AcceptMode, NamespaceSpec, SubsystemSpec, TargetOptions};
 pub use reactor::{PollMode, ReactorStats};
 
 use anyhow::Context;
 use ff_blockdev::BlockDevFactory;
-use ff_nvmf::{AddrFamily, Listener as NvmfListener, NamespaceConfig, SubsystemConfig, Target, TargetConfig};
+use ff_nvmf::{AddrFamily, NamespaceConfig, Port, SubsystemConfig, Target, TargetConfig};
 use ff_sock::{Listener, Placer};
 use reactor::{Inbox, Mgmt, Reactor};
 use shared::{NsBackend, Shared, SubsysBackends};
@@ -92,8 +96,8 @@ impl Drop for RunningTarget {
     }
 }
 
-fn nvmf_listener(addr: SocketAddr, portid: u16) -> NvmfListener {
-    NvmfListener {
+fn nvmf_port(addr: SocketAddr, portid: u16) -> Port {
+    Port {
         adrfam: if addr.is_ipv4() { AddrFamily::Ipv4 } else { AddrFamily::Ipv6 },
         traddr: addr.ip().to_string(),
         trsvcid: addr.port().to_string(),
@@ -102,7 +106,7 @@ fn nvmf_listener(addr: SocketAddr, portid: u16) -> NvmfListener {
 }
 
 /// Opens the backends and builds the controller core for `opts`, advertising `io_addrs` in discovery.
-pub fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Result<Arc<Shared>> {
+pub(crate) fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Result<Arc<Shared>> {
     opts.validate()?;
     // Backends first: their geometry is what the namespaces advertise.
     let mut subsystems = Vec::new();
@@ -140,12 +144,12 @@ pub fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Re
             hosts: s.hosts.clone(),
         });
     }
-    let nvmf_listeners = io_addrs.iter().enumerate().map(|(i, a)| nvmf_listener(*a, i as u16 + 1)).collect();
-    let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_listeners })
+    let nvmf_ports = io_addrs.iter().enumerate().map(|(i, a)| nvmf_port(*a, i as u16 + 1)).collect();
+    let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_ports })
         .map_err(|e| anyhow::anyhow!("invalid target configuration: {e}"))?;
     let limits = *target.limits();
     let max_transfer = limits.mdts_bytes().unwrap_or(8 << 20).min(8 << 20) as u32;
-    let conn = ff_nvme_tcp::target::TargetConfig {
+    let conn = ff_nvme_tcp::target::TargetConnConfig {
         cpda: 0,
         hdgst: true,
         ddgst: true,

@@ -9,14 +9,16 @@
 
 use crate::session::{Env, Session};
 use crate::shared::Shared;
+use crate::token::{IoTag, RingToken};
 use crate::txbuf::{PoolAlloc, TxBuf};
-use ff_blockdev::{BlockDev, BufPool, DevStats, IoDone, IoReq, URING_TOKEN_BITS, UringSqe};
+use ff_blockdev::{BlockDev, BufPool, DevStats, IoDone, IoReq, UringSqe};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
 use ff_sock::{
     Event, ForeignCounts, GroupCounters, GroupOptions, Placement, SockError, SockGroup, SockId, TcpSock, Waker,
     WriteReq,
 };
 use serde::{Deserialize, Serialize};
+use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -109,9 +111,15 @@ const TICK: Duration = Duration::from_millis(100);
 const CLOCK_EVERY: u32 = 256;
 
 /// One reactor; see the module docs.
+///
+/// Drop order matters: device requests may sit on the group's io_uring, pointing at buffers and
+/// descriptors of the device handles (`devs`) and at the pool's registered arena (`pool`). The
+/// group's Drop waits for its ring's requests, so it must run first: `impl Drop for Reactor` drops
+/// it explicitly, before any other field.
 pub struct Reactor {
     index: usize,
-    group: SockGroup<TxBuf>,
+    /// Dropped first, by hand, in `impl Drop for Reactor`; never used after that.
+    group: ManuallyDrop<SockGroup<TxBuf>>,
     pool: BufPool,
     conns: Vec<Option<Conn>>,
     rx: Receiver<Mgmt>,
@@ -198,7 +206,7 @@ impl Reactor {
         let stats = Arc::new(Mutex::new(ReactorStats { backend: Some(group.backend()), ..Default::default() }));
         let r = Reactor {
             index,
-            group,
+            group: ManuallyDrop::new(group),
             pool,
             conns: Vec::new(),
             rx,
@@ -242,7 +250,7 @@ impl Reactor {
     }
 
     /// Moves the SQEs the device handles prepared onto the group's ring (submitted by the next poll's
-    /// enter). The token's bits above [`URING_TOKEN_BITS`] name the namespace.
+    /// enter), each under a [`RingToken`] naming its namespace.
     fn feed_ring(&mut self) {
         if !self.on_ring {
             return;
@@ -254,11 +262,11 @@ impl Reactor {
                 continue;
             }
             for (e, tok) in ring_sqes.drain(..) {
-                let token = (ns as u64) << URING_TOKEN_BITS | tok;
+                let token = RingToken { ns, dev: tok }.to_u64();
                 // SAFETY: the entry points at a buffer and a descriptor the handle owns and keeps, untouched,
                 // until `complete(tok)` (which `reap_ring` calls only after the group handed out the CQE);
-                // a handle dropped before that leaks them (BlockDev::take_sqes). The group is dropped
-                // before the handles (field order of Reactor) and waits for its ring's requests.
+                // a handle dropped before that leaks them (BlockDev::take_sqes). Reactor's Drop drops the
+                // group before the handles, and the group waits for its ring's requests.
                 if let Err(err) = unsafe { group.push_foreign(e, token) } {
                     d.complete(tok, -err.raw_os_error().unwrap_or(libc::EIO));
                 }
@@ -272,11 +280,10 @@ impl Reactor {
             return;
         }
         self.group.take_foreign_completions(&mut self.ring_done);
-        let mask = (1u64 << URING_TOKEN_BITS) - 1;
         for (token, res) in self.ring_done.drain(..) {
-            let ns = (token >> URING_TOKEN_BITS) as usize;
+            let RingToken { ns, dev } = RingToken::from_u64(token);
             if let Some(Some(d)) = self.devs.get_mut(ns) {
-                d.complete(token & mask, res);
+                d.complete(dev, res);
             }
         }
     }
@@ -319,7 +326,7 @@ impl Reactor {
             }
             self.poll_devs(&mut done);
             // A busy loop turns thousands of times per millisecond: read the clock only every
-            // CLOCK_EVERY turns there (the vDSO call showed up at 4% of a core).
+            // CLOCK_EVERY turns there (a clock read per turn shows in profiles; docs/PERFORMANCE.md).
             turns = turns.wrapping_add(1);
             if self.mode == PollMode::Event || turns.is_multiple_of(CLOCK_EVERY) {
                 let now = Instant::now();
@@ -345,7 +352,7 @@ impl Reactor {
             match m {
                 Mgmt::Connection { sock, peer, port, placement } => match self.group.add(sock) {
                     Ok(id) => {
-                        let session = Session::new(self.shared.clone(), port, peer);
+                        let session = Session::new(self.shared.clone(), peer);
                         let idx = id.index();
                         if self.conns.len() <= idx {
                             self.conns.resize_with(idx + 1, || None);
@@ -381,7 +388,7 @@ impl Reactor {
                 self.conns.resize_with(idx + 1, || None);
             }
             tracing::info!(reactor = self.index, %peer, port, "connection");
-            let session = Session::new(self.shared.clone(), port, peer);
+            let session = Session::new(self.shared.clone(), peer);
             let placement = Placement { group: self.index, key: None };
             self.conns[idx] = Some(Conn { id: a.sock, peer, session, placement, closing: false });
         }
@@ -431,7 +438,7 @@ impl Reactor {
                     Ok(())
                 }
             };
-            let mut env = Env { devs, pool, shared, tag_base: tag_base(id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(id) };
             match pump(group, id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => {
@@ -464,9 +471,10 @@ impl Reactor {
             }
         }
         for io in done.drain(..) {
-            let (idx, generation, cid) = untag(io.tag);
+            let tag = IoTag::from_u64(io.tag);
+            let cid = tag.cid;
             let Reactor { group, pool, conns, devs, shared, closing_any, .. } = self;
-            let conn = conns.get_mut(idx).and_then(|c| c.as_mut()).filter(|c| c.id.generation() as u16 == generation);
+            let conn = conns.get_mut(tag.slot as usize).and_then(|c| c.as_mut()).filter(|c| tag.names(c.id));
             let Some(conn) = conn else {
                 if let Some(b) = io.buf {
                     pool.put(b);
@@ -477,7 +485,7 @@ impl Reactor {
                 conn.session.conn.complete(cid, c);
             }
             let id = conn.id;
-            let mut env = Env { devs, pool, shared, tag_base: tag_base(id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(id) };
             match pump(group, id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => self.close(id, &reason),
@@ -494,7 +502,7 @@ impl Reactor {
                 continue;
             }
             // Asynchronous completions (AERs) produced by the tick go out now.
-            let mut env = Env { devs, pool, shared, tag_base: tag_base(conn.id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(conn.id) };
             match pump(group, conn.id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => expired.push((conn.id, reason)),
@@ -564,9 +572,9 @@ impl Reactor {
             self.close(id, "target shutting down");
         }
         // Make everything written durable before exit (a no-op for RAM and null). The flush's
-        // completion finds no connection (tag u64::MAX) and is dropped.
+        // completion finds no connection (IoTag::NONE) and is dropped.
         for d in self.devs.iter_mut().flatten() {
-            if d.submit(IoReq::flush(u64::MAX)).is_err() {
+            if d.submit(IoReq::flush(IoTag::NONE.to_u64())).is_err() {
                 tracing::warn!(reactor = self.index, "final flush refused: device queue full");
             }
         }
@@ -575,14 +583,14 @@ impl Reactor {
     }
 }
 
-/// Block I/O tag of command 0 of `id`: generation (low 16 bits), slot index, and room for the cid.
-fn tag_base(id: SockId) -> u64 {
-    ((id.generation() as u64 & 0xFFFF) << 48) | ((id.index() as u64 & 0xFFFF_FFFF) << 16)
-}
-
-/// Splits a block I/O tag into slot index, generation (low 16 bits) and command id.
-fn untag(tag: u64) -> (usize, u16, u16) {
-    (((tag >> 16) & 0xFFFF_FFFF) as usize, (tag >> 48) as u16, tag as u16)
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // The group first: its Drop waits (bounded) for the device requests on its ring, whose memory
+        // the handles in `devs` and the arena in `pool` own; those drop after this, in field order.
+        // SAFETY: `group` is dropped exactly once, here, and no code runs on it afterwards: this is the
+        // reactor's destructor and the remaining fields' destructors do not reach the group.
+        unsafe { ManuallyDrop::drop(&mut self.group) };
+    }
 }
 
 /// Moves a connection's outputs to the socket and its commands to the session.

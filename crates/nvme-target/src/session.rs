@@ -4,12 +4,15 @@
 //! completions.
 
 use crate::shared::{Shared, SubsysBackends};
+use crate::token::IoTag;
 use crate::txbuf::TxBuf;
 use ff_blockdev::{BlockDev, BufPool, IoDone, IoError, IoOp, IoReq, LbaRange, SubmitError};
-use ff_nvme_tcp::nvme::{Cqe, Sqe, Status, opcode, status};
+use ff_nvme::nvme::{Cqe, Sqe, Status, opcode, status};
 use ff_nvme_tcp::target::{CidTable, Command, Completion, TargetConn};
 use ff_nvmf::io::{IoFabricsOutcome, NSID_ALL};
-use ff_nvmf::{AdminOutcome, CmdError, ConnectData, Connected, Controller, IoCmd, IoQueue, Response, parse_dsm_ranges};
+use ff_nvmf::{
+    AdminOutcome, CmdError, ConnectData, Connected, IoCmd, Response, TargetController, TargetIoQueue, parse_dsm_ranges,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,17 +32,17 @@ pub struct Env<'a> {
     pub pool: &'a mut BufPool,
     /// Target-wide state.
     pub shared: &'a Arc<Shared>,
-    /// Block I/O tag of this connection with cid 0.
-    pub tag_base: u64,
+    /// This connection's block I/O tag (each request sets its command id).
+    pub tag: IoTag,
 }
 
 enum Queue {
     /// Before Connect.
     Unbound,
     /// Admin queue of a controller.
-    Admin(Box<Controller>),
+    Admin(Box<TargetController>),
     /// An I/O queue and its subsystem's devices.
-    Io(IoQueue, Arc<SubsysBackends>),
+    Io(TargetIoQueue, Arc<SubsysBackends>),
 }
 
 /// A device request in flight: what to do when it completes.
@@ -80,8 +83,8 @@ fn response(r: Response) -> Completion<TxBuf> {
 }
 
 impl Session {
-    /// A fresh connection from `peer` on listener `port`.
-    pub fn new(shared: Arc<Shared>, _port: usize, peer: SocketAddr) -> Session {
+    /// A fresh connection from `peer`.
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Session {
         Session {
             conn: TargetConn::new(shared.conn),
             queue: Queue::Unbound,
@@ -99,8 +102,7 @@ impl Session {
         match &mut self.queue {
             Queue::Unbound => Some(self.connect(&sqe, cmd.data, env)),
             Queue::Admin(ctrl) => {
-                let data = cmd.data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
-                let out = ctrl.handle_admin(&sqe, data, Instant::now());
+                let out = ctrl.handle_admin(&sqe, Instant::now());
                 if let Some(b) = cmd.data {
                     b.recycle(env.pool);
                 }
@@ -110,7 +112,7 @@ impl Session {
                     // Commands live on their own connection (maybe another reactor): too late to abort.
                     AdminOutcome::Abort(req) => Some(response(ctrl.finish_abort(req, false))),
                 };
-                if sqe.opcode == opcode::FABRICS && sqe.fctype() == ff_nvme_tcp::nvme::fctype::DISCONNECT {
+                if sqe.opcode == opcode::FABRICS && sqe.fctype() == ff_nvme::nvme::fctype::DISCONNECT {
                     self.wants_close = true;
                 }
                 self.drain_async();
@@ -145,7 +147,7 @@ impl Session {
     }
 
     fn connect(&mut self, sqe: &Sqe, data: Option<TxBuf>, env: &mut Env<'_>) -> Completion<TxBuf> {
-        if sqe.opcode != opcode::FABRICS || sqe.fctype() != ff_nvme_tcp::nvme::fctype::CONNECT {
+        if sqe.opcode != opcode::FABRICS || sqe.fctype() != ff_nvme::nvme::fctype::CONNECT {
             if let Some(b) = data {
                 b.recycle(env.pool);
             }
@@ -205,7 +207,7 @@ impl Session {
         env: &mut Env<'_>,
     ) -> Option<Completion<TxBuf>> {
         let cid = sqe.cid;
-        let tag = env.tag_base | u64::from(cid);
+        let tag = env.tag.with_cid(cid).to_u64();
         if let IoCmd::Flush { nsid: NSID_ALL } = io {
             let all: Vec<_> = backends.by_nsid.values().cloned().collect();
             let mut left = 0u32;
@@ -360,10 +362,5 @@ impl Session {
         self.inflight.clear();
         // Dropping the queue disconnects it from the controller core.
         self.queue = Queue::Unbound;
-    }
-
-    /// Whether this connection awaits device completions.
-    pub fn has_inflight(&self) -> bool {
-        !self.inflight.is_empty()
     }
 }

@@ -2,7 +2,7 @@
 //! [`Target`], the block-device factories behind each namespace, and the transport settings.
 
 use ff_blockdev::{BlockDevFactory, DevInfo};
-use ff_nvme_tcp::target::TargetConfig as ConnConfig;
+use ff_nvme_tcp::target::TargetConnConfig;
 use ff_nvmf::Target;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub struct Shared {
     /// Number of namespaces in all (size of each reactor's handle table).
     pub ns_count: usize,
     /// Per-connection transport settings.
-    pub conn: ConnConfig,
+    pub conn: TargetConnConfig,
 }
 
 impl Shared {

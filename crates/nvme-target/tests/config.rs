@@ -3,8 +3,8 @@
 
 mod common;
 use common::Host;
+use ff_nvme::nvme::{Sqe, opcode};
 use ff_nvme_tcp::Digests;
-use ff_nvme_tcp::nvme::{Sqe, opcode};
 use ff_target::TargetOptions;
 use std::net::SocketAddr;
 
@@ -50,7 +50,7 @@ fn identify(h: &mut Host, cns: u32, nsid: u32) -> Vec<u8> {
         flags: 0x40,
         cid: 2,
         nsid,
-        dptr: ff_nvme_tcp::nvme::SglDescriptor::transport(4096),
+        dptr: ff_nvme::nvme::SglDescriptor::transport(4096),
         cdw10: cns,
         ..Sqe::default()
     };
@@ -87,7 +87,7 @@ fn toml_config_serves_what_it_describes() {
     let mut h = Host::connect(t.io_addrs[0]);
     h.handshake(Digests::default());
     let st = h.try_connect_admin("nqn.2026-11.io.ferrofabric:closed", 0);
-    assert_eq!(st, ff_nvme_tcp::nvme::status::CONNECT_INVALID_HOST, "unlisted host refused");
+    assert_eq!(st, ff_nvme::nvme::status::CONNECT_INVALID_HOST, "unlisted host refused");
     t.stop();
 }
 
@@ -110,7 +110,7 @@ fn c2h_success_always_answers_a_read_with_one_pdu() {
             opcode: opcode::ADMIN_IDENTIFY,
             flags: 0x40,
             cid: 20,
-            dptr: ff_nvme_tcp::nvme::SglDescriptor::transport(4096),
+            dptr: ff_nvme::nvme::SglDescriptor::transport(4096),
             cdw10: 1,
             ..Sqe::default()
         };

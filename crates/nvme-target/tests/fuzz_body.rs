@@ -1,7 +1,7 @@
 //! The cargo-fuzz `command_path` body on stable: a few thousand inputs built from valid commands
 //! (admin, fabrics, I/O with and without data) with random mutations, so most get past validation.
 
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode};
+use ff_nvme::nvme::{SglDescriptor, Sqe, fctype, opcode};
 use ff_nvme_tcp::{CapsuleCmd, Framing, H2CData, Pdu};
 use ff_target::fuzzing::command_path;
 

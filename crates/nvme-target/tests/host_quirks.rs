@@ -4,7 +4,7 @@
 
 mod common;
 use common::{HOST_NQN, Host};
-use ff_nvme_tcp::nvme::{Sqe, fctype, opcode, status};
+use ff_nvme::nvme::{Sqe, fctype, opcode, status};
 use ff_nvme_tcp::{CapsuleCmd, Digests, Pdu};
 use ff_target::{RunningTarget, TargetOptions, config::DEFAULT_NQN};
 

@@ -5,7 +5,7 @@
 
 mod common;
 use common::Host;
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, opcode};
+use ff_nvme::nvme::{SglDescriptor, Sqe, opcode};
 use ff_nvme_tcp::{CapsuleCmd, Digests, Fes, Framing, H2CData, Pdu};
 use ff_sock::Backend;
 use ff_target::{RunningTarget, TargetOptions, config::DEFAULT_NQN};

@@ -84,7 +84,7 @@ pub enum Error {
     Fatal(FatalError),
     /// The data digest of a PDU did not match. Not fatal: the stream is still
     /// in sync and only the command `cid` (if known) fails, with
-    /// [`crate::nvme::status::TRANSIENT_TRANSPORT_ERROR`].
+    /// [`ff_nvme::nvme::status::TRANSIENT_TRANSPORT_ERROR`].
     #[error("data digest mismatch (received {received:#010x}, computed {computed:#010x})")]
     DataDigest {
         /// Digest carried by the PDU.
@@ -111,6 +111,12 @@ pub enum Error {
     /// The caller used the decoder out of order (a local bug, not the peer's).
     #[error("decoder misuse: {0}")]
     Usage(&'static str),
+}
+
+impl From<ff_nvme::Truncated> for Error {
+    fn from(t: ff_nvme::Truncated) -> Self {
+        Self::Truncated { need: t.need, have: t.have }
+    }
 }
 
 impl Error {

@@ -18,8 +18,8 @@
 
 use crate::decoder::{Decoder, DecoderConfig, Need, Role};
 use crate::error::{Error, Fes};
-use crate::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, Status};
 use crate::pdu::{C2HData, CapsuleCmd, Digests, Framing, H2CData, IcReq, Pdu, TermReq};
+use ff_nvme::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, Status};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -329,7 +329,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> HostConn<B> {
             return refuse(SubmitErrorKind::QueueFull, data, read_buf);
         };
         sqe.cid = cid;
-        sqe.flags = (sqe.flags & !crate::nvme::PSDT_MASK) | PSDT_SGL_MPTR_CONTIG;
+        sqe.flags = (sqe.flags & !ff_nvme::nvme::PSDT_MASK) | PSDT_SGL_MPTR_CONTIG;
         let in_capsule = data.is_some() && dlen <= self.cfg.max_in_capsule;
         sqe.dptr =
             if in_capsule { SglDescriptor::in_capsule(0, dlen) } else { SglDescriptor::transport(dlen.max(rlen)) };

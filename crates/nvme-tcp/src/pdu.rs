@@ -10,8 +10,8 @@
 
 use crate::digest::{DIGEST_LEN, header_digest};
 use crate::error::{Error, Fes};
-use crate::nvme::{CQE_LEN, Cqe, SQE_LEN, Sqe};
-use crate::wire::{put, put_u8, put_u16, put_u32, u8_at, u16_at, u32_at, zero};
+use ff_nvme::nvme::{CQE_LEN, Cqe, SQE_LEN, Sqe};
+use ff_nvme::wire::{put, put_u8, put_u16, put_u32, u8_at, u16_at, u32_at, zero};
 
 /// Length of the common header.
 pub const CH_LEN: usize = 8;

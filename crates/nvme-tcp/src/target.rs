@@ -13,8 +13,8 @@
 
 use crate::decoder::{Decoder, DecoderConfig, Need};
 use crate::error::{Error, Fes};
-use crate::nvme::{Cqe, PSDT_MASK, PSDT_PRP, Sqe, Status, opcode, status};
 use crate::pdu::{C2HData, CapsuleResp, Framing, IcResp, Pdu, R2T, TermReq};
+use ff_nvme::nvme::{Cqe, PSDT_MASK, PSDT_PRP, Sqe, Status, opcode, status};
 use std::collections::VecDeque;
 
 pub use crate::cid::{CidHasher, CidMap, CidTable};
@@ -80,7 +80,7 @@ impl std::str::FromStr for C2hSuccess {
 
 /// Settings of one target connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TargetConfig {
+pub struct TargetConnConfig {
     /// CPDA we require of host data (0: none).
     pub cpda: u8,
     /// Header digest supported (used when the host asks).
@@ -99,9 +99,9 @@ pub struct TargetConfig {
     pub c2h_success: C2hSuccess,
 }
 
-impl Default for TargetConfig {
+impl Default for TargetConnConfig {
     fn default() -> Self {
-        TargetConfig {
+        TargetConnConfig {
             cpda: 0,
             hdgst: true,
             ddgst: true,
@@ -244,7 +244,7 @@ const DISCARD_LEN: usize = 4096;
 
 /// The target side of one NVMe/TCP connection. See the module docs.
 pub struct TargetConn<B> {
-    cfg: TargetConfig,
+    cfg: TargetConnConfig,
     dec: Decoder,
     framing: Option<Framing>,
     slots: CidTable<Slot<B>>,
@@ -284,7 +284,7 @@ fn data_dir(sqe: &Sqe) -> DataDir {
 
 impl<B: DataBuf> TargetConn<B> {
     /// A connection awaiting ICReq.
-    pub fn new(cfg: TargetConfig) -> Self {
+    pub fn new(cfg: TargetConnConfig) -> Self {
         let dcfg = DecoderConfig {
             role: crate::decoder::Role::Target,
             pda: cfg.cpda,
@@ -656,7 +656,7 @@ impl<B: DataBuf> TargetConn<B> {
     }
 
     /// Completes command `cid` with `c`: sends its data (C2HData) and response (CapsuleResp), or a C2HData
-    /// with SUCCESS alone when [`TargetConfig::c2h_success`] allows it. Unknown cids are ignored.
+    /// with SUCCESS alone when [`TargetConnConfig::c2h_success`] allows it. Unknown cids are ignored.
     pub fn complete(&mut self, cid: u16, mut c: Completion<B>) {
         let Some(Slot::Executing { dir, xfer_len, .. }) = self.slots.remove(cid) else { return };
         if self.closed {

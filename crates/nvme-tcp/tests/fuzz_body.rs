@@ -2,8 +2,8 @@
 //! inputs, half of them mutations of valid PDUs so they get past validation.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use ff_nvme::nvme::{SglDescriptor, Sqe};
 use ff_nvme_tcp::fuzzing::pdu_decode;
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe};
 use ff_nvme_tcp::*;
 
 struct XorShift(u64);

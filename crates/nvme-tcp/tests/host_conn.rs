@@ -3,9 +3,9 @@
 //! target core in memory with random chunking.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
 
+use ff_nvme::nvme::{Cqe, Sqe, opcode, status};
 use ff_nvme_tcp::host::{HostCompletion, HostConfig, HostConn, HostError, HostOutput, RecvTarget, SubmitErrorKind};
-use ff_nvme_tcp::nvme::{Cqe, Sqe, opcode, status};
-use ff_nvme_tcp::target::{self, BufAlloc, Completion, DataDir, TargetConfig, TargetConn, TargetOutput};
+use ff_nvme_tcp::target::{self, BufAlloc, Completion, DataDir, TargetConn, TargetConnConfig, TargetOutput};
 use ff_nvme_tcp::{
     C2HData, CapsuleResp, Decoder, DecoderConfig, Digests, Fes, Framing, IcResp, Need, Pdu, R2T, TermReq,
 };
@@ -121,7 +121,7 @@ fn write_sqe() -> Sqe {
     Sqe { opcode: opcode::IO_WRITE, nsid: 1, ..Sqe::default() }
 }
 
-fn resp(cid: u16, st: ff_nvme_tcp::nvme::Status) -> Pdu {
+fn resp(cid: u16, st: ff_nvme::nvme::Status) -> Pdu {
     Pdu::CapsuleResp(CapsuleResp {
         cqe: Cqe { dw0: 0, dw1: 0, sqhd: 1, sqid: 1, cid, status: Cqe::status_field(st, false, false) },
     })
@@ -407,7 +407,7 @@ impl BufAlloc<Vec<u8>> for Heap {
 fn back_to_back_with_the_target_core() {
     for d in [Digests::default(), BOTH] {
         let mut seed = 0xDEAD_BEEF_u64 ^ u64::from(d.data);
-        let tcfg = TargetConfig { maxh2cdata: 16384, ..TargetConfig::default() };
+        let tcfg = TargetConnConfig { maxh2cdata: 16384, ..TargetConnConfig::default() };
         let mut t: TargetConn<Vec<u8>> = TargetConn::new(tcfg);
         t.set_queue(1, 63, false);
         let mut h: HostConn<Vec<u8>> = HostConn::new(HostConfig { digests: d, depth: 32, ..HostConfig::default() });

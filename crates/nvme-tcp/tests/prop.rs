@@ -5,7 +5,7 @@
 mod common;
 
 use common::{receiver_for, run, run_in_place};
-use ff_nvme_tcp::nvme::{CQE_LEN, Cqe, SQE_LEN, SglDescriptor, Sqe};
+use ff_nvme::nvme::{CQE_LEN, Cqe, SQE_LEN, SglDescriptor, Sqe};
 use ff_nvme_tcp::pdu::{IcReq, IcResp};
 use ff_nvme_tcp::*;
 use proptest::prelude::*;

@@ -2,9 +2,9 @@
 //! by R2T, digests, and hostile input that must end in a C2HTermReq.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
 
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, opcode, status};
+use ff_nvme::nvme::{SglDescriptor, Sqe, opcode, status};
 use ff_nvme_tcp::target::{
-    BufAlloc, C2hSuccess, Completion, DataDir, RecvTarget, TargetConfig, TargetConn, TargetOutput,
+    BufAlloc, C2hSuccess, Completion, DataDir, RecvTarget, TargetConn, TargetConnConfig, TargetOutput,
 };
 use ff_nvme_tcp::{CapsuleCmd, Decoder, DecoderConfig, Digests, Fes, Framing, H2CData, IcReq, Need, Pdu, PduType};
 
@@ -123,12 +123,12 @@ fn commands(outs: Vec<TargetOutput<Vec<u8>>>) -> Vec<ff_nvme_tcp::target::Comman
 }
 
 fn connected(d: Digests) -> (TargetConn<Vec<u8>>, Framing) {
-    let mut c = TargetConn::new(TargetConfig::default());
+    let mut c = TargetConn::new(TargetConnConfig::default());
     let outs = drive(&mut c, &icreq(d), 1000);
     let view = host_view(&outs, d);
     let Pdu::IcResp(r) = view[0].0 else { panic!("{view:?}") };
     assert_eq!(r.dgst, d);
-    assert_eq!(r.maxh2cdata, TargetConfig::default().maxh2cdata);
+    assert_eq!(r.maxh2cdata, TargetConnConfig::default().maxh2cdata);
     (c, Framing { hdgst: d.header, ddgst: d.data, pda: 0 })
 }
 
@@ -149,7 +149,7 @@ fn read_returns_c2hdata_then_capsule_resp() {
                 outs.push(o);
             }
             // Re-run the whole exchange through a host decoder (ICResp first).
-            let mut all = drive(&mut TargetConn::new(TargetConfig::default()), &icreq(d), 1000);
+            let mut all = drive(&mut TargetConn::new(TargetConnConfig::default()), &icreq(d), 1000);
             all.extend(outs);
             let view = host_view(&all, d);
             let Pdu::C2HData(h) = view[1].0 else { panic!("{view:?}") };
@@ -176,7 +176,7 @@ fn c2h_success_skips_the_response_when_sq_flow_control_is_off() {
 }
 
 /// Drives one read of `len` bytes to completion on I/O queue 1 and returns the kinds of PDU sent.
-fn read_pdus(cfg: TargetConfig, sq_flow_off: bool, c: Completion<Vec<u8>>) -> Vec<(PduType, bool)> {
+fn read_pdus(cfg: TargetConnConfig, sq_flow_off: bool, c: Completion<Vec<u8>>) -> Vec<(PduType, bool)> {
     let mut conn = TargetConn::new(cfg);
     drive(&mut conn, &icreq(Digests::default()), 1000);
     while conn.poll_output().is_some() {}
@@ -195,8 +195,8 @@ fn read_pdus(cfg: TargetConfig, sq_flow_off: bool, c: Completion<Vec<u8>>) -> Ve
 #[test]
 fn c2h_success_always_skips_the_response_with_sq_flow_control_on() {
     let ok = || Completion { data: Some(vec![1; 512]), ..Completion::status(status::SUCCESS) };
-    let default = TargetConfig::default();
-    let always = TargetConfig { c2h_success: C2hSuccess::Always, ..default };
+    let default = TargetConnConfig::default();
+    let always = TargetConnConfig { c2h_success: C2hSuccess::Always, ..default };
     // Default: SUCCESS only where the host disabled SQ flow control.
     assert_eq!(read_pdus(default, false, ok()), [(PduType::C2HData, false), (PduType::CapsuleResp, false)]);
     assert_eq!(read_pdus(default, true, ok()), [(PduType::C2HData, true)]);
@@ -302,7 +302,7 @@ fn wrong_data_digest_fails_only_that_command() {
     // The next command works.
     let outs2 = drive(&mut c, &pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: read_cmd(2, 512) }), &f, &[]), 4096);
     assert_eq!(commands_of(&outs2), 1);
-    let mut all = drive(&mut TargetConn::new(TargetConfig::default()), &icreq(d), 1000);
+    let mut all = drive(&mut TargetConn::new(TargetConnConfig::default()), &icreq(d), 1000);
     all.extend(outs);
     let view = host_view(&all, d);
     let Pdu::CapsuleResp(r) = view[1].0 else { panic!("{view:?}") };
@@ -327,7 +327,7 @@ fn wrong_h2cdata_digest_fails_the_write_with_a_retryable_status() {
     assert_eq!(commands_of(&rest), 0, "data that failed its digest is never written");
     assert!(!c.is_closed(), "the stream stays usable");
     outs.extend(rest);
-    let mut all = drive(&mut TargetConn::new(TargetConfig::default()), &icreq(d), 1000);
+    let mut all = drive(&mut TargetConn::new(TargetConnConfig::default()), &icreq(d), 1000);
     all.extend(outs);
     let resp = host_view(&all, d)
         .into_iter()
@@ -392,10 +392,10 @@ fn bad_sgl_and_oversized_transfers_get_status_not_panics() {
 
 #[test]
 fn garbage_and_capsule_before_icreq_are_fatal() {
-    let mut c: TargetConn<Vec<u8>> = TargetConn::new(TargetConfig::default());
+    let mut c: TargetConn<Vec<u8>> = TargetConn::new(TargetConnConfig::default());
     let outs = drive(&mut c, &[0xFF; 64], 64);
     assert!(term_of(&outs).is_some());
-    let mut c: TargetConn<Vec<u8>> = TargetConn::new(TargetConfig::default());
+    let mut c: TargetConn<Vec<u8>> = TargetConn::new(TargetConnConfig::default());
     let cmd = pdu_bytes(Pdu::CapsuleCmd(CapsuleCmd { sqe: read_cmd(1, 512) }), &Framing::default(), &[]);
     let outs = drive(&mut c, &cmd, 4096);
     assert_eq!(term_of(&outs).map(|t| t.0), Some(Fes::PduSequenceError.code()));

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{established_host, established_target, run};
+use ff_nvme::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, opcode, status};
 use ff_nvme_tcp::digest::{DataDigest, data_digest, header_digest};
-use ff_nvme_tcp::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, opcode, status};
 use ff_nvme_tcp::pdu::{MAX_PREFIX_LEN, decode_header};
 use ff_nvme_tcp::*;
 

@@ -2,7 +2,7 @@
 //! (an out-of-range offset is a layout bug here, never peer input, so it writes nothing), plus padded
 //! text fields.
 
-pub(crate) use ff_nvme_tcp::wire::{put, put_u8, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
+pub(crate) use ff_nvme::wire::{put, put_u8, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at};
 
 /// Writes `s` into a fixed-width field of `width` bytes padded with `pad`
 /// (space for SN/MN/FR/TRADDR, NUL for NQNs); truncates if too long.

@@ -206,7 +206,7 @@ pub struct TargetConfig {
     /// NVM subsystems.
     pub subsystems: Vec<SubsystemConfig>,
     /// Addresses listed in the discovery log.
-    pub listeners: Vec<crate::discovery::Listener>,
+    pub listeners: Vec<crate::discovery::Port>,
 }
 
 /// A validated namespace with its identifiers resolved.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ff_nvme_tcp::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, status};
+use ff_nvme::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, status};
 use tracing::{debug, warn};
 
 use crate::config::Limits;
@@ -116,10 +116,10 @@ pub enum AdminOutcome {
     /// Send this data (if any) and completion.
     Complete(Response),
     /// Asynchronous Event Request held; its completion comes out of
-    /// [`Controller::poll_async`] when an event occurs.
+    /// [`TargetController::poll_async`] when an event occurs.
     Parked,
     /// Abort of a command on an I/O queue: look for it, then call
-    /// [`Controller::finish_abort`] with whether it was aborted.
+    /// [`TargetController::finish_abort`] with whether it was aborted.
     Abort(AbortRequest),
 }
 
@@ -140,10 +140,10 @@ pub fn aborted(cid: u16, sqid: u16) -> Cqe {
     failure(cid, sqid, CmdError::retry(status::ABORT_REQUESTED))
 }
 
-/// An NVMe controller, owned by its admin queue connection. Dropping it
-/// (or [`Controller::disconnect`]) removes it from the target.
+/// The target side of an NVMe controller, owned by its admin queue connection. Dropping it
+/// (or [`TargetController::disconnect`]) removes it from the target.
 #[derive(Debug)]
-pub struct Controller {
+pub struct TargetController {
     target: Arc<Target>,
     shared: Arc<CtrlShared>,
     subsys: Option<Arc<SubsysShared>>,
@@ -164,7 +164,7 @@ pub struct Controller {
     released: bool,
 }
 
-impl Controller {
+impl TargetController {
     pub(crate) fn new(
         target: Arc<Target>,
         shared: Arc<CtrlShared>,
@@ -275,10 +275,10 @@ impl Controller {
         mqes | cqr | (CAP_TO << 24) | css_nvm
     }
 
-    /// Handles one admin queue command. `data` is in-capsule data (unused by
-    /// the commands implemented, accepted for completeness); `now` feeds
-    /// the keep-alive timer. After every call, drain [`Self::poll_async`].
-    pub fn handle_admin(&mut self, sqe: &Sqe, _data: &[u8], now: Instant) -> AdminOutcome {
+    /// Handles one admin queue command (none of those implemented takes
+    /// host data); `now` feeds the keep-alive timer. After every call, drain
+    /// [`Self::poll_async`].
+    pub fn handle_admin(&mut self, sqe: &Sqe, now: Instant) -> AdminOutcome {
         let cid = sqe.cid;
         if let Some(i) = self.aers.iter().position(|&c| c == cid) {
             // A new command under a parked AER's id: the host abandoned that AER (SPDK's host ends its
@@ -781,7 +781,7 @@ impl Controller {
     }
 }
 
-impl Drop for Controller {
+impl Drop for TargetController {
     fn drop(&mut self) {
         self.release();
     }

@@ -1,5 +1,5 @@
-//! The Discovery Log Page (LID 0x70): [`Listener`]s (transport addresses
-//! the target accepts connections on) times the subsystems a host may see,
+//! The Discovery Log Page (LID 0x70): [`Port`]s (NVM subsystem ports: the
+//! transport addresses the target accepts connections on) times the subsystems a host may see,
 //! plus one entry per listener for the current discovery subsystem.
 //!
 //! Owns the byte layout only; which subsystems are visible and the
@@ -26,7 +26,7 @@ pub const TREQ_SQFLOW_DISABLE_OK: u8 = 0x04;
 /// Admin queue size advertised (ASQSZ): the host's admin queue depth.
 pub const ASQSZ: u16 = 32;
 
-/// Address family of a listener.
+/// Address family of a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AddrFamily {
@@ -46,10 +46,11 @@ impl AddrFamily {
     }
 }
 
-/// A transport address the target listens on (always TCP here).
+/// An NVM subsystem port: a transport address the target listens on (always TCP here) and its port
+/// ID, as a discovery log entry describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Listener {
+pub struct Port {
     /// Address family.
     pub adrfam: AddrFamily,
     /// Address as text, e.g. "192.0.2.1" (TRADDR).
@@ -69,7 +70,7 @@ pub struct Visible<'a> {
 
 /// Builds the whole log: header then `listeners × (discovery + visible)`
 /// entries. `treq` is the TREQ byte for every entry.
-pub fn build_log(genctr: u64, listeners: &[Listener], visible: &[Visible<'_>], treq: u8) -> Vec<u8> {
+pub fn build_log(genctr: u64, listeners: &[Port], visible: &[Visible<'_>], treq: u8) -> Vec<u8> {
     let per_listener = 1 + visible.len();
     let numrec = listeners.len() * per_listener;
     let mut log = vec![0u8; DISC_ENTRY_LEN * (1 + numrec)];
@@ -88,7 +89,7 @@ pub fn build_log(genctr: u64, listeners: &[Listener], visible: &[Visible<'_>], t
     log
 }
 
-fn write_entry(log: &mut [u8], off: usize, l: &Listener, subtype: u8, nqn: &str, treq: u8) {
+fn write_entry(log: &mut [u8], off: usize, l: &Port, subtype: u8, nqn: &str, treq: u8) {
     put_u8(log, off, TRTYPE_TCP);
     put_u8(log, off + 1, l.adrfam.code());
     put_u8(log, off + 2, subtype);
@@ -111,7 +112,7 @@ mod tests {
 
     #[test]
     fn layout() {
-        let l = Listener { adrfam: AddrFamily::Ipv4, traddr: "10.0.0.1".into(), trsvcid: "4420".into(), portid: 7 };
+        let l = Port { adrfam: AddrFamily::Ipv4, traddr: "10.0.0.1".into(), trsvcid: "4420".into(), portid: 7 };
         let log = build_log(5, &[l], &[Visible { nqn: "nqn.a" }], 0x06);
         assert_eq!(log.len(), 3 * 1024);
         assert_eq!(u64_at(&log, 0), 5);

@@ -1,7 +1,7 @@
 //! I/O command validation: an [`Sqe`] on an I/O queue becomes an
 //! [`IoCmd`] the caller maps onto its block backend, or the NVMe status to
 //! complete it with. Also the Dataset Management range parser and
-//! [`IoQueue`], the per-connection handle an I/O queue holds after Connect.
+//! [`TargetIoQueue`], the per-connection handle an I/O queue holds after Connect.
 //!
 //! Nothing here allocates on the Read/Write path; the namespace table is a
 //! shared snapshot refreshed only when its generation changes.
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ff_nvme_tcp::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, sgl, status};
+use ff_nvme::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, sgl, status};
 
 use crate::config::{Limits, Namespace};
 use crate::registry::{CtrlShared, SubsysShared, Target};
@@ -295,10 +295,10 @@ pub enum IoFabricsOutcome {
     Disconnect(Cqe),
 }
 
-/// An I/O queue after a successful Connect. Dropping it (or
-/// [`IoQueue::disconnect`]) frees the QID on the controller.
+/// The target side of an I/O queue after a successful Connect. Dropping it (or
+/// [`TargetIoQueue::disconnect`]) frees the QID on the controller.
 #[derive(Debug)]
-pub struct IoQueue {
+pub struct TargetIoQueue {
     pub(crate) target: Arc<Target>,
     pub(crate) ctrl: Arc<CtrlShared>,
     pub(crate) subsys: Arc<SubsysShared>,
@@ -309,7 +309,7 @@ pub struct IoQueue {
     pub(crate) released: bool,
 }
 
-impl IoQueue {
+impl TargetIoQueue {
     /// Queue ID.
     pub fn qid(&self) -> u16 {
         self.qid
@@ -390,7 +390,7 @@ impl IoQueue {
     }
 }
 
-impl Drop for IoQueue {
+impl Drop for TargetIoQueue {
     fn drop(&mut self) {
         self.release();
     }

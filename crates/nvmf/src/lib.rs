@@ -8,15 +8,15 @@
 //! - [`registry`]: the shared [`Target`]: Connect validation, dynamic
 //!   controller IDs, live controllers, namespace change notices.
 //! - [`controller`]: per-controller properties and admin commands.
-//! - [`io`]: NVM I/O validation into [`IoCmd`] and the [`IoQueue`] handle.
-//! - [`discovery`]: listeners and the discovery log page layout.
+//! - [`io`]: NVM I/O validation into [`IoCmd`] and the [`TargetIoQueue`] handle.
+//! - [`discovery`]: [`Port`]s and the discovery log page layout.
 //! - [`identify`] / [`logpage`]: Identify and log page data layouts.
 //! - [`response`]: completions, status helpers and [`Response`].
 //!
 //! A transport connection uses it like this: the first capsule on a queue
 //! is a Connect, passed to [`Target::connect`]; queue 0 yields a
-//! [`Controller`] (admin commands, Property Get/Set, keep-alive, AERs),
-//! other queues an [`IoQueue`] (I/O validation). Dropping either is the
+//! [`TargetController`] (admin commands, Property Get/Set, keep-alive, AERs),
+//! other queues a [`TargetIoQueue`] (I/O validation). Dropping either is the
 //! disconnect.
 
 mod bytes;
@@ -30,8 +30,8 @@ pub mod registry;
 pub mod response;
 
 pub use config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig};
-pub use controller::{AbortRequest, AdminOutcome, Controller};
-pub use discovery::{AddrFamily, Listener};
-pub use io::{DataLocation, DsmRange, IoCmd, IoQueue, NamespaceTable, parse_dsm_ranges, validate};
+pub use controller::{AbortRequest, AdminOutcome, TargetController};
+pub use discovery::{AddrFamily, Port};
+pub use io::{DataLocation, DsmRange, IoCmd, NamespaceTable, TargetIoQueue, parse_dsm_ranges, validate};
 pub use registry::{ConnectData, Connected, QueueInfo, Target};
 pub use response::{CmdError, Response};

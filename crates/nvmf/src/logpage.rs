@@ -4,7 +4,7 @@
 //! shared with the discovery log. Offsets (LPOL/LPOU) and lengths
 //! (NUMDL/NUMDU) are applied by [`window`].
 
-use ff_nvme_tcp::nvme::{Sqe, opcode};
+use ff_nvme::nvme::{Sqe, opcode};
 
 use crate::bytes::{put, put_str, put_u8, put_u16, put_u32};
 use crate::response::CmdError;

@@ -1,8 +1,8 @@
 //! The target-wide registry shared by every reactor: subsystems and their
 //! namespace tables, listeners, live controllers, dynamic controller IDs
 //! and the discovery generation counter. Owns Connect validation: a Connect
-//! on queue 0 creates a [`Controller`], a Connect on an I/O queue attaches
-//! an [`IoQueue`] to an existing one.
+//! on queue 0 creates a [`TargetController`], a Connect on an I/O queue attaches
+//! a [`TargetIoQueue`] to an existing one.
 //!
 //! Only the management path (Connect, queue teardown, admin commands that
 //! read target state, configuration changes) takes the mutex; I/O queues
@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use ff_nvme_tcp::nvme::{Cqe, Sqe, fctype, opcode, status};
+use ff_nvme::nvme::{Cqe, Sqe, fctype, opcode, status};
 use tracing::{debug, info, warn};
 
 use crate::bytes::u16_at;
 use crate::config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig};
-use crate::controller::Controller;
-use crate::discovery::{self, Listener, TREQ_SECURE_NOT_REQUIRED, TREQ_SQFLOW_DISABLE_OK, Visible};
-use crate::io::{IoLimits, IoQueue, NamespaceTable};
+use crate::controller::TargetController;
+use crate::discovery::{self, Port, TREQ_SECURE_NOT_REQUIRED, TREQ_SQFLOW_DISABLE_OK, Visible};
+use crate::io::{IoLimits, NamespaceTable, TargetIoQueue};
 use crate::response::{CmdError, failure, success};
 
 /// Lowest and highest dynamic controller IDs.
@@ -139,7 +139,7 @@ struct CtrlEntry {
 #[derive(Debug, Default)]
 pub struct Registry {
     subsystems: BTreeMap<String, Subsystem>,
-    listeners: Vec<Listener>,
+    listeners: Vec<Port>,
     controllers: BTreeMap<u16, CtrlEntry>,
     next_cntlid: u16,
     connections: u32,
@@ -191,7 +191,7 @@ pub enum Connected {
         /// Completion to send.
         cqe: Cqe,
         /// The controller; the admin queue connection owns it.
-        controller: Box<Controller>,
+        controller: Box<TargetController>,
         /// Negotiated queue parameters.
         info: QueueInfo,
     },
@@ -200,7 +200,7 @@ pub enum Connected {
         /// Completion to send.
         cqe: Cqe,
         /// The queue handle.
-        queue: IoQueue,
+        queue: TargetIoQueue,
         /// Negotiated queue parameters.
         info: QueueInfo,
     },
@@ -350,7 +350,7 @@ impl Target {
 
     /// Adds a namespace to a live subsystem; returns the controllers that
     /// now hold a Namespace Attribute Changed notice (poll their
-    /// [`Controller::poll_async`]).
+    /// [`TargetController::poll_async`]).
     pub fn add_namespace(&self, nqn: &str, ns: NamespaceConfig) -> Result<Vec<u16>, ConfigError> {
         let reg = self.reg();
         let sub = reg.subsystems.get(nqn).ok_or_else(|| ConfigError::NoSubsystem(nqn.to_string()))?;
@@ -415,8 +415,8 @@ impl Target {
         Ok(reg.notify_ns(nqn, nsid))
     }
 
-    /// Adds a listener (appears in the discovery log).
-    pub fn add_listener(&self, l: Listener) {
+    /// Adds a port the target listens on (appears in the discovery log).
+    pub fn add_listener(&self, l: Port) {
         let mut reg = self.reg();
         if !reg.listeners.contains(&l) {
             reg.listeners.push(l);
@@ -530,7 +530,7 @@ impl Target {
         d: &ConnectData,
         kato: u32,
         now: Instant,
-    ) -> Result<(Cqe, Box<Controller>), CmdError> {
+    ) -> Result<(Cqe, Box<TargetController>), CmdError> {
         let mut reg = self.reg();
         let discovery = d.subnqn == DISCOVERY_NQN;
         let subsys = if discovery {
@@ -584,11 +584,11 @@ impl Target {
             warn!(cntlid, subnqn = %d.subnqn, "host sent an empty Host NQN; admitted because the subsystem allows any host");
         }
         info!(cntlid, subnqn = %d.subnqn, hostnqn = %d.hostnqn, kato, "controller created");
-        let ctrl = Controller::new(Arc::clone(self), shared, subsys, d, kato, now);
+        let ctrl = TargetController::new(Arc::clone(self), shared, subsys, d, kato, now);
         Ok((success(sqe.cid, 0, u32::from(cntlid)), Box::new(ctrl)))
     }
 
-    fn connect_io(self: &Arc<Self>, sqe: &Sqe, d: &ConnectData, qid: u16) -> Result<(Cqe, IoQueue), CmdError> {
+    fn connect_io(self: &Arc<Self>, sqe: &Sqe, d: &ConnectData, qid: u16) -> Result<(Cqe, TargetIoQueue), CmdError> {
         let mut reg = self.reg();
         if d.subnqn == DISCOVERY_NQN {
             // Discovery controllers have no I/O queues.
@@ -631,7 +631,7 @@ impl Target {
         let cache_gen = subsys.generation.load(Ordering::Acquire);
         let cntlid = ctrl.cntlid;
         debug!(cntlid, qid, "I/O queue connected");
-        let q = IoQueue {
+        let q = TargetIoQueue {
             target: Arc::clone(self),
             ctrl,
             subsys,
@@ -644,7 +644,7 @@ impl Target {
         Ok((success(sqe.cid, qid, u32::from(cntlid)), q))
     }
 
-    /// Frees an I/O queue's QID (called when an [`IoQueue`] drops).
+    /// Frees an I/O queue's QID (called when a [`TargetIoQueue`] drops).
     /// The controller identity is checked by pointer: its CNTLID may have
     /// been reused after the original controller went away.
     pub(crate) fn release_io_queue(&self, ctrl: &Arc<CtrlShared>, qid: u16) {

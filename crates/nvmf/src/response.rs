@@ -1,4 +1,4 @@
-//! Completions: the local status codes `ff-nvme-tcp` does not define, the
+//! Completions: the local status codes `ff-nvme` does not define, the
 //! [`CmdError`] every handler returns on failure (status + DNR + dw0), and
 //! [`Response`], a CQE plus the data an admin command returns to the host.
 //!
@@ -6,12 +6,12 @@
 //! submission queue head and patches it in (or leaves it when the host
 //! disabled SQ flow control).
 
-use ff_nvme_tcp::nvme::{Cqe, Status, status};
+use ff_nvme::nvme::{Cqe, Status, status};
 
-/// Status codes missing from `ff_nvme_tcp::nvme::status`.
+/// Status codes missing from `ff_nvme::nvme::status`.
 pub mod sc {
-    use ff_nvme_tcp::nvme::Status;
-    use ff_nvme_tcp::nvme::status::SCT_COMMAND_SPECIFIC;
+    use ff_nvme::nvme::Status;
+    use ff_nvme::nvme::status::SCT_COMMAND_SPECIFIC;
 
     /// Abort: Abort Command Limit Exceeded.
     pub const ABORT_LIMIT_EXCEEDED: Status = Status::new(SCT_COMMAND_SPECIFIC, 0x03);

@@ -7,9 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ff_nvme_tcp::nvme::{SglDescriptor, Sqe, fctype, opcode, status};
+use ff_nvme::nvme::{SglDescriptor, Sqe, fctype, opcode, status};
 use ff_nvmf::controller::{AbortRequest, fid};
-use ff_nvmf::{AddrFamily, AdminOutcome, DISCOVERY_NQN, Listener, SubsystemConfig};
+use ff_nvmf::{AddrFamily, AdminOutcome, DISCOVERY_NQN, Port, SubsystemConfig};
 
 #[test]
 fn property_get_cap_vs_and_sizes() {
@@ -210,7 +210,7 @@ fn keep_alive_expiry_with_fake_clock() {
     assert_eq!(c.keep_alive_deadline(), Some(at(10_000)));
     enable(&mut c);
     let ka = Sqe { opcode: opcode::ADMIN_KEEP_ALIVE, cid: 9, ..Sqe::default() };
-    let r = done(c.handle_admin(&ka, &[], at(9_000)));
+    let r = done(c.handle_admin(&ka, at(9_000)));
     assert!(r.cqe.status().is_success());
     assert!(!c.keep_alive_expired(at(18_000)));
     assert!(c.keep_alive_expired(at(19_500)));
@@ -227,7 +227,7 @@ fn aer_queueing_limit_and_namespace_notice() {
     admin_cmd(&mut c, &features(opcode::ADMIN_SET_FEATURES, fid::ASYNC_EVENT_CONFIG, 1 << 8));
     let aer = |cid| Sqe { opcode: opcode::ADMIN_ASYNC_EVENT, cid, ..Sqe::default() };
     for cid in 100..104 {
-        assert_eq!(c.handle_admin(&aer(cid), &[], Instant::now()), AdminOutcome::Parked);
+        assert_eq!(c.handle_admin(&aer(cid), Instant::now()), AdminOutcome::Parked);
     }
     let r = admin_cmd(&mut c, &aer(104));
     assert_eq!(r.cqe.status(), ff_nvmf::response::sc::AER_LIMIT_EXCEEDED);
@@ -269,7 +269,7 @@ fn aer_dropped_when_not_enabled() {
     let mut c = connect_admin(&t, Instant::now());
     enable(&mut c);
     let aer = Sqe { opcode: opcode::ADMIN_ASYNC_EVENT, cid: 1, ..Sqe::default() };
-    assert_eq!(c.handle_admin(&aer, &[], Instant::now()), AdminOutcome::Parked);
+    assert_eq!(c.handle_admin(&aer, Instant::now()), AdminOutcome::Parked);
     t.remove_namespace(SUB, 2).unwrap();
     assert!(c.poll_async().is_none());
 }
@@ -283,7 +283,7 @@ fn a_command_reusing_a_parked_aer_id_drops_that_aer() {
     admin_cmd(&mut c, &features(opcode::ADMIN_SET_FEATURES, fid::ASYNC_EVENT_CONFIG, 1 << 8));
     let aer = |cid| Sqe { opcode: opcode::ADMIN_ASYNC_EVENT, cid, ..Sqe::default() };
     for cid in 0..2 {
-        assert_eq!(c.handle_admin(&aer(cid), &[], Instant::now()), AdminOutcome::Parked);
+        assert_eq!(c.handle_admin(&aer(cid), Instant::now()), AdminOutcome::Parked);
     }
     let r = admin_cmd(&mut c, &Sqe { cid: 1, ..prop_get(0x14, false) });
     assert!(r.cqe.status().is_success(), "Property Get CC under a parked AER's id: {:?}", r.cqe.status());
@@ -301,10 +301,10 @@ fn abort_on_io_queue_is_resolved_by_transport() {
     let mut c = connect_admin(&t, Instant::now());
     enable(&mut c);
     let ab = Sqe { opcode: opcode::ADMIN_ABORT, cid: 8, cdw10: 1 | (55 << 16), ..Sqe::default() };
-    let AdminOutcome::Abort(req) = c.handle_admin(&ab, &[], Instant::now()) else { panic!() };
+    let AdminOutcome::Abort(req) = c.handle_admin(&ab, Instant::now()) else { panic!() };
     assert_eq!(req, AbortRequest { cid: 8, sqid: 1, target_cid: 55 });
     assert_eq!(c.finish_abort(req, false).cqe.dw0, 1);
-    let AdminOutcome::Abort(req) = c.handle_admin(&ab, &[], Instant::now()) else { panic!() };
+    let AdminOutcome::Abort(req) = c.handle_admin(&ab, Instant::now()) else { panic!() };
     assert_eq!(c.finish_abort(req, true).cqe.dw0, 0);
     let cqe = ff_nvmf::controller::aborted(55, 1);
     assert_eq!(cqe.status(), status::ABORT_REQUESTED);
@@ -332,12 +332,7 @@ fn unknown_admin_opcode_and_fabrics_misuse() {
 
 fn discovery_target() -> std::sync::Arc<ff_nvmf::Target> {
     let t = target();
-    t.add_listener(Listener {
-        adrfam: AddrFamily::Ipv6,
-        traddr: "2001:db8::1".into(),
-        trsvcid: "4420".into(),
-        portid: 2,
-    });
+    t.add_listener(Port { adrfam: AddrFamily::Ipv6, traddr: "2001:db8::1".into(), trsvcid: "4420".into(), portid: 2 });
     t.add_subsystem(SubsystemConfig {
         nqn: "nqn.2026-01.io.ferrofabric:open".into(),
         allow_any_host: true,
@@ -400,7 +395,7 @@ fn discovery_log_visibility_offsets_and_short_buffer() {
     // Generation changes with the visible set; an enabled AER fires once.
     admin_cmd(&mut d, &features(opcode::ADMIN_SET_FEATURES, fid::ASYNC_EVENT_CONFIG, 1 << 31));
     let aer = Sqe { opcode: opcode::ADMIN_ASYNC_EVENT, cid: 40, ..Sqe::default() };
-    assert_eq!(d.handle_admin(&aer, &[], Instant::now()), AdminOutcome::Parked);
+    assert_eq!(d.handle_admin(&aer, Instant::now()), AdminOutcome::Parked);
     t.allow_host("nqn.2026-01.io.ferrofabric:private", HOST).unwrap();
     let r = d.poll_async().unwrap();
     assert_eq!(r.cqe.dw0, 0x02 | (0xF0 << 8) | (0x70 << 16));

@@ -6,7 +6,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
-use ff_nvme_tcp::nvme::{Cqe, opcode, status};
+use ff_nvme::nvme::{Cqe, opcode, status};
 use ff_nvmf::controller::fid;
 use ff_nvmf::{Connected, DISCOVERY_NQN, Limits, Target};
 
@@ -17,7 +17,7 @@ fn reject(c: Connected) -> Cqe {
     }
 }
 
-fn check(cqe: &Cqe, st: ff_nvme_tcp::nvme::Status, dw0: u32) {
+fn check(cqe: &Cqe, st: ff_nvme::nvme::Status, dw0: u32) {
     assert_eq!(cqe.status(), st, "status");
     assert!(cqe.dnr(), "DNR");
     assert_eq!(cqe.dw0, dw0, "IATTR/IPO");

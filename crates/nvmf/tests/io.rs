@@ -6,7 +6,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
-use ff_nvme_tcp::nvme::{PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, fctype, opcode, status};
+use ff_nvme::nvme::{PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, fctype, opcode, status};
 use ff_nvmf::io::{IoFabricsOutcome, IoLimits, NSID_ALL};
 use ff_nvmf::{CmdError, DataLocation, IoCmd, Limits, Namespace, NamespaceTable, parse_dsm_ranges, validate};
 
@@ -71,7 +71,7 @@ fn read_write_ok() {
 
 #[test]
 fn validation_matrix() {
-    use ff_nvme_tcp::nvme::Status;
+    use ff_nvme::nvme::Status;
     let t4k = SglDescriptor::transport(4096);
     let cases: Vec<(&str, Sqe, Status)> = vec![
         ("LBA past end", rw(opcode::IO_READ, 1, 993, 8, t4k), status::LBA_OUT_OF_RANGE),

@@ -137,7 +137,8 @@ enum Bench {
         no_ff_client: bool,
     },
     /// io_uring vs epoll end to end through our target: 4K randread by queue depth, then each uring
-    /// feature added in turn (4K QD32, 128K QD16); checks issue 5's goal.
+    /// feature added in turn (4K QD32, 128K QD16); checks the goal (< 0.1 io_uring_enter per 4K I/O
+    /// at QD32, more IOPS per busy core than epoll).
     Uring {
         #[command(flatten)]
         common: Common,

@@ -2,7 +2,7 @@
 //! blocking socket so tests control every byte.
 #![allow(dead_code)]
 
-use ff_nvme_tcp::nvme::{Cqe, SglDescriptor, Sqe, fctype, opcode, status};
+use ff_nvme::nvme::{Cqe, SglDescriptor, Sqe, fctype, opcode, status};
 use ff_nvme_tcp::{CapsuleCmd, Decoder, DecoderConfig, Digests, Framing, IcReq, Need, Pdu};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -77,7 +77,7 @@ impl Host {
     }
 
     /// Sends Connect for the admin queue of `nqn` (kato in ms) and returns its status.
-    pub fn try_connect_admin(&mut self, nqn: &str, kato: u32) -> ff_nvme_tcp::nvme::Status {
+    pub fn try_connect_admin(&mut self, nqn: &str, kato: u32) -> ff_nvme::nvme::Status {
         self.connect_as(nqn, HOST_NQN, 0, 0xFFFF, kato).status()
     }
 

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ff_nvme_tcp::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, fctype, opcode};
+use ff_nvme::nvme::{Cqe, PSDT_SGL_MPTR_CONTIG, SglDescriptor, Sqe, fctype, opcode};
 use ff_nvmf::{
-    AddrFamily, AdminOutcome, Connected, Controller, IoQueue, Limits, Listener, NamespaceConfig, Response,
-    SubsystemConfig, Target,
+    AddrFamily, AdminOutcome, Connected, Limits, NamespaceConfig, Port, Response, SubsystemConfig, Target,
+    TargetController, TargetIoQueue,
 };
 
 pub const SUB: &str = "nqn.2026-01.io.ferrofabric:disk1";
@@ -42,12 +42,7 @@ pub fn subsystem(hosts: Vec<String>, any: bool) -> SubsystemConfig {
 pub fn target_with(limits: Limits) -> Arc<Target> {
     let t = Target::new(limits).unwrap();
     t.add_subsystem(subsystem(vec![HOST.into()], false)).unwrap();
-    t.add_listener(Listener {
-        adrfam: AddrFamily::Ipv4,
-        traddr: "192.0.2.10".into(),
-        trsvcid: "4420".into(),
-        portid: 1,
-    });
+    t.add_listener(Port { adrfam: AddrFamily::Ipv4, traddr: "192.0.2.10".into(), trsvcid: "4420".into(), portid: 1 });
     t
 }
 
@@ -78,7 +73,7 @@ pub fn connect_data(subnqn: &str, hostnqn: &str, cntlid: u16, hostid: [u8; 16]) 
     d
 }
 
-pub fn connect_admin_to(t: &Arc<Target>, subnqn: &str, kato: u32, now: Instant) -> Box<Controller> {
+pub fn connect_admin_to(t: &Arc<Target>, subnqn: &str, kato: u32, now: Instant) -> Box<TargetController> {
     match t.connect(&connect_sqe(0, 31, 0, kato), &connect_data(subnqn, HOST, 0xFFFF, HOSTID), now) {
         Connected::Admin { controller, cqe, .. } => {
             assert_eq!(cqe.status, 0);
@@ -89,11 +84,11 @@ pub fn connect_admin_to(t: &Arc<Target>, subnqn: &str, kato: u32, now: Instant) 
     }
 }
 
-pub fn connect_admin(t: &Arc<Target>, now: Instant) -> Box<Controller> {
+pub fn connect_admin(t: &Arc<Target>, now: Instant) -> Box<TargetController> {
     connect_admin_to(t, SUB, 15_000, now)
 }
 
-pub fn connect_io(t: &Arc<Target>, cntlid: u16, qid: u16, sqsize: u16) -> Result<IoQueue, Cqe> {
+pub fn connect_io(t: &Arc<Target>, cntlid: u16, qid: u16, sqsize: u16) -> Result<TargetIoQueue, Cqe> {
     match t.connect(&connect_sqe(qid, sqsize, 0, 0), &connect_data(SUB, HOST, cntlid, HOSTID), Instant::now()) {
         Connected::Io { queue, cqe, .. } => {
             assert_eq!(cqe.status, 0);
@@ -126,11 +121,11 @@ pub fn done(o: AdminOutcome) -> Response {
     }
 }
 
-pub fn admin_cmd(c: &mut Controller, sqe: &Sqe) -> Response {
-    done(c.handle_admin(sqe, &[], Instant::now()))
+pub fn admin_cmd(c: &mut TargetController, sqe: &Sqe) -> Response {
+    done(c.handle_admin(sqe, Instant::now()))
 }
 
-pub fn enable(c: &mut Controller) {
+pub fn enable(c: &mut TargetController) {
     let r = admin_cmd(c, &prop_set(0x14, CC_ENABLE));
     assert_eq!(r.cqe.status, 0);
     assert!(c.is_ready());

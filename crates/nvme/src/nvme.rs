@@ -4,7 +4,7 @@
 //!
 //! Owns byte layouts only; what a command means is the target's business.
 
-use crate::error::Error;
+use crate::Truncated;
 use crate::wire::{put_u8, put_u16, put_u32, put_u64, u8_at, u16_at, u32_at, u64_at, zero};
 
 /// Size of a submission queue entry.
@@ -239,8 +239,8 @@ impl Sqe {
     }
 
     /// Reads an entry from the front of a slice.
-    pub fn decode_slice(b: &[u8]) -> Result<Self, Error> {
-        b.first_chunk::<SQE_LEN>().map(Self::decode).ok_or(Error::Truncated { need: SQE_LEN, have: b.len() })
+    pub fn decode_slice(b: &[u8]) -> Result<Self, Truncated> {
+        b.first_chunk::<SQE_LEN>().map(Self::decode).ok_or(Truncated { need: SQE_LEN, have: b.len() })
     }
 }
 
@@ -414,8 +414,8 @@ impl Cqe {
     }
 
     /// Reads an entry from the front of a slice.
-    pub fn decode_slice(b: &[u8]) -> Result<Self, Error> {
-        b.first_chunk::<CQE_LEN>().map(Self::decode).ok_or(Error::Truncated { need: CQE_LEN, have: b.len() })
+    pub fn decode_slice(b: &[u8]) -> Result<Self, Truncated> {
+        b.first_chunk::<CQE_LEN>().map(Self::decode).ok_or(Truncated { need: CQE_LEN, have: b.len() })
     }
 }
 
@@ -486,6 +486,6 @@ mod tests {
         assert_eq!(back.status().sct(), status::SCT_COMMAND_SPECIFIC);
         assert_eq!(back.status().sc(), 0x84);
         assert!(back.phase() && back.dnr());
-        assert!(matches!(Cqe::decode_slice(&b[..15]), Err(Error::Truncated { need: 16, have: 15 })));
+        assert!(matches!(Cqe::decode_slice(&b[..15]), Err(Truncated { need: 16, have: 15 })));
     }
 }
