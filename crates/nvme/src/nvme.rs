@@ -110,36 +110,43 @@ pub struct SglDescriptor {
 
 impl SglDescriptor {
     /// Descriptor for `length` bytes of in-capsule data at `offset` (from ICDOFF).
+    #[inline]
     pub const fn in_capsule(offset: u64, length: u32) -> Self {
         Self { address: offset, length, id: sgl::ID_IN_CAPSULE }
     }
 
     /// Descriptor for `length` bytes transferred with H2CData/C2HData PDUs.
+    #[inline]
     pub const fn transport(length: u32) -> Self {
         Self { address: 0, length, id: sgl::ID_TRANSPORT }
     }
 
     /// Descriptor type (bits 7:4 of the identifier).
+    #[inline]
     pub const fn desc_type(&self) -> u8 {
         self.id >> 4
     }
 
     /// Descriptor subtype (bits 3:0 of the identifier).
+    #[inline]
     pub const fn subtype(&self) -> u8 {
         self.id & 0x0F
     }
 
     /// Whether the data is in the capsule.
+    #[inline]
     pub const fn is_in_capsule(&self) -> bool {
         self.id == sgl::ID_IN_CAPSULE
     }
 
     /// Whether the data moves in H2CData/C2HData PDUs.
+    #[inline]
     pub const fn is_transport(&self) -> bool {
         self.id == sgl::ID_TRANSPORT
     }
 
     /// Writes the 16-byte descriptor (reserved bytes zeroed).
+    #[inline]
     pub fn encode(&self, out: &mut [u8; SGL_DESC_LEN]) {
         put_u64(out, 0, self.address);
         put_u32(out, 8, self.length);
@@ -148,6 +155,7 @@ impl SglDescriptor {
     }
 
     /// Reads a 16-byte descriptor (reserved bytes ignored).
+    #[inline]
     pub fn decode(b: &[u8; SGL_DESC_LEN]) -> Self {
         Self { address: u64_at(b, 0), length: u32_at(b, 8), id: u8_at(b, 15) }
     }
@@ -188,16 +196,19 @@ pub struct Sqe {
 
 impl Sqe {
     /// PSDT bits of the flags byte (compare with the `PSDT_*` constants).
+    #[inline]
     pub const fn psdt(&self) -> u8 {
         self.flags & PSDT_MASK
     }
 
     /// Fabrics command type (byte 4); meaningful when opcode is [`opcode::FABRICS`].
+    #[inline]
     pub const fn fctype(&self) -> u8 {
         self.nsid.to_le_bytes()[0]
     }
 
     /// Writes the 64-byte entry.
+    #[inline]
     pub fn encode(&self, out: &mut [u8; SQE_LEN]) {
         put_u8(out, 0, self.opcode);
         put_u8(out, 1, self.flags);
@@ -215,6 +226,7 @@ impl Sqe {
     }
 
     /// Reads a 64-byte entry.
+    #[inline]
     pub fn decode(b: &[u8; SQE_LEN]) -> Self {
         let mut d = [0u8; SGL_DESC_LEN];
         if let Some(src) = b.get(24..40) {
@@ -239,6 +251,7 @@ impl Sqe {
     }
 
     /// Reads an entry from the front of a slice.
+    #[inline]
     pub fn decode_slice(b: &[u8]) -> Result<Self, Truncated> {
         b.first_chunk::<SQE_LEN>().map(Self::decode).ok_or(Truncated { need: SQE_LEN, have: b.len() })
     }
@@ -251,21 +264,25 @@ pub struct Status(pub u16);
 
 impl Status {
     /// Builds a status from its type and code.
+    #[inline]
     pub const fn new(sct: u8, sc: u8) -> Self {
         Self((((sct & 0x7) as u16) << 8) | sc as u16)
     }
 
     /// Status Code Type (3 bits).
+    #[inline]
     pub const fn sct(self) -> u8 {
         ((self.0 >> 8) & 0x7) as u8
     }
 
     /// Status Code.
+    #[inline]
     pub const fn sc(self) -> u8 {
         (self.0 & 0xFF) as u8
     }
 
     /// Whether this is successful completion.
+    #[inline]
     pub const fn is_success(self) -> bool {
         self.0 == 0
     }
@@ -372,26 +389,31 @@ pub struct Cqe {
 
 impl Cqe {
     /// Packs a status into the raw CQE status field.
+    #[inline]
     pub const fn status_field(status: Status, dnr: bool, phase: bool) -> u16 {
         ((status.0 & 0x7FF) << 1) | if dnr { CQE_STATUS_DNR } else { 0 } | if phase { CQE_STATUS_PHASE } else { 0 }
     }
 
     /// The status without phase/CRD/More/DNR.
+    #[inline]
     pub const fn status(&self) -> Status {
         Status((self.status >> 1) & 0x7FF)
     }
 
     /// Phase tag.
+    #[inline]
     pub const fn phase(&self) -> bool {
         self.status & CQE_STATUS_PHASE != 0
     }
 
     /// Do Not Retry.
+    #[inline]
     pub const fn dnr(&self) -> bool {
         self.status & CQE_STATUS_DNR != 0
     }
 
     /// Writes the 16-byte entry.
+    #[inline]
     pub fn encode(&self, out: &mut [u8; CQE_LEN]) {
         put_u32(out, 0, self.dw0);
         put_u32(out, 4, self.dw1);
@@ -402,6 +424,7 @@ impl Cqe {
     }
 
     /// Reads a 16-byte entry.
+    #[inline]
     pub fn decode(b: &[u8; CQE_LEN]) -> Self {
         Self {
             dw0: u32_at(b, 0),
@@ -414,6 +437,7 @@ impl Cqe {
     }
 
     /// Reads an entry from the front of a slice.
+    #[inline]
     pub fn decode_slice(b: &[u8]) -> Result<Self, Truncated> {
         b.first_chunk::<CQE_LEN>().map(Self::decode).ok_or(Truncated { need: CQE_LEN, have: b.len() })
     }
