@@ -407,7 +407,7 @@ fn summarise(rep: &mut Report, cfg: &Config, pts: &[Point], failures: Vec<String
         Some(v) => {
             let yes = |b: &serde_json::Value| if b.as_bool() == Some(true) { "MET" } else { "NOT MET" };
             notes.push(format!(
-                "VERDICT (issue 5, 4K randread QD32): io_uring_enter per I/O {:.3} perf side, {:.3} target side \
+                "VERDICT (io_uring goal, 4K randread QD32): io_uring_enter per I/O {:.3} perf side, {:.3} target side \
                  (goal < {GOAL_ENTERS_PER_IO} on both): {}; IOPS per busy core uring {:.0} vs epoll {:.0} ({:.2}x): {}. \
                  Goal {}.",
                 v["perf_enters_per_io"].as_f64().unwrap_or(f64::NAN),
