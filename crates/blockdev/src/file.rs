@@ -96,6 +96,13 @@ fn dio_align(file: &File) -> Option<(u32, u32)> {
 }
 
 impl FileDev {
+    /// The same file at `size` bytes: a regular file is extended when it is smaller (a shrink only
+    /// lowers the capacity served, the bytes stay in the file); a block device cannot grow.
+    pub fn resized(&self, size: u64) -> Result<FileDev, OpenError> {
+        let bs = self.shared.info.block_size;
+        FileDev::open(&self.shared.path, FileOpts { size: Some(size), block_size: Some(bs) })
+    }
+
     /// Opens (or, for a regular file with `opts.size`, creates) `path`.
     pub fn open(path: impl AsRef<Path>, opts: FileOpts) -> Result<FileDev, OpenError> {
         let path = path.as_ref();

@@ -262,7 +262,7 @@ pub enum OpenError {
 }
 
 /// Per-handle counters (plain integers: a handle lives on one thread).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DevStats {
     /// Read requests completed successfully.
     pub reads: u64,

@@ -37,6 +37,12 @@ impl NullDev {
         self
     }
 
+    /// The same device at `size` bytes.
+    pub fn resized(&self, size: u64) -> Result<NullDev, OpenError> {
+        let num_blocks = blocks_of(size, self.info.block_size)?;
+        Ok(NullDev { info: DevInfo { num_blocks, ..self.info }, fill: self.fill })
+    }
+
     /// A handle for the calling reactor.
     pub fn handle(&self) -> NullHandle {
         NullHandle {

@@ -20,6 +20,9 @@ use ff_sock::mem::AnonMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Address space a RAM disk reserves so it can grow in place (pages are backed only when written).
+pub const RAM_RESERVE: u64 = 64 << 30;
+
 /// The mapping itself; unmapped when the last handle and factory are gone.
 #[derive(Debug)]
 struct RamMap {
@@ -29,12 +32,24 @@ struct RamMap {
 }
 
 impl RamMap {
+    /// Maps `bytes`, reserving address space for [`RAM_RESERVE`] when that is more (untouched
+    /// MAP_NORESERVE pages cost nothing), so the disk can grow in place; exactly `bytes` where the
+    /// kernel refuses the reservation.
     fn new(bytes: u64) -> Result<RamMap, OpenError> {
         let err = |source| OpenError::Map { size: bytes, source };
         let len = usize::try_from(bytes).map_err(|_| err(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
-        let map = AnonMap::new(len, true).map_err(err)?;
+        let map = match usize::try_from(RAM_RESERVE) {
+            Ok(reserve) if reserve > len => AnonMap::new(reserve, true).or_else(|_| AnonMap::new(len, true)),
+            _ => AnonMap::new(len, true),
+        }
+        .map_err(err)?;
         let page = rustix::param::page_size().max(8);
-        Ok(RamMap { words: len / 8, page, map })
+        Ok(RamMap { words: map.len() / 8, page, map })
+    }
+
+    /// Bytes the disk may grow to in place.
+    fn capacity(&self) -> u64 {
+        self.words as u64 * 8
     }
 
     fn words(&self) -> &[AtomicU64] {
@@ -96,6 +111,29 @@ impl RamDisk {
             optimal_io_blocks: optimal_blocks(0, bs),
         };
         Ok(RamDisk { map, info })
+    }
+
+    /// The same disk at `size` bytes: the data below the smaller of the two sizes is kept, bytes
+    /// beyond a shrink are zeroed (a later grow reads zeroes there). Grows in place up to the address
+    /// space reserved at creation ([`RAM_RESERVE`]).
+    pub fn resized(&self, size: u64) -> Result<RamDisk, OpenError> {
+        let bs = self.info.block_size;
+        let num_blocks = blocks_of(size, bs)?;
+        let bytes = num_blocks * u64::from(bs);
+        if bytes > self.map.capacity() {
+            return Err(OpenError::Map {
+                size,
+                source: std::io::Error::other(format!(
+                    "beyond the {} bytes this RAM disk reserved at creation",
+                    self.map.capacity()
+                )),
+            });
+        }
+        let old = self.info.num_blocks * u64::from(bs);
+        if bytes < old {
+            self.map.discard(bytes as usize, (old - bytes) as usize);
+        }
+        Ok(RamDisk { map: Arc::clone(&self.map), info: DevInfo { num_blocks, ..self.info } })
     }
 
     /// A handle for the calling reactor.

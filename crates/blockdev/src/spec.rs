@@ -2,7 +2,7 @@
 //! (command line) or deserializes from a TOML/serde table, and [`open`] turns it into an [`OpenedBackend`].
 
 use crate::{BlockDev, BlockDevFactory, DEFAULT_SIZE, DevInfo, FileDev, FileOpts, NullDev, OpenError, RamDisk};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -23,6 +23,36 @@ pub enum BackendKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad backend spec {0:?}: expected null, null-nofill, ram or file:PATH, sizes like 4096, 64M, 1G, 2TiB")]
 pub struct SpecError(pub String);
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendKind::Null => f.write_str("null"),
+            BackendKind::NullNoFill => f.write_str("null-nofill"),
+            BackendKind::Ram => f.write_str("ram"),
+            BackendKind::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+impl Serialize for BackendSpec {
+    /// As it parses back: the kind alone (`"ram"`), or a table when a size or block size is set.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.size.is_none() && self.block_size.is_none() {
+            return s.serialize_str(&self.kind.to_string());
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", &self.kind.to_string())?;
+        if let Some(n) = self.size {
+            m.serialize_entry("size", &n)?;
+        }
+        if let Some(b) = self.block_size {
+            m.serialize_entry("block_size", &b)?;
+        }
+        m.end()
+    }
+}
 
 impl FromStr for BackendKind {
     type Err = SpecError;
@@ -153,6 +183,18 @@ impl BlockDevFactory for OpenedBackend {
     }
 }
 
+impl OpenedBackend {
+    /// The same backend at `size` bytes, for a namespace resize; the data below the smaller size is
+    /// kept (see each backend's `resized`).
+    pub fn resized(&self, size: u64) -> Result<OpenedBackend, OpenError> {
+        Ok(match self {
+            OpenedBackend::Null(d) => OpenedBackend::Null(d.resized(size)?),
+            OpenedBackend::Ram(d) => OpenedBackend::Ram(d.resized(size)?),
+            OpenedBackend::File(d) => OpenedBackend::File(d.resized(size)?),
+        })
+    }
+}
+
 /// Opens the backend `spec` describes.
 pub fn open(spec: &BackendSpec) -> Result<OpenedBackend, OpenError> {
     let bs = spec.block_size.unwrap_or(512);
@@ -185,6 +227,47 @@ mod tests {
         assert!(parse_size("1Q").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn serializes_as_it_parses() {
+        for text in [r#""ram""#, r#""file:/srv/d.img""#, r#"{"kind":"null","size":1048576,"block_size":4096}"#] {
+            let s: BackendSpec = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&s).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn resizes_keep_the_data_below_the_smaller_size() {
+        let ram =
+            open(&BackendSpec { size: Some(1 << 20), block_size: Some(4096), ..BackendSpec::new(BackendKind::Ram) })
+                .unwrap();
+        let mut h = ram.open_handle().unwrap();
+        let mut buf = crate::IoBuf::new(4096);
+        buf.fill(7);
+        h.submit(crate::IoReq::write(1, 255, 1, buf, false)).unwrap();
+        let mut done = Vec::new();
+        h.poll(&mut done);
+        assert!(done[0].result.is_ok());
+        let bigger = ram.resized(4 << 20).unwrap();
+        assert_eq!(bigger.info().num_blocks, 1024);
+        let mut h2 = bigger.open_handle().unwrap();
+        h2.submit(crate::IoReq::read(2, 255, 1, crate::IoBuf::new(4096))).unwrap();
+        done.clear();
+        h2.poll(&mut done);
+        let buf = done[0].buf.as_ref().unwrap();
+        assert!(buf.iter().all(|&b| b == 7), "the block written before the grow reads back");
+        // Shrink below it, grow again: the block now reads zeroes.
+        let smaller = bigger.resized(512 << 10).unwrap();
+        assert_eq!(smaller.info().num_blocks, 128);
+        let again = smaller.resized(2 << 20).unwrap();
+        let mut h3 = again.open_handle().unwrap();
+        h3.submit(crate::IoReq::read(3, 255, 1, crate::IoBuf::new(4096))).unwrap();
+        done.clear();
+        h3.poll(&mut done);
+        assert!(done[0].buf.as_ref().unwrap().iter().all(|&b| b == 0));
+        let null = open(&"null".parse().unwrap()).unwrap().resized(8 << 20).unwrap();
+        assert_eq!(null.info().num_blocks, (8 << 20) / 512);
     }
 
     #[test]

@@ -33,7 +33,7 @@ enum Command {
     Rpc(cmd::rpc::RpcArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
     // Logs go to stderr so stdout stays the report; a long-running target logs connections (info), the
     // one-shot tools only problems (warn). RUST_LOG overrides both.
@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)))
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
+    let result = match cli.command {
         Command::Target(args) => cmd::target::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Perf(args) => cmd::perf::run(args),
@@ -50,5 +50,10 @@ fn main() -> anyhow::Result<()> {
         Command::Identify(args) => cmd::identify::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Rpc(args) => cmd::rpc::run(args),
+    };
+    // The error and its causes on one line, exit status 1; no backtrace (RUST_BACKTRACE is for panics).
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
 }

@@ -208,17 +208,10 @@ fn namespace_added_while_connected_arrives_as_an_async_event() {
     let (t, addr) = target(Backend::Epoll);
     let ctrl = Controller::connect(addr, DEFAULT_NQN, &opts(Digests::default(), 1)).unwrap();
     assert!(ctrl.take_async_events().is_empty());
-    let ns = ff_nvmf::NamespaceConfig {
-        nsid: 2,
-        block_size: 512,
-        blocks: 2048,
-        nguid: None,
-        uuid: None,
-        volatile_write_cache: false,
-        supports_deallocate: true,
-        supports_write_zeroes: true,
-    };
-    t.controller_core().add_namespace(DEFAULT_NQN, ns).unwrap();
+    let params =
+        serde_json::json!({ "nqn": DEFAULT_NQN, "namespace": { "nsid": 2, "backend": "ram", "size": 1 << 20 } });
+    use ff_rpc::Handler;
+    assert_eq!(t.manager().call("nvmf_subsystem_add_ns", Some(params)).unwrap(), 2);
     let deadline = Instant::now() + Duration::from_secs(8);
     let events = loop {
         let e = ctrl.take_async_events();

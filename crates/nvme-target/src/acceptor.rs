@@ -1,6 +1,7 @@
 //! The acceptor: one management thread that owns the listeners, accepts connections, waits for their
 //! first bytes (the host's ICReq) so the NIC rx queue is known, places each on a reactor with the sock
-//! layer's [`Placer`], and hands it over through the reactor's inbox and waker.
+//! layer's [`Placer`], and hands it over through the reactor's inbox and waker. Management adds and
+//! removes listeners through [`ListenCmd`]s.
 
 use crate::reactor::{Inbox, Mgmt};
 use ff_sock::socket::wait_readable_any;
@@ -15,6 +16,24 @@ use std::time::{Duration, Instant};
 /// How long a connection may stay silent before it is placed without a hardware hint.
 const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
 
+/// A change of the acceptor's listeners (management).
+pub enum ListenCmd {
+    /// Accept on `listener` too, as port `port`.
+    Add {
+        /// The bound listener.
+        listener: Listener,
+        /// Its port id.
+        port: usize,
+    },
+    /// Close port `port`'s listener (connections it brought stay); `done` hears when it is closed.
+    Remove {
+        /// The port id.
+        port: usize,
+        /// Answered once the listener is closed.
+        done: std::sync::mpsc::SyncSender<()>,
+    },
+}
+
 /// One accepted connection waiting for its first bytes.
 struct Pending {
     sock: TcpSock,
@@ -23,10 +42,13 @@ struct Pending {
     since: Instant,
 }
 
-/// Runs until `stop`: accepts on `listeners` (index = port id), places, and dispatches to `reactors`.
-/// `released` carries placements of closed connections back so the id-to-group map stays right.
+/// Runs until `stop`: accepts on `listeners` (each with its port id), places, and dispatches to
+/// `reactors`. `released` carries placements of closed connections back so the id-to-group map stays
+/// right; `cmds` changes the listeners.
+#[allow(clippy::too_many_arguments)] // one call site, each argument a distinct piece of the thread's world
 pub fn run(
-    listeners: Vec<Listener>,
+    mut listeners: Vec<(Listener, usize)>,
+    cmds: Receiver<ListenCmd>,
     mut placer: Placer,
     reactors: Vec<Inbox>,
     released: Receiver<Placement>,
@@ -41,7 +63,16 @@ pub fn run(
             placer.release(p);
             live = live.saturating_sub(1);
         }
-        let mut fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.as_fd()).collect();
+        while let Ok(c) = cmds.try_recv() {
+            match c {
+                ListenCmd::Add { listener, port } => listeners.push((listener, port)),
+                ListenCmd::Remove { port, done } => {
+                    listeners.retain(|(_, p)| *p != port);
+                    let _ = done.send(());
+                }
+            }
+        }
+        let mut fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|(l, _)| l.as_fd()).collect();
         fds.extend(pending.iter().map(|p| p.sock.as_fd()));
         let ready = match wait_readable_any(&fds, Duration::from_millis(50)) {
             Ok(r) => r,
@@ -77,7 +108,7 @@ pub fn run(
             }
         }
         for &i in &ready {
-            let Some(l) = listeners.get(i) else { continue };
+            let Some((l, port)) = listeners.get(i) else { continue };
             loop {
                 match l.accept(&sock_opts) {
                     Ok(Some((sock, peer))) => {
@@ -86,7 +117,7 @@ pub fn run(
                             drop(sock);
                             continue;
                         }
-                        pending.push(Pending { sock, peer, port: i, since: Instant::now() });
+                        pending.push(Pending { sock, peer, port: *port, since: Instant::now() });
                     }
                     Ok(None) => break,
                     Err(e) => {

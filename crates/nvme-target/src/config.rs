@@ -6,7 +6,7 @@ use ff_blockdev::BackendSpec;
 use ff_nvme_tcp::target::C2hSuccess;
 use ff_nvmf::Limits;
 use ff_sock::{GroupOptions, PlacementMode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// The subsystem NQN served by default.
@@ -17,17 +17,30 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4420";
 pub const DEFAULT_DISCOVERY_LISTEN: &str = "127.0.0.1:8009";
 
 /// One namespace: its id and what stores it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceSpec {
     /// Namespace id (1-based).
     pub nsid: u32,
     /// Backend: `null`, `ram`, `file:PATH`, or a table with `kind`, `size`, `block_size`.
     pub backend: BackendSpec,
+    /// UUID (with or without dashes); derived from the NQN and nsid when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// NGUID as 32 hex digits; derived from the NQN and nsid when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nguid: Option<String>,
+}
+
+impl NamespaceSpec {
+    /// Namespace `nsid` on `backend`, identifiers derived.
+    pub fn new(nsid: u32, backend: BackendSpec) -> NamespaceSpec {
+        NamespaceSpec { nsid, backend, uuid: None, nguid: None }
+    }
 }
 
 /// One subsystem.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubsystemSpec {
     /// Subsystem NQN.
@@ -44,6 +57,9 @@ pub struct SubsystemSpec {
     /// Host NQNs allowed when `allow_any_host` is false.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Highest namespace ID (the subsystem's Identify NN); 0 takes the target's `limits.max_namespaces`.
+    #[serde(default)]
+    pub max_namespaces: u32,
     /// Namespaces.
     #[serde(default)]
     pub namespaces: Vec<NamespaceSpec>,
@@ -66,7 +82,7 @@ fn default_model() -> String {
 }
 
 /// Who accepts connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AcceptMode {
     /// One acceptor thread places each connection on a reactor by `placement` (NAPI id, CPU, ...)
@@ -89,8 +105,13 @@ impl std::str::FromStr for AcceptMode {
     }
 }
 
+/// Serializes a value through its configuration spelling.
+fn c2h_str<S: serde::Serializer>(v: &C2hSuccess, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
+}
+
 /// Everything a target needs to start.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetOptions {
     /// I/O listeners (each also answers discovery).
@@ -111,7 +132,7 @@ pub struct TargetOptions {
     pub limits: Limits,
     /// When a read completes with C2HData SUCCESS and no CapsuleResp: `sq-flow-off` (only where the
     /// host disabled SQ flow control, the spec's rule) or `always` (SPDK's target default).
-    #[serde(deserialize_with = "from_str")]
+    #[serde(deserialize_with = "from_str", serialize_with = "c2h_str")]
     pub c2h_success: C2hSuccess,
     /// What is served.
     #[serde(rename = "subsystem")]
@@ -144,7 +165,8 @@ impl TargetOptions {
             model: default_model(),
             allow_any_host: true,
             hosts: Vec::new(),
-            namespaces: vec![NamespaceSpec { nsid: 1, backend }],
+            max_namespaces: 0,
+            namespaces: vec![NamespaceSpec::new(1, backend)],
         });
         self
     }
@@ -154,11 +176,16 @@ impl TargetOptions {
         Ok(toml::from_str(text)?)
     }
 
-    /// Checks what the controller core cannot: at least one reactor, listener and subsystem.
+    /// Checks what the controller core cannot: 1 to 256 reactors, and a listener. No subsystem is
+    /// fine: management may add them while the target serves.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.cores >= 1 && self.cores <= 256, "cores must be 1..=256, not {}", self.cores);
         anyhow::ensure!(!self.listen.is_empty(), "no listener: give at least one --listen");
-        anyhow::ensure!(!self.subsystems.is_empty(), "no subsystem to serve");
         Ok(())
+    }
+
+    /// The configuration as TOML that [`TargetOptions::from_toml`] reads back.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string(self)?)
     }
 }

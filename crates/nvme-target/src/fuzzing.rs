@@ -26,7 +26,7 @@ fn shared() -> &'static Arc<Shared> {
         let ns = |nsid, spec: &str| {
             let mut b: ff_blockdev::BackendSpec = spec.parse().expect("constant spec");
             b.size = Some(8 << 20);
-            NamespaceSpec { nsid, backend: b }
+            NamespaceSpec::new(nsid, b)
         };
         o.subsystems.push(SubsystemSpec {
             nqn: FUZZ_NQN.into(),
@@ -34,9 +34,10 @@ fn shared() -> &'static Arc<Shared> {
             model: "fuzz".into(),
             allow_any_host: true,
             hosts: Vec::new(),
+            max_namespaces: 0,
             namespaces: vec![ns(1, "ram"), ns(2, "null"), ns(NSID_NULL_NOFILL, "null-nofill")],
         });
-        crate::build_shared(&o, &[]).expect("fuzz target configuration")
+        crate::build_shared(&o, &[]).expect("fuzz target configuration").0
     })
 }
 
@@ -194,7 +195,7 @@ fn enabled_controller(
         while let Some(out) = s.conn.poll_output() {
             if let TargetOutput::Command(cmd) = out {
                 let cid = cmd.sqe.cid;
-                let mut env = Env { devs, pool: alloc.0, shared, tag: IoTag::default() };
+                let mut env = Env { devs, pool: alloc.0, shared, tag: IoTag::default(), on_ring: false };
                 if let Some(c) = s.execute(cmd, &mut env) {
                     if cid == 0xFFF0 {
                         cntlid = c.dw0 as u16;
@@ -229,7 +230,7 @@ fn drain(
                 TargetOutput::Command(cmd) => {
                     stats.commands += 1;
                     let cid = cmd.sqe.cid;
-                    let mut env = Env { devs, pool, shared, tag: IoTag::default() };
+                    let mut env = Env { devs, pool, shared, tag: IoTag::default(), on_ring: false };
                     if let Some(c) = session.execute(cmd, &mut env) {
                         stats.successes += u64::from(c.status.is_success());
                         session.conn.complete(cid, c);

@@ -4,7 +4,8 @@
 //!
 //! - [`config`]: what to serve (subsystems, namespaces, listeners) and how (cores, poll mode, sock
 //!   options), from flags or a TOML file;
-//! - [`start`] runs it and returns a [`RunningTarget`]; [`ReactorStats`] are each reactor's counters.
+//! - [`start`] runs it and returns a [`RunningTarget`]; [`ReactorStats`] are each reactor's counters;
+//! - [`mgmt`]: changes while it serves (the RPC methods), stats, the running and saved configuration.
 //!
 //! Internals, not public: `acceptor` (listeners, placement, hand-over), `reactor` (the per-core
 //! loop), `session` (one connection's command execution), `shared` (what reactors share), `token`
@@ -17,6 +18,7 @@ pub mod config;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod mgmt;
 mod reactor;
 mod session;
 mod shared;
@@ -24,10 +26,12 @@ mod token;
 mod txbuf;
 
 pub use config::{AcceptMode, NamespaceSpec, SubsystemSpec, TargetOptions};
-pub use reactor::{PollMode, ReactorStats};
+pub use mgmt::Manager;
+pub use reactor::{ConnStats, PollMode, ReactorStats};
+pub use session::IoCounts;
 
 use anyhow::Context;
-use ff_blockdev::BlockDevFactory;
+use ff_blockdev::{BlockDevFactory, OpenedBackend};
 use ff_nvmf::{AddrFamily, NamespaceConfig, Port, SubsystemConfig, Target, TargetConfig};
 use ff_sock::{Listener, Placer};
 use reactor::{Inbox, Mgmt, Reactor};
@@ -43,23 +47,23 @@ pub struct RunningTarget {
     stop: Arc<AtomicBool>,
     inboxes: Vec<Inbox>,
     threads: Vec<JoinHandle<()>>,
-    /// Addresses of the I/O listeners (port 0 resolved).
+    /// Addresses of the I/O listeners at start (port 0 resolved).
     pub io_addrs: Vec<SocketAddr>,
-    /// Addresses of the discovery-only listeners.
+    /// Addresses of the discovery-only listeners at start.
     pub discovery_addrs: Vec<SocketAddr>,
-    /// NQNs of the served subsystems.
+    /// NQNs of the subsystems served at start.
     pub nqns: Vec<String>,
     /// The sock backend each reactor really uses (io_uring may have fallen back to epoll).
     pub sock_backends: Vec<ff_sock::Backend>,
     stats: Vec<Arc<Mutex<ReactorStats>>>,
-    core: Arc<Target>,
+    manager: Arc<Manager>,
 }
 
 impl RunningTarget {
-    /// The controller core, for management while running (add or remove namespaces, hosts, listeners;
-    /// hosts are notified through Asynchronous Event Requests).
-    pub fn controller_core(&self) -> Arc<Target> {
-        self.core.clone()
+    /// The management of this target: what the RPC methods do (subsystems, namespaces, hosts,
+    /// listeners, stats, saved configuration), for an RPC server or for direct calls.
+    pub fn manager(&self) -> Arc<Manager> {
+        self.manager.clone()
     }
 
     /// Stops accepting, finishes or fails in-flight I/O, flushes and closes every connection, and joins
@@ -105,46 +109,74 @@ fn nvmf_port(addr: SocketAddr, portid: u16) -> Port {
     }
 }
 
-/// Opens the backends and builds the controller core for `opts`, advertising `io_addrs` in discovery.
-pub(crate) fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> anyhow::Result<Arc<Shared>> {
+/// The opened backends of a target, by (subsystem NQN, nsid): management resizes through them.
+pub(crate) type OpenedDevs = HashMap<(String, u32), Arc<OpenedBackend>>;
+
+/// Opens the backend of namespace `n` of subsystem `nqn` and describes the namespace it backs.
+pub(crate) fn open_namespace(nqn: &str, n: &NamespaceSpec) -> anyhow::Result<(OpenedBackend, NamespaceConfig)> {
+    let dev = ff_blockdev::open(&n.backend)
+        .with_context(|| format!("opening namespace {} of {nqn}: {}", n.nsid, n.backend.kind))?;
+    let cfg = namespace_config(n, &dev.info());
+    Ok((dev, cfg))
+}
+
+/// The namespace the controller core advertises for `n` on a device of geometry `info`.
+pub(crate) fn namespace_config(n: &NamespaceSpec, info: &ff_blockdev::DevInfo) -> NamespaceConfig {
+    NamespaceConfig {
+        nsid: n.nsid,
+        block_size: info.block_size,
+        blocks: info.num_blocks,
+        nguid: n.nguid.clone(),
+        uuid: n.uuid.clone(),
+        volatile_write_cache: info.volatile_write_cache,
+        supports_deallocate: info.deallocate,
+        supports_write_zeroes: info.write_zeroes,
+    }
+}
+
+/// The controller core's view of subsystem `s` (namespaces apart).
+pub(crate) fn subsystem_config(s: &SubsystemSpec, namespaces: Vec<NamespaceConfig>) -> SubsystemConfig {
+    SubsystemConfig {
+        nqn: s.nqn.clone(),
+        serial: s.serial.clone(),
+        model: s.model.clone(),
+        firmware_rev: env!("CARGO_PKG_VERSION").chars().take(8).collect(),
+        namespaces,
+        allow_any_host: s.allow_any_host,
+        hosts: s.hosts.clone(),
+        max_namespaces: s.max_namespaces,
+    }
+}
+
+/// Opens the backends and builds the controller core for `opts`, advertising `io_ports` (address, port
+/// id) in discovery.
+pub(crate) fn build_shared(
+    opts: &TargetOptions,
+    io_ports: &[(SocketAddr, u16)],
+) -> anyhow::Result<(Arc<Shared>, OpenedDevs)> {
     opts.validate()?;
     // Backends first: their geometry is what the namespaces advertise.
     let mut subsystems = Vec::new();
     let mut backends: HashMap<String, Arc<SubsysBackends>> = HashMap::new();
+    let mut opened = OpenedDevs::new();
     let mut ns_count = 0;
     for s in &opts.subsystems {
         let mut sb = SubsysBackends::default();
         let mut namespaces = Vec::new();
         for n in &s.namespaces {
-            let dev = ff_blockdev::open(&n.backend)
-                .with_context(|| format!("opening namespace {} of {}: {:?}", n.nsid, s.nqn, n.backend))?;
+            let (dev, cfg) = open_namespace(&s.nqn, n)?;
+            namespaces.push(cfg);
             let info = dev.info();
-            namespaces.push(NamespaceConfig {
-                nsid: n.nsid,
-                block_size: info.block_size,
-                blocks: info.num_blocks,
-                nguid: None,
-                uuid: None,
-                volatile_write_cache: info.volatile_write_cache,
-                supports_deallocate: info.deallocate,
-                supports_write_zeroes: info.write_zeroes,
-            });
-            let factory: Arc<dyn BlockDevFactory> = Arc::new(dev);
+            let dev = Arc::new(dev);
+            let factory: Arc<dyn BlockDevFactory> = dev.clone();
             sb.by_nsid.insert(n.nsid, Arc::new(NsBackend { index: ns_count, factory, info }));
+            opened.insert((s.nqn.clone(), n.nsid), dev);
             ns_count += 1;
         }
         backends.insert(s.nqn.clone(), Arc::new(sb));
-        subsystems.push(SubsystemConfig {
-            nqn: s.nqn.clone(),
-            serial: s.serial.clone(),
-            model: s.model.clone(),
-            firmware_rev: env!("CARGO_PKG_VERSION").chars().take(8).collect(),
-            namespaces,
-            allow_any_host: s.allow_any_host,
-            hosts: s.hosts.clone(),
-        });
+        subsystems.push(subsystem_config(s, namespaces));
     }
-    let nvmf_ports = io_addrs.iter().enumerate().map(|(i, a)| nvmf_port(*a, i as u16 + 1)).collect();
+    let nvmf_ports = io_ports.iter().map(|(a, id)| nvmf_port(*a, *id)).collect();
     let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_ports })
         .map_err(|e| anyhow::anyhow!("invalid target configuration: {e}"))?;
     let limits = *target.limits();
@@ -160,40 +192,36 @@ pub(crate) fn build_shared(opts: &TargetOptions, io_addrs: &[SocketAddr]) -> any
         max_outstanding: limits.max_queue_depth as usize,
         c2h_success: opts.c2h_success,
     };
-    Ok(Arc::new(Shared { target, subsystems: backends, ns_count, conn }))
+    Ok((Arc::new(Shared::new(target, backends, ns_count, conn)), opened))
 }
 
 /// Starts a target serving `opts`.
 pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
     opts.validate()?;
     let per_reactor = opts.accept == config::AcceptMode::Reactor;
-    // Listeners: I/O listeners (which also serve discovery) then discovery-only ones. In per-reactor
-    // accept mode each reactor gets its own SO_REUSEPORT listener on every address (the first one
-    // resolves port 0 for the others).
+    // Listeners: I/O listeners (which also serve discovery) then discovery-only ones, port ids from 1. In
+    // per-reactor accept mode each reactor gets its own SO_REUSEPORT listener on every address (the
+    // first one resolves port 0 for the others).
     let mut listeners = Vec::new();
     let mut reactor_listeners: Vec<Vec<(Listener, usize)>> = (0..opts.cores).map(|_| Vec::new()).collect();
-    let mut io_addrs = Vec::new();
-    let mut discovery_addrs = Vec::new();
-    let all = opts.listen.iter().map(|a| (a, 1024, false)).chain(opts.discovery_listen.iter().map(|a| (a, 128, true)));
-    for (port, (a, backlog, discovery)) in all.enumerate() {
-        let l = Listener::bind_with(*a, backlog, per_reactor).with_context(|| format!("listening on {a}"))?;
-        let bound = l.local_addr()?;
-        if discovery {
-            discovery_addrs.push(bound)
-        } else {
-            io_addrs.push(bound)
-        }
+    let mut ports = Vec::new();
+    let all = opts.listen.iter().map(|a| (a, false)).chain(opts.discovery_listen.iter().map(|a| (a, true)));
+    for (i, (a, discovery_only)) in all.enumerate() {
+        let id = i + 1;
+        let mut ls = mgmt::bind_listeners(*a, discovery_only, if per_reactor { opts.cores } else { 1 })?;
+        let bound = ls[0].local_addr()?;
+        ports.push(mgmt::PortEntry { id, conf: *a, addr: bound, discovery_only });
         if per_reactor {
-            reactor_listeners[0].push((l, port));
-            for rl in reactor_listeners.iter_mut().skip(1) {
-                let l = Listener::bind_with(bound, backlog, true).with_context(|| format!("listening on {bound}"))?;
-                rl.push((l, port));
+            for (rl, l) in reactor_listeners.iter_mut().zip(ls) {
+                rl.push((l, id));
             }
         } else {
-            listeners.push(l);
+            listeners.push((ls.remove(0), id));
         }
     }
-    let shared = build_shared(opts, &io_addrs)?;
+    let io_ports: Vec<(SocketAddr, u16)> =
+        ports.iter().filter(|p| !p.discovery_only).map(|p| (p.addr, p.id as u16)).collect();
+    let (shared, opened) = build_shared(opts, &io_ports)?;
     let limits = *shared.target.limits();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -226,16 +254,24 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         sock_backends.push(backend);
         stats.push(sink);
     }
-    if !per_reactor {
+    let listen_ctl = if per_reactor {
+        mgmt::ListenCtl::Reactors
+    } else {
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         let placer = Placer::new(opts.placement, opts.cores);
         let acc_inboxes = inboxes.clone();
         let acc_stop = stop.clone();
         let sock_opts = opts.sock.sock.clone();
         let max_conn = limits.max_connections as usize;
         threads.push(std::thread::Builder::new().name("ff-acceptor".into()).spawn(move || {
-            acceptor::run(listeners, placer, acc_inboxes, released_rx, sock_opts, max_conn, acc_stop)
+            acceptor::run(listeners, cmd_rx, placer, acc_inboxes, released_rx, sock_opts, max_conn, acc_stop)
         })?);
-    }
+        mgmt::ListenCtl::Acceptor(cmd_tx)
+    };
+    let io_addrs = io_ports.iter().map(|(a, _)| *a).collect();
+    let discovery_addrs = ports.iter().filter(|p| p.discovery_only).map(|p| p.addr).collect();
+    let manager =
+        Arc::new(Manager::new(opts.clone(), shared, opened, ports, inboxes.clone(), stats.clone(), listen_ctl));
     Ok(RunningTarget {
         stop,
         inboxes,
@@ -245,6 +281,6 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         nqns: opts.subsystems.iter().map(|s| s.nqn.clone()).collect(),
         sock_backends,
         stats,
-        core: shared.target.clone(),
+        manager,
     })
 }

@@ -7,15 +7,15 @@
 //! ring before the poll (so one io_uring_enter carries sends and file I/O together) and hands the
 //! ring's results back to them after it.
 
-use crate::session::{Env, Session};
+use crate::session::{Env, IoCounts, Session};
 use crate::shared::Shared;
 use crate::token::{IoTag, RingToken};
 use crate::txbuf::{PoolAlloc, TxBuf};
 use ff_blockdev::{BlockDev, BufPool, DevStats, IoDone, IoReq, UringSqe};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
 use ff_sock::{
-    Event, ForeignCounts, GroupCounters, GroupOptions, Placement, SockError, SockGroup, SockId, TcpSock, Waker,
-    WriteReq,
+    Event, ForeignCounts, GroupCounters, GroupOptions, Listener, Placement, SockCounters, SockError, SockGroup, SockId,
+    TcpSock, Waker, WriteReq,
 };
 use serde::{Deserialize, Serialize};
 use std::mem::ManuallyDrop;
@@ -58,6 +58,18 @@ pub enum Mgmt {
         /// Where the placer put it; handed back when the connection closes.
         placement: Placement,
     },
+    /// Accept on `listener` too, as port `port` (per-reactor accept mode; management added it).
+    Listen {
+        /// This reactor's SO_REUSEPORT listener.
+        listener: Listener,
+        /// Its port id.
+        port: usize,
+    },
+    /// Stop accepting on port `port`; the connections it brought stay.
+    Unlisten {
+        /// The port id.
+        port: usize,
+    },
     /// Finish: fail in-flight I/O, flush, close every connection, exit.
     Stop,
 }
@@ -86,6 +98,37 @@ struct Conn {
     placement: Placement,
     /// Close once queued writes are flushed.
     closing: bool,
+    /// I/O commands when the current rate window opened.
+    mark_ios: u64,
+    /// Commands per second over the last window.
+    iops: f64,
+}
+
+impl Conn {
+    fn new(id: SockId, peer: SocketAddr, session: Session, placement: Placement) -> Conn {
+        Conn { id, peer, session, placement, closing: false, mark_ios: 0, iops: 0.0 }
+    }
+}
+
+/// One connection as management sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnStats {
+    /// The host's address.
+    pub peer: SocketAddr,
+    /// Controller ID, once connected.
+    pub cntlid: Option<u16>,
+    /// Queue ID (0: admin), once connected.
+    pub qid: Option<u16>,
+    /// Subsystem NQN, once connected.
+    pub subnqn: String,
+    /// I/O commands so far.
+    pub io: IoCounts,
+    /// I/O commands per second over the last rate window (about a second).
+    pub iops: f64,
+    /// The socket's counters (syscalls, bytes parsed in place or copied, zero-copy sends).
+    pub sock: SockCounters,
+    /// Zero copy still on for this socket (it turns itself off when the kernel copies).
+    pub zerocopy_active: bool,
 }
 
 /// A reactor's counters, published every tick and at shutdown (management path, behind a mutex).
@@ -99,7 +142,16 @@ pub struct ReactorStats {
     pub foreign: ForeignCounts,
     /// Each device handle's counters, by namespace index (`None`: not opened on this reactor).
     pub devs: Vec<Option<DevStats>>,
+    /// I/O commands of every connection this reactor served, closed ones included.
+    pub io: IoCounts,
+    /// I/O commands per second over the last rate window (about a second).
+    pub iops: f64,
+    /// The live connections.
+    pub connections: Vec<ConnStats>,
 }
+
+/// How long a rate window lasts.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Most receive steps for one readable connection before the reactor moves on (fairness).
 const RECV_BUDGET: usize = 512;
@@ -138,6 +190,16 @@ pub struct Reactor {
     max_connections: usize,
     /// Device handles submit on the group's ring (the group runs on io_uring).
     on_ring: bool,
+    /// How many retired namespace indexes this reactor has taken from `shared`.
+    retired_seen: usize,
+    /// Retired namespaces whose handle still has requests in flight.
+    retiring: Vec<usize>,
+    /// I/O counts of closed connections.
+    closed_io: IoCounts,
+    /// When the current rate window opened, and the reactor's I/O commands then.
+    rate_mark: (Instant, u64),
+    /// Commands per second over the last window.
+    iops: f64,
     ring_sqes: Vec<(UringSqe, u64)>,
     ring_done: Vec<(u64, i32)>,
     stats: Arc<Mutex<ReactorStats>>,
@@ -170,8 +232,8 @@ impl Reactor {
         let mut any_attached = false;
         if on_ring {
             // Open every namespace's handle now, attached to the ring before its first request.
-            devs.resize_with(shared.ns_count, || None);
-            for ns in shared.subsystems.values().flat_map(|s| s.by_nsid.values()) {
+            devs.resize_with(shared.index_bound(), || None);
+            for ns in shared.all_namespaces() {
                 match ns.factory.open_handle() {
                     Ok(mut h) => {
                         let attached = h.attach_uring();
@@ -217,6 +279,11 @@ impl Reactor {
             small: [0; 256],
             closing_any: false,
             on_ring,
+            retired_seen: 0,
+            retiring: Vec::new(),
+            closed_io: IoCounts::default(),
+            rate_mark: (Instant::now(), 0),
+            iops: 0.0,
             ring_sqes: Vec::new(),
             ring_done: Vec::new(),
             stats,
@@ -237,12 +304,59 @@ impl Reactor {
         self.stats.clone()
     }
 
+    /// I/O counts of every connection, closed ones included.
+    fn io_counts(&self) -> IoCounts {
+        let mut t = self.closed_io;
+        for c in self.conns.iter().flatten() {
+            t.add(&c.session.io);
+        }
+        t
+    }
+
+    /// Closes the rate window once it is [`RATE_WINDOW`] old: the rates of the reactor and of each
+    /// connection become what they did in it.
+    fn update_rates(&mut self, now: Instant) {
+        let secs = now.duration_since(self.rate_mark.0).as_secs_f64();
+        if secs < RATE_WINDOW.as_secs_f64() {
+            return;
+        }
+        let total = self.io_counts().total();
+        self.iops = total.saturating_sub(self.rate_mark.1) as f64 / secs;
+        self.rate_mark = (now, total);
+        for c in self.conns.iter_mut().flatten() {
+            let n = c.session.io.total();
+            c.iops = n.saturating_sub(c.mark_ios) as f64 / secs;
+            c.mark_ios = n;
+        }
+    }
+
     fn publish_stats(&self) {
+        let connections = self
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| {
+                let ids = c.session.ids();
+                ConnStats {
+                    peer: c.peer,
+                    cntlid: ids.cntlid,
+                    qid: ids.qid,
+                    subnqn: ids.subnqn,
+                    io: c.session.io,
+                    iops: c.iops,
+                    sock: self.group.sock_counters(c.id).unwrap_or_default(),
+                    zerocopy_active: self.group.zerocopy_active(c.id),
+                }
+            })
+            .collect();
         let s = ReactorStats {
             backend: Some(self.group.backend()),
             sock: self.group.counters(),
             foreign: self.group.foreign_counts(),
             devs: self.devs.iter().map(|d| d.as_ref().map(|d| d.stats())).collect(),
+            io: self.io_counts(),
+            iops: self.iops,
+            connections,
         };
         if let Ok(mut g) = self.stats.lock() {
             *g = s;
@@ -333,6 +447,7 @@ impl Reactor {
                 if now >= next_tick {
                     next_tick = now + TICK;
                     self.tick(now);
+                    self.update_rates(now);
                     self.publish_stats();
                 }
             }
@@ -358,13 +473,24 @@ impl Reactor {
                             self.conns.resize_with(idx + 1, || None);
                         }
                         tracing::info!(reactor = self.index, %peer, port, "connection");
-                        self.conns[idx] = Some(Conn { id, peer, session, placement, closing: false });
+                        self.conns[idx] = Some(Conn::new(id, peer, session, placement));
                     }
                     Err(e) => {
                         tracing::warn!(%peer, "could not add connection: {e}");
                         let _ = self.released.send(placement);
                     }
                 },
+                Mgmt::Listen { listener, port } => match self.group.add_listener(listener) {
+                    Ok(id) => self.ports.push((id, port)),
+                    Err(e) => tracing::error!(reactor = self.index, port, "cannot accept on a new listener: {e}"),
+                },
+                Mgmt::Unlisten { port } => {
+                    let (gone, keep) = self.ports.drain(..).partition(|(_, p)| *p == port);
+                    self.ports = keep;
+                    for (id, _) in gone {
+                        let _ = self.group.close_listener(id);
+                    }
+                }
                 Mgmt::Stop => stop = true,
             }
         }
@@ -390,7 +516,7 @@ impl Reactor {
             tracing::info!(reactor = self.index, %peer, port, "connection");
             let session = Session::new(self.shared.clone(), peer);
             let placement = Placement { group: self.index, key: None };
-            self.conns[idx] = Some(Conn { id: a.sock, peer, session, placement, closing: false });
+            self.conns[idx] = Some(Conn::new(a.sock, peer, session, placement));
         }
         self.accepted = accepted;
         self.accepted.clear();
@@ -401,7 +527,7 @@ impl Reactor {
     }
 
     fn on_readable(&mut self, id: SockId) {
-        let Reactor { group, pool, conns, small, devs, shared, closing_any, .. } = self;
+        let Reactor { group, pool, conns, small, devs, shared, closing_any, on_ring, .. } = self;
         let Some(conn) = Self::conn_mut(conns, id) else { return };
         let mut failure: Option<String> = None;
         let in_place = group.parses_in_place();
@@ -438,7 +564,7 @@ impl Reactor {
                     Ok(())
                 }
             };
-            let mut env = Env { devs, pool, shared, tag: IoTag::conn(id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(id), on_ring: *on_ring };
             match pump(group, id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => {
@@ -473,7 +599,7 @@ impl Reactor {
         for io in done.drain(..) {
             let tag = IoTag::from_u64(io.tag);
             let cid = tag.cid;
-            let Reactor { group, pool, conns, devs, shared, closing_any, .. } = self;
+            let Reactor { group, pool, conns, devs, shared, closing_any, on_ring, .. } = self;
             let conn = conns.get_mut(tag.slot as usize).and_then(|c| c.as_mut()).filter(|c| tag.names(c.id));
             let Some(conn) = conn else {
                 if let Some(b) = io.buf {
@@ -485,7 +611,7 @@ impl Reactor {
                 conn.session.conn.complete(cid, c);
             }
             let id = conn.id;
-            let mut env = Env { devs, pool, shared, tag: IoTag::conn(id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(id), on_ring: *on_ring };
             match pump(group, id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => self.close(id, &reason),
@@ -494,15 +620,16 @@ impl Reactor {
     }
 
     fn tick(&mut self, now: Instant) {
+        self.close_retired_devs();
         let mut expired = Vec::new();
-        let Reactor { group, pool, conns, devs, shared, closing_any, .. } = self;
+        let Reactor { group, pool, conns, devs, shared, closing_any, on_ring, .. } = self;
         for conn in conns.iter_mut().flatten() {
             if conn.session.tick(now) {
                 expired.push((conn.id, "keep-alive timeout or controller gone".to_string()));
                 continue;
             }
             // Asynchronous completions (AERs) produced by the tick go out now.
-            let mut env = Env { devs, pool, shared, tag: IoTag::conn(conn.id) };
+            let mut env = Env { devs, pool, shared, tag: IoTag::conn(conn.id), on_ring: *on_ring };
             match pump(group, conn.id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => expired.push((conn.id, reason)),
@@ -511,6 +638,25 @@ impl Reactor {
         for (id, reason) in expired {
             self.close(id, &reason);
         }
+    }
+
+    /// Closes the handles of namespaces management removed, each once no request of it is in flight
+    /// (completions of the ones that are still arrive and are answered).
+    fn close_retired_devs(&mut self) {
+        let (new, cursor) = self.shared.retired_since(self.retired_seen);
+        self.retired_seen = cursor;
+        self.retiring.extend(new);
+        let devs = &mut self.devs;
+        self.retiring.retain(|&i| match devs.get_mut(i) {
+            Some(slot @ Some(_)) => {
+                let busy = slot.as_ref().is_some_and(|d| d.pending() > 0);
+                if !busy {
+                    *slot = None;
+                }
+                busy
+            }
+            _ => false,
+        });
     }
 
     /// Closes terminating connections whose last PDUs (a TermReq, a Disconnect response) are flushed.
@@ -530,6 +676,7 @@ impl Reactor {
         let Some(slot) = self.conns.get_mut(id.index()) else { return };
         let Some(mut conn) = slot.take_if(|c| c.id == id) else { return };
         tracing::info!(reactor = self.index, peer = %conn.peer, "closing: {reason}");
+        self.closed_io.add(&conn.session.io);
         conn.session.on_close();
         let _ = self.group.close(id);
         let _ = self.released.send(conn.placement);

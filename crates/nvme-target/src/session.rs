@@ -34,6 +34,8 @@ pub struct Env<'a> {
     pub shared: &'a Arc<Shared>,
     /// This connection's block I/O tag (each request sets its command id).
     pub tag: IoTag,
+    /// The reactor moves device requests onto its io_uring ring: handles opened late attach to it.
+    pub on_ring: bool,
 }
 
 enum Queue {
@@ -42,7 +44,26 @@ enum Queue {
     /// Admin queue of a controller.
     Admin(Box<TargetController>),
     /// An I/O queue and its subsystem's devices.
-    Io(TargetIoQueue, Arc<SubsysBackends>),
+    Io(TargetIoQueue, IoBackends),
+}
+
+/// An I/O queue's copy of its subsystem's namespace backends, refreshed when management changed them.
+struct IoBackends {
+    subnqn: String,
+    table: Arc<SubsysBackends>,
+    /// The shared table's generation this copy was taken at.
+    generation: u64,
+}
+
+impl IoBackends {
+    fn current(&mut self, shared: &Shared) -> &SubsysBackends {
+        let g = shared.generation();
+        if g != self.generation {
+            self.table = shared.backends(&self.subnqn).unwrap_or_default();
+            self.generation = g;
+        }
+        &self.table
+    }
 }
 
 /// A device request in flight: what to do when it completes.
@@ -58,6 +79,62 @@ enum InFlight {
     },
 }
 
+/// I/O commands a connection submitted, by kind (management stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IoCounts {
+    /// Read commands.
+    pub reads: u64,
+    /// Write commands.
+    pub writes: u64,
+    /// Other I/O commands (flush, write zeroes, dataset management).
+    pub other: u64,
+    /// Bytes the reads asked for.
+    pub read_bytes: u64,
+    /// Bytes the writes carried.
+    pub write_bytes: u64,
+}
+
+impl IoCounts {
+    /// All commands.
+    pub fn total(&self) -> u64 {
+        self.reads + self.writes + self.other
+    }
+
+    /// Adds `o`'s counts.
+    pub fn add(&mut self, o: &IoCounts) {
+        self.reads += o.reads;
+        self.writes += o.writes;
+        self.other += o.other;
+        self.read_bytes += o.read_bytes;
+        self.write_bytes += o.write_bytes;
+    }
+
+    fn count(&mut self, io: &IoCmd) {
+        match io {
+            IoCmd::Read { len, .. } => {
+                self.reads += 1;
+                self.read_bytes += u64::from(*len);
+            }
+            IoCmd::Write { len, .. } => {
+                self.writes += 1;
+                self.write_bytes += u64::from(*len);
+            }
+            _ => self.other += 1,
+        }
+    }
+}
+
+/// Which queue a connection carries, once connected.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueIds {
+    /// Controller ID.
+    pub cntlid: Option<u16>,
+    /// Queue ID (0: admin).
+    pub qid: Option<u16>,
+    /// Subsystem NQN.
+    pub subnqn: String,
+}
+
 /// One connection's session; see the module docs.
 pub struct Session {
     /// The transport core.
@@ -68,6 +145,8 @@ pub struct Session {
     inflight: CidTable<InFlight>,
     /// Close after the pending response (Disconnect, or the controller went away).
     pub wants_close: bool,
+    /// I/O commands so far.
+    pub io: IoCounts,
 }
 
 fn completion(cqe: &Cqe, data: Option<Vec<u8>>) -> Completion<TxBuf> {
@@ -92,6 +171,7 @@ impl Session {
             peer,
             inflight: CidTable::default(),
             wants_close: false,
+            io: IoCounts::default(),
         }
     }
 
@@ -119,6 +199,7 @@ impl Session {
                 c
             }
             Queue::Io(q, backends) => {
+                let backends = backends.current(env.shared);
                 if sqe.opcode == opcode::FABRICS {
                     if let Some(b) = cmd.data {
                         b.recycle(env.pool);
@@ -140,7 +221,10 @@ impl Session {
                     }
                     // Borrowed, not cloned: the Arc is shared by every reactor, and a refcount
                     // bump per I/O would bounce its cache line between cores.
-                    Ok(io) => Self::submit_io(&mut self.inflight, &sqe, io, cmd.data, backends, env),
+                    Ok(io) => {
+                        self.io.count(&io);
+                        Self::submit_io(&mut self.inflight, &sqe, io, cmd.data, backends, env)
+                    }
                 }
             }
         }
@@ -167,7 +251,10 @@ impl Session {
                 self.queue = Queue::Admin(controller);
             }
             Connected::Io { queue, info, .. } => {
-                let backends = subnqn.and_then(|n| env.shared.backends(&n)).unwrap_or_default();
+                let subnqn = subnqn.unwrap_or_default();
+                let generation = env.shared.generation();
+                let table = env.shared.backends(&subnqn).unwrap_or_default();
+                let backends = IoBackends { subnqn, table, generation };
                 tracing::debug!(peer = %self.peer, cntlid = info.cntlid, qid = info.qid, "I/O queue connected");
                 self.conn.set_queue(info.qid, (info.depth.saturating_sub(1)) as u16, info.sq_flow_control_disabled);
                 self.inflight.set_depth(info.depth as usize);
@@ -188,7 +275,13 @@ impl Session {
         let slot = &mut env.devs[ns.index];
         if slot.is_none() {
             match ns.factory.open_handle() {
-                Ok(h) => *slot = Some(h),
+                Ok(mut h) => {
+                    // A namespace added while serving: its handle joins the ring like the first ones.
+                    if env.on_ring {
+                        h.attach_uring();
+                    }
+                    *slot = Some(h)
+                }
                 Err(e) => {
                     tracing::error!("cannot open device handle: {e}");
                     return Err(status::INTERNAL_ERROR);
@@ -343,6 +436,15 @@ impl Session {
                 let cid = r.cqe.cid;
                 self.conn.complete(cid, response(r));
             }
+        }
+    }
+
+    /// The controller and queue this connection carries (empty before Connect).
+    pub fn ids(&self) -> QueueIds {
+        match &self.queue {
+            Queue::Unbound => QueueIds::default(),
+            Queue::Admin(c) => QueueIds { cntlid: Some(c.cntlid()), qid: Some(0), subnqn: c.subnqn().to_string() },
+            Queue::Io(q, b) => QueueIds { cntlid: Some(q.cntlid()), qid: Some(q.qid()), subnqn: b.subnqn.clone() },
         }
     }
 

@@ -137,7 +137,7 @@ fn bad_configs_are_clear_errors() {
     let o = TargetOptions::from_toml("listen = []\n").unwrap();
     assert!(o.validate().unwrap_err().to_string().contains("listener"));
     let o = TargetOptions::from_toml("").unwrap();
-    assert!(o.validate().unwrap_err().to_string().contains("subsystem"));
+    assert!(o.validate().is_ok(), "no subsystem is valid: management adds them while the target serves");
     let bad_backend =
         "[[subsystem]]\nnqn = \"nqn.2026-11.io.x:y\"\n[[subsystem.namespaces]]\nnsid = 1\nbackend = \"tape\"\n";
     assert!(TargetOptions::from_toml(bad_backend).is_err());

@@ -11,33 +11,6 @@ use ff_target::{ReactorStats, TargetOptions, config::DEFAULT_NQN};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Finds `run-vm`: `$FF_LINUX_NVME_VM`, or `shared/tools/linux-nvme-vm/run-vm` beside the repository.
-fn run_vm() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("FF_LINUX_NVME_VM") {
-        return Some(PathBuf::from(p));
-    }
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let cand = dir.join("shared/tools/linux-nvme-vm/run-vm");
-        if cand.exists() {
-            return Some(cand);
-        }
-        if !dir.pop() {
-            return None;
-        }
-    }
-}
-
-fn skip_reason() -> Option<String> {
-    if !rustix::process::geteuid().is_root() {
-        return Some("needs root (the VM tool installs QEMU and boots a kernel)".into());
-    }
-    if run_vm().is_none() {
-        return Some("shared/tools/linux-nvme-vm/run-vm not found beside the repository".into());
-    }
-    None
-}
-
 /// Starts a target on an ephemeral loopback port and asserts the guest smoke script passes against it;
 /// returns the reactors' final counters (`None` when skipped).
 fn smoke(name: &str, backend: BackendSpec, sock: ff_sock::Backend) -> Option<Vec<ReactorStats>> {
@@ -51,7 +24,7 @@ fn smoke_with(
     accept: ff_target::AcceptMode,
     c2h_success: C2hSuccess,
 ) -> Option<Vec<ReactorStats>> {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = ff_testkit::vm_skip_reason(env!("CARGO_MANIFEST_DIR")) {
         eprintln!("SKIP: {name}: {why}");
         return None;
     }
@@ -65,7 +38,7 @@ fn smoke_with(
     let t = ff_target::start(&o).expect("target starts");
     assert!(t.sock_backends.iter().all(|b| *b == sock), "{name}: reactors run {:?}, not {sock}", t.sock_backends);
     let port = t.io_addrs[0].port();
-    let vm = run_vm().unwrap();
+    let vm = ff_testkit::run_vm(env!("CARGO_MANIFEST_DIR")).unwrap();
     let out = Command::new(&vm)
         .args(["--timeout", "500", "--env", "SMOKE_READ_SECONDS=3", "--env", "SMOKE_QUIET=1"])
         .arg(vm.with_file_name("nvme-host-smoke.sh"))
@@ -172,4 +145,88 @@ fn add(a: &mut DevStats, d: &DevStats) {
     a.uring_sqes += d.uring_sqes;
     a.short_ios += d.short_ios;
     a.uring_fixed_sqes += d.uring_fixed_sqes;
+}
+
+/// The Linux host follows a target reconfigured while it is connected: a subsystem and namespace
+/// created by RPC are discovered and used; a namespace added, grown and removed reaches the kernel
+/// through the namespace-changed AEN (nothing asks it to rescan); deleting the subsystem takes its
+/// controller down. The guest script reports each step on a control port and the test answers with
+/// the next change.
+#[test]
+fn linux_host_follows_live_reconfiguration() {
+    use ff_rpc::Handler;
+    use serde_json::json;
+    use std::io::BufRead;
+    let name = "linux_host_follows_live_reconfiguration";
+    if let Some(why) = ff_testkit::vm_skip_reason(env!("CARGO_MANIFEST_DIR")) {
+        eprintln!("SKIP: {name}: {why}");
+        return;
+    }
+    let nqn = "nqn.2026-12.io.ferrofabric:live";
+    let o = TargetOptions {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        discovery_listen: vec![],
+        cores: 2,
+        ..TargetOptions::default()
+    };
+    let t = ff_target::start(&o).expect("target starts");
+    let m = t.manager();
+    let call =
+        |method: &str, p: serde_json::Value| m.call(method, Some(p)).unwrap_or_else(|e| panic!("{method}: {e:?}"));
+    call("nvmf_create_subsystem", json!({ "nqn": nqn, "allow_any_host": true }));
+    call("nvmf_subsystem_add_ns", json!({ "nqn": nqn, "namespace": { "backend": "ram", "size": "64M" } }));
+    // The guest's steps arrive one per connection on the control port.
+    let ctl = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ctl_port = ctl.local_addr().unwrap().port();
+    let (step_tx, steps) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for s in ctl.incoming().flatten() {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(s).read_line(&mut line);
+            if step_tx.send(line.trim().to_string()).is_err() {
+                return;
+            }
+        }
+    });
+    let vm = ff_testkit::run_vm(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/guest/live-reconfig.sh");
+    let port = t.io_addrs[0].port();
+    let guest = std::process::Command::new(&vm)
+        .args(["--timeout", "400"])
+        .arg(&script)
+        .args(["10.0.2.2", &port.to_string(), nqn, &ctl_port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run-vm runs");
+    let mut done = false;
+    while let Ok(step) = steps.recv_timeout(std::time::Duration::from_secs(420)) {
+        eprintln!("{name}: guest reports {step}");
+        match step.as_str() {
+            "connected" => call(
+                "nvmf_subsystem_add_ns",
+                json!({ "nqn": nqn, "namespace": { "nsid": 2, "backend": "ram", "size": "32M" } }),
+            ),
+            "saw-add" => call("nvmf_subsystem_resize_ns", json!({ "nqn": nqn, "nsid": 1, "size": "128M" })),
+            "saw-resize" => call("nvmf_subsystem_remove_ns", json!({ "nqn": nqn, "nsid": 2 })),
+            "saw-remove" => call("nvmf_delete_subsystem", json!({ "nqn": nqn })),
+            _ => {
+                done = true;
+                break;
+            }
+        };
+    }
+    let out = guest.wait_with_output().expect("run-vm ends");
+    t.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines().filter(|l| l.starts_with("PASS") || l.starts_with("FAIL") || l.contains("passed,")) {
+        eprintln!("{name}: {line}");
+    }
+    let last = stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("");
+    assert!(
+        done && out.status.success() && last.ends_with(" 0 failed") && !last.starts_with("0 passed"),
+        "{name}: guest failed (exit {:?}, last line {last:?})\n--- guest ---\n{stdout}\n--- run-vm ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

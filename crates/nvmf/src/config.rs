@@ -3,7 +3,7 @@
 //! the validated form with derived identifiers that the rest of the crate
 //! uses.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Well-known NQN of the discovery subsystem.
@@ -26,6 +26,9 @@ pub enum ConfigError {
     /// Namespace ID is 0, beyond `max_namespaces`, or already used.
     #[error("invalid or duplicate namespace id {0}")]
     BadNsid(u32),
+    /// No controller with this ID.
+    #[error("no controller {0}")]
+    NoController(u16),
     /// No namespace with this ID.
     #[error("no namespace {0}")]
     NoNamespace(u32),
@@ -107,6 +110,9 @@ pub struct SubsystemConfig {
     /// Host NQNs allowed when `allow_any_host` is false.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Highest namespace ID of this subsystem (its Identify NN); 0 takes `Limits::max_namespaces`.
+    #[serde(default)]
+    pub max_namespaces: u32,
 }
 
 fn default_model() -> String {
@@ -119,7 +125,7 @@ fn default_fw() -> String {
 
 /// Target-wide limits, advertised in CAP / Identify and enforced on Connect
 /// and I/O.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Maximum I/O queues per controller (Number of Queues grant ceiling).
@@ -235,6 +241,22 @@ pub struct Namespace {
 }
 
 impl Namespace {
+    /// The configuration that describes this namespace (identifiers as text).
+    pub fn to_config(&self) -> NamespaceConfig {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let u = hex(&self.uuid);
+        NamespaceConfig {
+            nsid: self.nsid,
+            block_size: self.block_size,
+            blocks: self.blocks,
+            nguid: Some(hex(&self.nguid)),
+            uuid: Some(format!("{}-{}-{}-{}-{}", &u[0..8], &u[8..12], &u[12..16], &u[16..20], &u[20..32])),
+            volatile_write_cache: self.vwc,
+            supports_deallocate: self.deallocate,
+            supports_write_zeroes: self.write_zeroes,
+        }
+    }
+
     /// Validates a namespace of subsystem `nqn`.
     pub fn from_config(nqn: &str, c: &NamespaceConfig, limits: &Limits) -> Result<Self, ConfigError> {
         if c.nsid == 0 || c.nsid > limits.max_namespaces {
@@ -299,9 +321,18 @@ pub(crate) fn validate_text(s: &str, width: usize, what: &'static str) -> Result
 }
 
 impl SubsystemConfig {
+    /// The highest namespace ID this subsystem takes.
+    pub fn max_nsid(&self, limits: &Limits) -> u32 {
+        if self.max_namespaces == 0 { limits.max_namespaces } else { self.max_namespaces.min(limits.max_namespaces) }
+    }
+
     /// Validates the subsystem and resolves its namespaces.
     pub fn validate(&self, limits: &Limits) -> Result<Vec<Namespace>, ConfigError> {
         validate_nqn(&self.nqn)?;
+        if self.max_namespaces > limits.max_namespaces {
+            return Err(ConfigError::BadLimit("max_namespaces (above the target's)"));
+        }
+        let limits = &Limits { max_namespaces: self.max_nsid(limits), ..*limits };
         if self.nqn == DISCOVERY_NQN {
             return Err(ConfigError::BadNqn(self.nqn.clone()));
         }
@@ -424,8 +455,13 @@ mod tests {
             namespaces: vec![ns(1), ns(1)],
             allow_any_host: true,
             hosts: vec![],
+            max_namespaces: 0,
         };
         assert_eq!(s.validate(&l), Err(ConfigError::BadNsid(1)));
+        let small = SubsystemConfig { namespaces: vec![ns(1), ns(3)], max_namespaces: 2, ..s.clone() };
+        assert_eq!(small.validate(&l), Err(ConfigError::BadNsid(3)));
+        let big = SubsystemConfig { namespaces: vec![], max_namespaces: l.max_namespaces + 1, ..s.clone() };
+        assert!(big.validate(&l).is_err());
         let mut d = s.clone();
         d.nqn = DISCOVERY_NQN.into();
         assert!(d.validate(&l).is_err());

@@ -173,7 +173,10 @@ impl TargetController {
         kato_ms: u32,
         now: Instant,
     ) -> Self {
-        let limits = *target.limits();
+        let mut limits = *target.limits();
+        if let Some(s) = &subsys {
+            limits.max_namespaces = s.max_nsid;
+        }
         Self {
             target,
             shared,

@@ -33,5 +33,5 @@ pub use config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig,
 pub use controller::{AbortRequest, AdminOutcome, TargetController};
 pub use discovery::{AddrFamily, Port};
 pub use io::{DataLocation, DsmRange, IoCmd, NamespaceTable, TargetIoQueue, parse_dsm_ranges, validate};
-pub use registry::{ConnectData, Connected, QueueInfo, Target};
+pub use registry::{ConnectData, Connected, ControllerInfo, QueueInfo, Target};
 pub use response::{CmdError, Response};

@@ -75,6 +75,8 @@ pub(crate) struct SubsysShared {
     pub serial: String,
     pub model: String,
     pub firmware_rev: String,
+    /// Highest namespace ID (Identify NN of its controllers).
+    pub max_nsid: u32,
     /// Bumped on every namespace table change.
     pub generation: AtomicU64,
     table: Mutex<Arc<NamespaceTable>>,
@@ -181,6 +183,25 @@ impl Registry {
         }
         woken
     }
+}
+
+/// A controller as management sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerInfo {
+    /// Controller ID.
+    pub cntlid: u16,
+    /// Its subsystem.
+    pub subnqn: String,
+    /// The host's NQN.
+    pub hostnqn: String,
+    /// The host's identifier.
+    pub hostid: [u8; 16],
+    /// A discovery controller.
+    pub discovery: bool,
+    /// I/O queues connected.
+    pub io_queues: usize,
+    /// Not yet disconnected by management or subsystem removal.
+    pub live: bool,
 }
 
 /// Result of a Connect command.
@@ -327,6 +348,7 @@ impl Target {
             serial: cfg.serial.clone(),
             model: cfg.model.clone(),
             firmware_rev: cfg.firmware_rev.clone(),
+            max_nsid: cfg.max_nsid(&self.limits),
             generation: AtomicU64::new(0),
             table: Mutex::new(Arc::new(table)),
         });
@@ -354,7 +376,7 @@ impl Target {
     pub fn add_namespace(&self, nqn: &str, ns: NamespaceConfig) -> Result<Vec<u16>, ConfigError> {
         let reg = self.reg();
         let sub = reg.subsystems.get(nqn).ok_or_else(|| ConfigError::NoSubsystem(nqn.to_string()))?;
-        let n = Namespace::from_config(nqn, &ns, &self.limits)?;
+        let n = Namespace::from_config(nqn, &ns, &Limits { max_namespaces: sub.shared.max_nsid, ..self.limits })?;
         if sub.shared.snapshot().contains_key(&n.nsid) {
             return Err(ConfigError::BadNsid(n.nsid));
         }
@@ -444,6 +466,78 @@ impl Target {
             reg.discovery_changed();
         }
         Ok(())
+    }
+
+    /// Takes `hostnqn` off a subsystem's allowed hosts and disconnects its controllers there (their
+    /// queues see `controller_live() == false` and close). Unknown hosts are not an error.
+    pub fn disallow_host(&self, nqn: &str, hostnqn: &str) -> Result<Vec<u16>, ConfigError> {
+        let mut reg = self.reg();
+        let sub = reg.subsystems.get_mut(nqn).ok_or_else(|| ConfigError::NoSubsystem(nqn.to_string()))?;
+        sub.cfg.hosts.retain(|h| h != hostnqn);
+        let any = sub.cfg.allow_any_host;
+        let mut gone = Vec::new();
+        if !any {
+            for (id, c) in reg.controllers.iter().filter(|(_, c)| c.subnqn == nqn && c.hostnqn == hostnqn) {
+                c.shared.alive.store(false, Ordering::Release);
+                gone.push(*id);
+            }
+        }
+        reg.discovery_changed();
+        Ok(gone)
+    }
+
+    /// Opens a subsystem to any host, or back to its allow-list (connected hosts stay connected).
+    pub fn set_allow_any_host(&self, nqn: &str, any: bool) -> Result<(), ConfigError> {
+        let mut reg = self.reg();
+        let sub = reg.subsystems.get_mut(nqn).ok_or_else(|| ConfigError::NoSubsystem(nqn.to_string()))?;
+        if sub.cfg.allow_any_host != any {
+            sub.cfg.allow_any_host = any;
+            reg.discovery_changed();
+        }
+        Ok(())
+    }
+
+    /// Disconnects controller `cntlid`: its queues see `controller_live() == false` and close.
+    pub fn disconnect_controller(&self, cntlid: u16) -> Result<(), ConfigError> {
+        let reg = self.reg();
+        let c = reg.controllers.get(&cntlid).ok_or(ConfigError::NoController(cntlid))?;
+        c.shared.alive.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Every subsystem as configured now, namespaces included, by NQN.
+    pub fn subsystems(&self) -> Vec<SubsystemConfig> {
+        let reg = self.reg();
+        reg.subsystems
+            .values()
+            .map(|s| {
+                let mut cfg = s.cfg.clone();
+                cfg.namespaces = s.shared.snapshot().values().map(Namespace::to_config).collect();
+                cfg
+            })
+            .collect()
+    }
+
+    /// Every live controller.
+    pub fn controllers(&self) -> Vec<ControllerInfo> {
+        let reg = self.reg();
+        reg.controllers
+            .iter()
+            .map(|(id, c)| ControllerInfo {
+                cntlid: *id,
+                subnqn: c.subnqn.clone(),
+                hostnqn: c.hostnqn.clone(),
+                hostid: c.hostid,
+                discovery: c.discovery,
+                io_queues: c.io_qids.len(),
+                live: c.shared.alive.load(Ordering::Acquire),
+            })
+            .collect()
+    }
+
+    /// The ports listed in the discovery log.
+    pub fn listeners(&self) -> Vec<Port> {
+        self.reg().listeners.clone()
     }
 
     /// Live controllers.

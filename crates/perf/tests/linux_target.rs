@@ -10,40 +10,12 @@ use ff_nvme_tcp::Digests;
 use ff_perf::{Pattern, PerfConfig};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const NQN: &str = "nqn.2026-11.io.ferrofabric:linux-target-perf";
-
-/// Finds `run-vm`: `$FF_LINUX_NVME_VM`, or `shared/tools/linux-nvme-vm/run-vm` above this crate.
-fn run_vm() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("FF_LINUX_NVME_VM") {
-        return Some(PathBuf::from(p));
-    }
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let cand = dir.join("shared/tools/linux-nvme-vm/run-vm");
-        if cand.exists() {
-            return Some(cand);
-        }
-        if !dir.pop() {
-            return None;
-        }
-    }
-}
-
-fn skip_reason() -> Option<String> {
-    if !rustix::process::geteuid().is_root() {
-        return Some("needs root (the VM tool installs QEMU and boots a kernel)".into());
-    }
-    if run_vm().is_none() {
-        return Some("shared/tools/linux-nvme-vm/run-vm not found above the repository".into());
-    }
-    None
-}
 
 /// The VM; dropping it stops QEMU (SIGTERM lets run-vm take QEMU down with it), also when a check panics.
 struct Vm {
@@ -80,7 +52,7 @@ fn free_port() -> u16 {
 
 /// Boots the guest target forwarding `port` to its 4420 and waits for `NVMET-READY`.
 fn boot(port: u16) -> Vm {
-    let vm = run_vm().unwrap();
+    let vm = ff_testkit::run_vm(env!("CARGO_MANIFEST_DIR")).unwrap();
     let mut child = Command::new(&vm)
         .args(["--forward", &format!("127.0.0.1:{port}:4420"), "--timeout", "300", "--env", "NVMET_QUIET=1"])
         .arg(vm.with_file_name("nvmet-target.sh"))
@@ -143,7 +115,7 @@ fn host(digests: Digests) -> HostOptions {
 #[test]
 fn discover_identify_and_verify_against_the_linux_kernel_target() {
     let name = "discover_identify_and_verify_against_the_linux_kernel_target";
-    if let Some(why) = skip_reason() {
+    if let Some(why) = ff_testkit::vm_skip_reason(env!("CARGO_MANIFEST_DIR")) {
         eprintln!("SKIP: {name}: {why}");
         return;
     }

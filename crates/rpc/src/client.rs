@@ -11,22 +11,29 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nobody listens on the socket (no target, or another path).
-    #[error("cannot connect to {path}: {source} (is the target running, with --rpc-socket {path}?)")]
+    // The io::Error is part of the message, not a source: error chains would print it twice.
+    #[error("cannot connect to {path}: {error} (is the target running, with --rpc-socket {path}?)")]
     Connect {
         /// The socket path.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The connection failed mid-call.
     #[error("rpc connection: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The answer is not a JSON-RPC response.
     #[error("bad response: {0}")]
     Protocol(String),
     /// The server answered with an error.
     #[error("{0}")]
     Rpc(RpcError),
+}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        ClientError::Io(e)
+    }
 }
 
 /// A connection to an RPC server.
@@ -40,7 +47,7 @@ impl Client {
     /// Connects to the socket at `path`; calls wait at most `timeout` for their answer.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Client, ClientError> {
         let stream =
-            UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
+            UnixStream::connect(path).map_err(|error| ClientError::Connect { path: path.to_path_buf(), error })?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         Ok(Client { stream, buf: Vec::new(), next_id: 1 })

@@ -1,7 +1,7 @@
 //! `ferrofabric rpc METHOD [KEY=VALUE ...]`: one call to a running target's management socket.
 //!
-//! Parameters come as `key=value` pairs (a value that parses as JSON is taken as JSON, anything else as
-//! a string; `a.b=v` nests) or whole with `--params JSON`. The result prints as indented `key: value`
+//! Parameters come as `key=value` pairs (a value that parses as JSON is taken as JSON, anything else,
+//! and `null`, as a string; `a.b=v` nests) or whole with `--params JSON`. The result prints as indented `key: value`
 //! lines, or as JSON with `--json`. Errors (no socket, unknown method, invalid parameter) print the
 //! server's message and exit non-zero.
 
@@ -47,8 +47,12 @@ pub fn params_from_pairs(pairs: &[String]) -> Result<Option<Value>> {
         if key.is_empty() || key.split('.').any(str::is_empty) {
             bail!("parameter {p:?} has an empty key");
         }
-        // A JSON scalar, array or object is taken as such; anything else is a string (NQNs, paths).
-        let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        // A JSON number, boolean, quoted string, array or object is taken as such; anything else is a
+        // string (NQNs, paths, and `null`, which is a backend name: `--params` gives a JSON null).
+        let value = match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Null) | Err(_) => Value::String(raw.to_string()),
+            Ok(v) => v,
+        };
         let mut parts: Vec<&str> = key.split('.').collect();
         let last = parts.pop().unwrap_or(key);
         let mut obj = &mut root;
@@ -154,6 +158,7 @@ mod tests {
             Some(json!({"nqn": "nqn.2026-11.io.x:y", "max_namespaces": 32, "allow_any_host": true,
                         "ns": {"nsid": 2, "size": "1G"}}))
         );
+        assert_eq!(p(&["backend=null"]).unwrap(), Some(json!({"backend": "null"})));
         assert!(p(&["novalue"]).is_err());
         assert!(p(&["a=1", "a=2"]).is_err());
         assert!(p(&["a=1", "a.b=2"]).is_err());

@@ -1,6 +1,7 @@
 //! `ferrofabric target`: serves NVMe/TCP. With no arguments it serves a 1 GiB RAM namespace under
 //! [`DEFAULT_NQN`] on 127.0.0.1:4420 (discovery there and on 127.0.0.1:8009) and prints the NQN and
-//! addresses once ready; SIGINT or SIGTERM shut it down cleanly.
+//! addresses once ready. The management RPC listens on `--rpc-socket`; SIGHUP re-reads `--config` and
+//! applies the difference; SIGINT or SIGTERM shut it down cleanly.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -59,6 +60,15 @@ pub struct TargetArgs {
     /// whose host disabled SQ flow control; default) or always (one PDU per read, as SPDK's target).
     #[arg(long)]
     c2h_success: Option<C2hSuccess>,
+    /// Start with no subsystem (management adds them), whatever the defaults.
+    #[arg(long, conflicts_with_all = ["nqn", "backend", "size", "block_size"])]
+    empty: bool,
+    /// Management RPC socket (JSON-RPC 2.0, mode 0600).
+    #[arg(long, default_value = super::rpc::DEFAULT_RPC_SOCKET)]
+    rpc_socket: PathBuf,
+    /// Do not open the management RPC socket.
+    #[arg(long)]
+    no_rpc: bool,
 }
 
 /// Builds the options from the file (if any) and the flags.
@@ -98,7 +108,7 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
         o.c2h_success = m;
     }
     let flags_define_ns = a.nqn.is_some() || a.backend.is_some() || a.size.is_some() || a.block_size.is_some();
-    if o.subsystems.is_empty() || flags_define_ns {
+    if (o.subsystems.is_empty() && !a.empty && a.config.is_none()) || flags_define_ns {
         let mut spec: BackendSpec = a.backend.as_deref().unwrap_or("ram").parse()?;
         spec.size = a.size.as_deref().map(parse_size).transpose()?;
         spec.block_size = a.block_size;
@@ -110,10 +120,21 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
 /// Runs the target until SIGINT/SIGTERM.
 pub fn run(a: TargetArgs) -> Result<()> {
     let o = options(&a)?;
-    // Block the stop signals before any thread starts so every thread inherits the mask and the main
+    // Block the signals before any thread starts so every thread inherits the mask and the main
     // thread alone receives them, synchronously, in sigwait.
-    let set = stop_signals();
+    let set = handled_signals();
     let t = ff_target::start(&o)?;
+    let manager = t.manager();
+    manager.set_config_path(a.config.clone());
+    let rpc = if a.no_rpc {
+        None
+    } else {
+        let handler: std::sync::Arc<dyn ff_rpc::Handler> = manager.clone();
+        let server = ff_rpc::RpcServer::bind(&a.rpc_socket, handler).with_context(|| {
+            format!("opening the RPC socket {} (--rpc-socket, or --no-rpc)", a.rpc_socket.display())
+        })?;
+        Some(server)
+    };
     for nqn in &t.nqns {
         println!("ferrofabric target ready: nqn {nqn}");
     }
@@ -127,8 +148,19 @@ pub fn run(a: TargetArgs) -> Result<()> {
         "  {} reactor(s), poll {:?}, sock {}, placement {}, c2h_success {}",
         o.cores, o.poll, o.sock.backend, o.placement, o.c2h_success
     );
-    let sig = wait_signal(&set);
+    if let Some(r) = &rpc {
+        println!("  management RPC on {}", r.path().display());
+    }
+    let sig = loop {
+        match wait_signal(&set) {
+            libc::SIGHUP => reload(&manager),
+            sig => break sig,
+        }
+    };
     eprintln!("signal {sig}: shutting down");
+    if let Some(r) = rpc {
+        r.stop();
+    }
     // The counters prove which tricks ran (syscalls per wait, pipe vs direct bytes, zero-copy fallbacks).
     for (i, s) in t.stop_and_report().iter().enumerate() {
         let c = &s.sock;
@@ -154,12 +186,34 @@ pub fn run(a: TargetArgs) -> Result<()> {
     Ok(())
 }
 
-/// Blocks SIGINT and SIGTERM in the calling thread and returns that set, for [`wait_signal`].
+/// SIGHUP: re-reads the configuration file and applies the difference, logging what changed.
+fn reload(manager: &ff_target::Manager) {
+    match manager.reload(None) {
+        Ok(r) => {
+            for c in &r.applied {
+                tracing::info!("reload: {c}");
+            }
+            for c in &r.failed {
+                tracing::error!("reload: {c}");
+            }
+            if !r.need_restart.is_empty() {
+                tracing::warn!(
+                    "reload: these settings changed but only apply at restart: {}",
+                    r.need_restart.join(", ")
+                );
+            }
+            tracing::info!(applied = r.applied.len(), failed = r.failed.len(), "configuration reloaded");
+        }
+        Err(e) => tracing::error!("reload refused, nothing changed: {e:#}"),
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and returns that set, for [`wait_signal`].
 ///
 /// Hand-written with libc, as is `wait_signal`: rustix has signal masks and sigwait only in its
 /// doc(hidden), unstable `runtime` module (unsafe, and meant for libc replacements, not for a process
 /// that links libc), and no other dependency offers them.
-fn stop_signals() -> libc::sigset_t {
+fn handled_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data, so all-zero is a valid value; sigemptyset and sigaddset write
     // only inside `set`; pthread_sigmask only reads it and accepts a null old-set pointer.
     unsafe {
@@ -167,12 +221,13 @@ fn stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
 }
 
-/// Waits for one signal of `set` (blocked by [`stop_signals`]) and returns its number.
+/// Waits for one signal of `set` (blocked by [`handled_signals`]) and returns its number.
 fn wait_signal(set: &libc::sigset_t) -> i32 {
     let mut sig = 0;
     // SAFETY: set is a valid, initialised signal set; sig is a valid out pointer.

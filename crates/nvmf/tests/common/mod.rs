@@ -36,6 +36,7 @@ pub fn subsystem(hosts: Vec<String>, any: bool) -> SubsystemConfig {
         namespaces: vec![ns(1, 1 << 20, 512), ns(2, 1 << 10, 4096)],
         allow_any_host: any,
         hosts,
+        max_namespaces: 0,
     }
 }
 
