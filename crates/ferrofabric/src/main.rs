@@ -2,6 +2,7 @@
 //! identify, demo, rpc); a new one is a module there and a variant here, nothing else touched.
 
 mod cmd;
+mod metrics;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;

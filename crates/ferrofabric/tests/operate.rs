@@ -1,6 +1,7 @@
 //! Operating `ferrofabric target` as an operator does, through the real binary: `ferrofabric rpc`
 //! against its socket (human and JSON output, clear errors with a non-zero exit), the socket's mode,
-//! SIGHUP applying an edited `--config`, and SIGTERM stopping cleanly (the socket removed).
+//! SIGHUP applying an edited `--config`, SIGTERM stopping cleanly (the socket removed), and the
+//! Prometheus endpoint counting what a host did.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
@@ -38,6 +39,10 @@ fn free_port() -> u16 {
 }
 
 fn start(tag: &str) -> Target {
+    start_with(tag, &[])
+}
+
+fn start_with(tag: &str, extra: &[&str]) -> Target {
     let dir = std::env::temp_dir().join(format!("ff-operate-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -50,6 +55,7 @@ fn start(tag: &str) -> Target {
         .arg(&cfg)
         .arg("--rpc-socket")
         .arg(&sock)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -159,4 +165,66 @@ fn sighup_applies_the_edited_config_and_sigterm_stops() {
     };
     assert!(status.success(), "clean exit: {status:?}");
     assert!(!t.sock.exists(), "the RPC socket is removed at stop");
+}
+
+fn scrape(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// The value of the first series whose line starts with `prefix`.
+fn series(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_endpoint_counts_what_a_host_did() {
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let t = start_with("metrics", &["--metrics", &maddr]);
+    let (code, _) = scrape(&maddr, "/nope");
+    assert_eq!(code, 404);
+    // A host writes 8 KiB to namespace 1 and reads it back.
+    let port: u16 = rpc_json(&t.sock, &["nvmf_get_listeners"])[0]["trsvcid"].as_str().unwrap().parse().unwrap();
+    let host = "nqn.2014-08.org.nvmexpress:uuid:a";
+    let o = ff_initiator::HostOptions { hostnqn: host.into(), io_queues: 1, ..ff_initiator::HostOptions::default() };
+    let mut ctrl = ff_initiator::Controller::connect(([127, 0, 0, 1], port).into(), NQN, &o).unwrap();
+    let mut g = ff_initiator::IoGroup::new(ff_sock::GroupOptions::default()).unwrap();
+    let q = g.add(ctrl.take_io_queues().pop().unwrap()).unwrap();
+    g.queue(q)
+        .unwrap()
+        .submit_write(1, 0, 16, ff_initiator::Buf::from_slice(&[7; 8192]), false, 1)
+        .map_err(|e| e.0)
+        .unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while out.is_empty() {
+        assert!(Instant::now() < deadline);
+        g.poll(Some(Duration::from_millis(20)), &mut out).unwrap();
+    }
+    assert!(out[0].result.is_ok());
+    // Reactors publish every 100 ms: scrape until the write shows.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let (code, text) = scrape(&maddr, "/metrics");
+        assert_eq!(code, 200, "{text}");
+        if series(&text, "ferrofabric_io_bytes_total{reactor=\"0\",direction=\"write\"}") == Some(8192.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the write never showed in the metrics:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(text.contains("application/openmetrics-text"), "{text}");
+    assert_eq!(series(&text, "ferrofabric_io_commands_total{reactor=\"0\",kind=\"write\"}"), Some(1.0));
+    let ns = format!("ferrofabric_namespace_requests_total{{subnqn=\"{NQN}\",nsid=\"1\",op=\"write\"}}");
+    assert_eq!(series(&text, &ns), Some(1.0), "{text}");
+    assert!(series(&text, "ferrofabric_controllers").is_some_and(|c| c >= 1.0));
+    assert!(text.contains("ferrofabric_connection_io_commands_total{reactor=\"0\",peer="), "{text}");
+    assert!(series(&text, "ferrofabric_sock_syscalls_total{reactor=\"0\"}").is_some_and(|n| n > 0.0));
+    drop(g);
+    ctrl.shutdown().unwrap();
 }

@@ -256,3 +256,56 @@ fn drain(
         }
     }
 }
+
+/// A running target (one reactor, loopback port 0) whose management the RPC fuzz body drives.
+fn managed() -> &'static Arc<crate::Manager> {
+    static MANAGER: OnceLock<Arc<crate::Manager>> = OnceLock::new();
+    MANAGER.get_or_init(|| {
+        let o = TargetOptions {
+            listen: vec!["127.0.0.1:0".parse().expect("constant address")],
+            discovery_listen: Vec::new(),
+            ..TargetOptions::default()
+        };
+        // Serves for the life of the process, held where leak checkers see it.
+        static KEEP: std::sync::Mutex<Option<crate::RunningTarget>> = std::sync::Mutex::new(None);
+        let t = crate::start(&o).expect("fuzz target starts");
+        let m = t.manager();
+        *KEEP.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        m
+    })
+}
+
+/// Whether a request would reach outside the process (files, sockets, the configuration file): such
+/// requests are parsed, not executed.
+fn reaches_outside(r: &ff_rpc::Request) -> bool {
+    let params = r.params.as_ref().map(|p| p.to_string()).unwrap_or_default();
+    r.method.contains("listener") || r.method.contains("config") || params.contains("file")
+}
+
+/// Management requests from arbitrary bytes: the JSON-RPC parser, then each request it yields through
+/// a running target's management (state kept bounded: past 8 subsystems they are all deleted).
+/// Returns how many requests were executed.
+pub fn rpc_request(input: &[u8]) -> usize {
+    use ff_rpc::Handler;
+    use ff_rpc::protocol::Incoming;
+    let m = managed();
+    let requests = match ff_rpc::protocol::parse_bytes(input) {
+        Incoming::Single(r) => vec![r],
+        Incoming::Batch(v) => v,
+    };
+    let mut executed = 0;
+    for r in requests.into_iter().flatten() {
+        if reaches_outside(&r) {
+            continue;
+        }
+        let _ = m.call(&r.method, r.params);
+        executed += 1;
+    }
+    let subsystems = m.running_config().subsystems;
+    if subsystems.len() > 8 {
+        for s in subsystems {
+            let _ = m.call("nvmf_delete_subsystem", Some(serde_json::json!({ "nqn": s.nqn })));
+        }
+    }
+    executed
+}

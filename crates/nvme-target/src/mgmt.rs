@@ -119,6 +119,17 @@ pub struct Manager {
     started: Instant,
 }
 
+/// One namespace's device counters, summed over the reactors.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NamespaceStats {
+    /// Subsystem NQN.
+    pub nqn: String,
+    /// Namespace ID.
+    pub nsid: u32,
+    /// Requests the backend completed.
+    pub device: ff_blockdev::DevStats,
+}
+
 /// What a configuration reload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReloadReport {
@@ -894,13 +905,49 @@ impl Manager {
         self.stats.iter().map(|s| lock(s).clone()).collect()
     }
 
+    /// Device counters of each namespace, summed over the reactors.
+    pub fn namespace_stats(&self) -> Vec<NamespaceStats> {
+        let names = self.shared.indexes();
+        let mut out: Vec<NamespaceStats> = names
+            .iter()
+            .map(|(nqn, nsid, _)| NamespaceStats { nqn: nqn.clone(), nsid: *nsid, device: Default::default() })
+            .collect();
+        for r in self.reactor_stats() {
+            for (idx, d) in r.devs.iter().enumerate() {
+                let (Some(d), Some(pos)) = (d, names.iter().position(|(_, _, x)| *x == idx)) else { continue };
+                let t = &mut out[pos].device;
+                t.reads += d.reads;
+                t.writes += d.writes;
+                t.flushes += d.flushes;
+                t.fsyncs += d.fsyncs;
+                t.dsync_writes += d.dsync_writes;
+                t.write_zeroes += d.write_zeroes;
+                t.zero_fill_bytes += d.zero_fill_bytes;
+                t.deallocates += d.deallocates;
+                t.errors += d.errors;
+                t.uring_ios += d.uring_ios;
+                t.uring_sqes += d.uring_sqes;
+                t.short_ios += d.short_ios;
+                t.uring_fixed_sqes += d.uring_fixed_sqes;
+            }
+        }
+        out
+    }
+
+    /// Live controllers (admin queues connected), discovery ones included.
+    pub fn controller_count(&self) -> usize {
+        self.shared.target.controller_count()
+    }
+
+    /// How long the target has served.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     fn stats_json(&self) -> Value {
         let per_io = |syscalls: u64, ios: u64| if ios == 0 { 0.0 } else { syscalls as f64 / ios as f64 };
-        let names = self.shared.indexes();
         let mut reactors = Vec::new();
         let mut connections = Vec::new();
-        let mut namespaces: Vec<(String, u32, ff_blockdev::DevStats)> =
-            names.iter().map(|(n, id, _)| (n.clone(), *id, ff_blockdev::DevStats::default())).collect();
         for (i, s) in self.reactor_stats().iter().enumerate() {
             let g = &s.sock;
             reactors.push(json!({
@@ -926,26 +973,12 @@ impl Manager {
                 }
                 connections.push(v);
             }
-            for (idx, d) in s.devs.iter().enumerate() {
-                let Some(d) = d else { continue };
-                if let Some(pos) = names.iter().position(|(_, _, x)| *x == idx) {
-                    let t = &mut namespaces[pos].2;
-                    t.reads += d.reads;
-                    t.writes += d.writes;
-                    t.flushes += d.flushes;
-                    t.errors += d.errors;
-                    t.fsyncs += d.fsyncs;
-                    t.write_zeroes += d.write_zeroes;
-                    t.deallocates += d.deallocates;
-                    t.uring_ios += d.uring_ios;
-                }
-            }
         }
         json!({
-            "uptime_s": self.started.elapsed().as_secs_f64(),
+            "uptime_s": self.uptime().as_secs_f64(),
             "reactors": reactors,
             "connections": connections,
-            "namespaces": namespaces.iter().map(|(nqn, nsid, d)| json!({ "nqn": nqn, "nsid": nsid, "device": d })).collect::<Vec<_>>(),
+            "namespaces": self.namespace_stats(),
         })
     }
 

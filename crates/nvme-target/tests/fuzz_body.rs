@@ -5,18 +5,7 @@ use ff_nvme::nvme::{SglDescriptor, Sqe, fctype, opcode};
 use ff_nvme_tcp::{CapsuleCmd, Framing, H2CData, Pdu};
 use ff_target::fuzzing::command_path;
 
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use ff_testkit::XorShift;
 
 fn pdu(p: Pdu, data: &[u8]) -> Vec<u8> {
     let mut b = vec![0u8; 256 + data.len()];
@@ -114,7 +103,7 @@ fn command_path_survives_mutated_command_streams() {
         if i % 3 != 0 {
             for _ in 0..1 + rng.below(8) {
                 let at = rng.below(input.len());
-                input[at] = rng.next() as u8;
+                input[at] = rng.next_u64() as u8;
             }
         }
         if i % 7 == 0 {
@@ -130,7 +119,7 @@ fn command_path_survives_mutated_command_streams() {
     // Pure noise too.
     for _ in 0..500 {
         let n = rng.below(600);
-        let input: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        let input: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
         command_path(&input);
     }
 }

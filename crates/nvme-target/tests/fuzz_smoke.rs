@@ -1,4 +1,4 @@
-//! A short, bounded cargo-fuzz run of both fuzz targets (`pdu_decode`, `command_path`) with
+//! A short, bounded cargo-fuzz run of each fuzz target (`pdu_decode`, `command_path`, `rpc_request`) with
 //! coverage feedback and AddressSanitizer. CI installs cargo-fuzz (.ci/run) and must run this; on a
 //! machine without cargo-fuzz it skips loudly.
 
@@ -41,4 +41,9 @@ fn fuzz_pdu_decode_briefly() {
 #[test]
 fn fuzz_command_path_briefly() {
     run("command_path", 30);
+}
+
+#[test]
+fn fuzz_rpc_request_briefly() {
+    run("rpc_request", 20);
 }

@@ -6,19 +6,7 @@ use ff_nvme::nvme::{SglDescriptor, Sqe};
 use ff_nvme_tcp::fuzzing::pdu_decode;
 use ff_nvme_tcp::*;
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use ff_testkit::XorShift;
 
 fn seeds(f: &Framing) -> Vec<Vec<u8>> {
     let pdus: [(Pdu, &[u8]); 6] = [
@@ -48,12 +36,12 @@ fn seeds(f: &Framing) -> Vec<Vec<u8>> {
 fn fuzz_body_on_pseudo_random_inputs() {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     for i in 0..4000 {
-        let knobs = rng.next() as u8;
+        let knobs = rng.next_u64() as u8;
         let f = Framing { hdgst: knobs & 1 != 0, ddgst: knobs & 2 != 0, pda: (knobs >> 2) & 3 };
         let mut input = vec![knobs];
         if i % 2 == 0 {
             let len = rng.below(400);
-            input.extend((0..len).map(|_| rng.next() as u8));
+            input.extend((0..len).map(|_| rng.next_u64() as u8));
         } else {
             let s = seeds(&f);
             for _ in 0..=rng.below(4) {
@@ -61,7 +49,7 @@ fn fuzz_body_on_pseudo_random_inputs() {
             }
             for _ in 0..rng.below(4) {
                 let at = 1 + rng.below(input.len() - 1);
-                input[at] ^= rng.next() as u8;
+                input[at] ^= rng.next_u64() as u8;
             }
             input.truncate(1 + rng.below(input.len()));
         }

@@ -31,3 +31,21 @@ pub fn vm_skip_reason(start: &str) -> Option<String> {
     }
     None
 }
+
+/// A small deterministic generator for the stable fuzz-body tests (reproducible from its seed).
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next 64 pseudo-random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}

@@ -69,6 +69,9 @@ pub struct TargetArgs {
     /// Do not open the management RPC socket.
     #[arg(long)]
     no_rpc: bool,
+    /// Serve Prometheus metrics (OpenMetrics text) on http://ADDR/metrics, e.g. 127.0.0.1:9420.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
 }
 
 /// Builds the options from the file (if any) and the flags.
@@ -148,8 +151,12 @@ pub fn run(a: TargetArgs) -> Result<()> {
         "  {} reactor(s), poll {:?}, sock {}, placement {}, c2h_success {}",
         o.cores, o.poll, o.sock.backend, o.placement, o.c2h_success
     );
+    let metrics = a.metrics.map(|addr| crate::metrics::Endpoint::start(addr, manager.clone())).transpose()?;
     if let Some(r) = &rpc {
         println!("  management RPC on {}", r.path().display());
+    }
+    if let Some(m) = &metrics {
+        println!("  metrics on http://{}/metrics", m.addr);
     }
     let sig = loop {
         match wait_signal(&set) {
@@ -160,6 +167,9 @@ pub fn run(a: TargetArgs) -> Result<()> {
     eprintln!("signal {sig}: shutting down");
     if let Some(r) = rpc {
         r.stop();
+    }
+    if let Some(m) = metrics {
+        m.stop();
     }
     // The counters prove which tricks ran (syscalls per wait, pipe vs direct bytes, zero-copy fallbacks).
     for (i, s) in t.stop_and_report().iter().enumerate() {
