@@ -103,6 +103,24 @@ impl BlockOp {
         }
     }
 
+    /// The sense to fail the command with when the backend reports an I/O
+    /// error: UNRECOVERED READ ERROR for reads and verifies, WRITE ERROR for
+    /// writes, WRITE SAME, flushes and COMPARE AND WRITE (whose read phase
+    /// should use [`Sense::unrecovered_read_error`] instead), INTERNAL
+    /// TARGET FAILURE for a failed deallocation, which loses no data. The
+    /// INFORMATION field holds the first block of the request: backends
+    /// do not say which block failed.
+    pub fn backend_error(&self) -> Sense {
+        match *self {
+            BlockOp::Read { lba, .. } | BlockOp::Verify { lba, .. } => Sense::unrecovered_read_error(lba),
+            BlockOp::Write { lba, .. } | BlockOp::Flush { lba, .. } | BlockOp::CompareAndWrite { lba, .. } => {
+                Sense::write_error(lba)
+            }
+            BlockOp::WriteSame(ws) => Sense::write_error(ws.lba),
+            BlockOp::Unmap { .. } => Sense::internal_target_failure(),
+        }
+    }
+
     /// Data-in bytes the operation returns on `block_size`-byte blocks.
     pub fn data_in_len(&self, block_size: u32) -> u64 {
         match *self {
@@ -323,5 +341,21 @@ mod tests {
         assert_eq!(BlockOp::Unmap { param_len: 24 }.data_out_len(bs), 24);
         assert_eq!(BlockOp::CompareAndWrite { lba: 0, blocks: 2, fua: false }.data_out_len(bs), 2048);
         assert_eq!(BlockOp::Flush { lba: 0, blocks: 1, immed: false }.data_in_len(bs), 0);
+    }
+
+    #[test]
+    fn backend_errors() {
+        let key = |op: BlockOp| {
+            let s = op.backend_error();
+            (s.key, s.asc, s.information)
+        };
+        let r = BlockOp::Read { lba: 7, blocks: 1, fua: false, dpo: false };
+        assert_eq!(key(r), (SenseKey::MediumError, 0x11, Some(7)));
+        assert_eq!(key(BlockOp::Verify { lba: 8, blocks: 1, compare: true }), (SenseKey::MediumError, 0x11, Some(8)));
+        let w = BlockOp::Write { lba: 9, blocks: 1, fua: true, dpo: false };
+        assert_eq!(key(w), (SenseKey::MediumError, 0x0C, Some(9)));
+        let ws = WriteSame { lba: 3, blocks: 2, unmap: false, ndob: true };
+        assert_eq!(key(BlockOp::WriteSame(ws)), (SenseKey::MediumError, 0x0C, Some(3)));
+        assert_eq!(key(BlockOp::Unmap { param_len: 24 }), (SenseKey::HardwareError, 0x44, None));
     }
 }

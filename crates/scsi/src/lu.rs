@@ -48,6 +48,9 @@ pub enum LuError {
     /// A limit is zero where zero is meaningless.
     #[error("{0} must not be zero")]
     ZeroLimit(&'static str),
+    /// An all-zero device identifier names no device.
+    #[error("device identifier is all zeros")]
+    DeviceId,
     /// The physical block exponent makes a physical block over 64 KiB
     /// logical blocks (LBPPBE is 4 bits).
     #[error("logical blocks per physical block exponent {0} over 15")]
@@ -56,6 +59,11 @@ pub enum LuError {
 
 /// A logical unit as the SCSI layer sees it. Build with
 /// [`LogicalUnit::new`], adjust fields, then [`LogicalUnit::validate`].
+///
+/// From a block backend's `ff_blockdev::DevInfo`: `block_size` and
+/// `num_blocks` as they are, `write_cache` from `volatile_write_cache`,
+/// `thin` when `deallocate && deallocate_reads_zeroes` (LBPRZ is
+/// reported), `optimal_transfer_blocks` from `optimal_io_blocks`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogicalUnit {
     /// Logical block size in bytes (512 or 4096).
@@ -146,6 +154,9 @@ impl LogicalUnit {
         ascii("product", &self.product, 16, false)?;
         ascii("revision", &self.revision, 4, false)?;
         ascii("serial", &self.serial, MAX_SERIAL_LEN, true)?;
+        if self.device_id.iter().all(|&b| b == 0) {
+            return Err(LuError::DeviceId);
+        }
         if self.max_transfer_blocks == 0 {
             return Err(LuError::ZeroLimit("max_transfer_blocks"));
         }
@@ -223,6 +234,9 @@ mod tests {
         l.thin = true;
         l.max_unmap_descriptors = 0;
         assert_eq!(l.validate(), Err(LuError::ZeroLimit("max_unmap_descriptors")));
+        let mut l = lu();
+        l.device_id = [0; 16];
+        assert_eq!(l.validate(), Err(LuError::DeviceId));
         let mut l = lu();
         l.lbppbe = 16;
         assert_eq!(l.validate(), Err(LuError::PhysicalExponent(16)));
