@@ -29,6 +29,17 @@
 //!    [`unmap::parse`]; VERIFY with BYTCHK and COMPARE AND WRITE read the
 //!    medium and call [`block::compare`].
 //!
+//! # Not supported (INVALID COMMAND OPERATION CODE, or INVALID FIELD IN CDB
+//! at byte 1 for an unknown service action, which initiators read the same)
+//!
+//! MODE SELECT (nothing is changeable), RESERVE/RELEASE and PERSISTENT
+//! RESERVE IN/OUT (per-nexus state the transport would have to own),
+//! REPORT TARGET PORT GROUPS (ALUA belongs with the ports), GET LBA STATUS
+//! (needs the backend's allocation map), ORWRITE, WRITE ATOMIC, EXTENDED
+//! COPY, SANITIZE, LOG SENSE, READ DEFECT DATA, protection information
+//! (non-zero RDPROTECT/WRPROTECT/VRPROTECT is an invalid field), 32-byte
+//! CDBs, NACA and linked commands.
+//!
 //! # Task management
 //!
 //! ABORT TASK, ABORT TASK SET, CLEAR TASK SET, LUN RESET and I_T NEXUS
