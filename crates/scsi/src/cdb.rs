@@ -463,8 +463,10 @@ pub enum DataDir {
 /// responses to the allocation length, and may return fewer than `len`);
 /// what EDTL has beyond that is underflow, what `len` has beyond EDTL is
 /// overflow. Data-out: when EDTL differs from `len` and `exact` is set the
-/// command cannot run (fail it with [`Sense::invalid_field_in_cdb`] as
-/// LIO does for WRITE SAME and COMPARE AND WRITE); for a plain WRITE the
+/// command cannot run: fail it with ILLEGAL REQUEST before touching the
+/// medium ([`Sense::invalid_field_in_cdb`]; libiscsi's InvalidDataOutSize
+/// tests for WRITE SAME and COMPARE AND WRITE accept any ILLEGAL REQUEST
+/// code). For a plain WRITE the
 /// transport either writes the whole blocks both lengths cover and reports
 /// the residual, or fails with [`Sense::invalid_field_in_information_unit`]
 /// (FCP-4/SAM-5 allow both).

@@ -48,7 +48,7 @@ pub const SELECT_ALL_WITH_WELL_KNOWN: u8 = 0x02;
 /// REPORT LUNS parameter data for `luns` (sorted, duplicates and
 /// unencodable numbers dropped) before allocation-length truncation. An
 /// allocation length under 16 or a SELECT REPORT other than 0, 1 or 2 is
-/// an invalid field (SPC-4 6.33, as tgt and LIO enforce).
+/// an invalid field (the SPC-3 rule, which tgt enforces too).
 pub fn report_luns(select: u8, alloc: u32, luns: &[u16]) -> Result<Vec<u8>, Sense> {
     if alloc < 16 {
         return Err(Sense::invalid_field_in_cdb(6, None));

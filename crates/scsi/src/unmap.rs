@@ -30,7 +30,8 @@ pub struct UnmapRange {
 /// - 1..7 bytes, or a BLOCK DESCRIPTOR DATA LENGTH reaching past the data:
 ///   PARAMETER LIST LENGTH ERROR;
 /// - a trailing partial descriptor is ignored (SBC-3); the UNMAP DATA
-///   LENGTH field is not checked, as LIO does not;
+///   LENGTH field is not checked: the descriptor length alone says where
+///   the descriptors end;
 /// - more descriptors than MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT, or more
 ///   blocks in total than MAXIMUM UNMAP LBA COUNT: INVALID FIELD IN
 ///   PARAMETER LIST, pointing at the offending field;
