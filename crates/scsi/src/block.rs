@@ -13,7 +13,8 @@ use crate::lu::LogicalUnit;
 use crate::sense::Sense;
 
 /// An operation for the runtime's block backend. Lengths are in logical
-/// blocks of the LU; none is zero (zero-length commands complete at once).
+/// blocks of the LU; only a flush may have none (other zero-length
+/// commands complete at once).
 ///
 /// Mapping onto `ff_blockdev::IoOp`: `Read` → Read; `Write` → Write with
 /// `fua`; `Flush` → Flush; `WriteSame` → WriteZeroes, Deallocate or Writes
