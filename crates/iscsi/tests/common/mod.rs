@@ -252,3 +252,57 @@ pub fn ffp(portal: Arc<PortalConfig>, pairs: &[(&str, &str)]) -> TargetConn<Vec<
     assert_eq!(conn.phase(), ff_iscsi::Phase::FullFeature);
     conn
 }
+
+/// Builds full-feature requests with a running CmdSN.
+pub struct Ini {
+    pub cmd_sn: u32,
+    pub dg: Digests,
+}
+
+impl Ini {
+    pub fn new(dg: Digests) -> Self {
+        Ini { cmd_sn: 1, dg }
+    }
+
+    /// A SCSI Command with `data` as immediate data (its CmdSN consumed).
+    pub fn cmd(&mut self, itt: u32, read: bool, write: bool, edtl: u32, final_bit: bool, data: &[u8]) -> Vec<u8> {
+        let c = ff_iscsi::pdu::ScsiCommand {
+            immediate: false,
+            final_bit,
+            read,
+            write,
+            attr: 1,
+            lun: 0,
+            itt,
+            edtl,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: 0,
+            cdb: [if write { 0x2a } else { 0x28 }, 0, 0, 0, 0, 1, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0],
+        };
+        self.cmd_sn = self.cmd_sn.wrapping_add(1);
+        wire(Pdu::ScsiCommand(c), &[], data, self.dg)
+    }
+
+    pub fn data_out(&self, itt: u32, ttt: u32, data_sn: u32, offset: u32, final_bit: bool, data: &[u8]) -> Vec<u8> {
+        let d = ff_iscsi::pdu::DataOut { final_bit, lun: 0, itt, ttt, exp_stat_sn: 0, data_sn, offset };
+        wire(Pdu::DataOut(d), &[], data, self.dg)
+    }
+}
+
+/// The commands among `outs`.
+pub fn commands(outs: Vec<TargetOutput<Vec<u8>>>) -> Vec<ff_iscsi::Command<Vec<u8>>> {
+    outs.into_iter()
+        .filter_map(|o| match o {
+            TargetOutput::Command(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+pub fn drain(conn: &mut TargetConn<Vec<u8>>) -> Vec<TargetOutput<Vec<u8>>> {
+    std::iter::from_fn(|| conn.poll_output()).collect()
+}
