@@ -277,14 +277,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TargetConn<B> {
             if x.unsol.is_some() {
                 return;
             }
-            let room = usize::from(p.max_outstanding_r2t.max(1)).saturating_sub(x.r2ts.len());
+            // A write that will fail takes what the initiator already sends, but asks for no more.
+            let room = if x.fail.is_some() {
+                0
+            } else {
+                usize::from(p.max_outstanding_r2t.max(1)).saturating_sub(x.r2ts.len())
+            };
             let mut at = x.next_r2t;
             while ttts.len() < room && at < task.edtl {
                 let n = p.max_burst_length.max(512).min(task.edtl - at);
                 ttts.push((at, n));
                 at += n;
             }
-            done = x.r2ts.is_empty() && ttts.is_empty() && x.received >= task.edtl;
+            done = x.r2ts.is_empty() && ttts.is_empty() && (x.received >= task.edtl || x.fail.is_some());
         }
         for (offset, len) in ttts {
             let ttt = self.alloc_ttt();
