@@ -85,9 +85,11 @@ pub fn fuzz_portal() -> Arc<PortalConfig> {
 }
 
 /// Feeds `data` to a fresh target connection in pieces, admitting any session it asks for and
-/// completing every command, and checks it never accepts input after closing.
-pub fn login(data: &[u8]) {
-    let Some((&knobs, rest)) = data.split_first() else { return };
+/// completing every command, and checks it never accepts input after closing. Returns how many
+/// commands reached the runtime.
+pub fn login(data: &[u8]) -> usize {
+    let Some((&knobs, rest)) = data.split_first() else { return 0 };
+    let mut commands = 0;
     let chunk = usize::from(knobs) + 1;
     let mut conn: TargetConn<Vec<u8>> = TargetConn::new(ConnConfig::new(fuzz_portal()));
     let mut input = rest;
@@ -117,7 +119,10 @@ pub fn login(data: &[u8]) {
         while let Some(o) = conn.poll_output() {
             match o {
                 TargetOutput::SessionRequest(_) => conn.admit(1),
-                TargetOutput::Command(c) => conn.complete(c.itt, crate::conn::Completion::good()),
+                TargetOutput::Command(c) => {
+                    commands += 1;
+                    conn.complete(c.itt, crate::conn::Completion::good());
+                }
                 TargetOutput::TaskMgmt(t) => conn.complete_tmf(t.itt, crate::conn::TmfResponseCode::Complete),
                 _ => {}
             }
@@ -126,4 +131,5 @@ pub fn login(data: &[u8]) {
     if conn.is_closed() {
         assert_eq!(conn.feed(b"x", &mut Heap), 0, "closed connection took input");
     }
+    commands
 }
