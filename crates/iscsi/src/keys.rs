@@ -281,6 +281,76 @@ pub fn reconcile(p: &mut Params, answers: &mut [(String, String)]) {
     }
 }
 
+/// The keys the target offers itself, because its limits are stricter than the RFC's defaults and
+/// the initiator did not negotiate them (`negotiated` says which it did). A boolean AND offered as
+/// `No` takes effect at once; the others wait for the initiator's answer ([`take_answer`]).
+pub fn offers(
+    p: &mut Params,
+    lim: &Limits,
+    session: SessionType,
+    negotiated: &dyn Fn(&str) -> bool,
+) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    let mut want = |key: &'static str, value: String| {
+        if !negotiated(key) {
+            v.push((key, value));
+        }
+    };
+    if lim.header_digest == DigestPolicy::Require {
+        want("HeaderDigest", "CRC32C".into());
+    }
+    if lim.data_digest == DigestPolicy::Require {
+        want("DataDigest", "CRC32C".into());
+    }
+    if session == SessionType::Normal {
+        let d = Params::default();
+        if lim.max_burst_length < d.max_burst_length {
+            want("MaxBurstLength", lim.max_burst_length.max(512).to_string());
+        }
+        if lim.first_burst_length < d.first_burst_length {
+            want("FirstBurstLength", lim.first_burst_length.max(512).to_string());
+        }
+        if !lim.immediate_data {
+            want("ImmediateData", "No".into());
+        }
+    }
+    if v.iter().any(|(k, _)| *k == "ImmediateData") {
+        p.immediate_data = false;
+    }
+    v
+}
+
+/// Applies the initiator's answer to one of our offers. `false` when the answer leaves a value we
+/// cannot work with (a required digest refused, a burst above our limit).
+pub fn take_answer(p: &mut Params, lim: &Limits, key: &str, value: &str) -> bool {
+    match key {
+        "HeaderDigest" | "DataDigest" => {
+            if value != "CRC32C" {
+                return false;
+            }
+            if key == "HeaderDigest" {
+                p.header_digest = true;
+            } else {
+                p.data_digest = true;
+            }
+        }
+        "MaxBurstLength" => match num_in(value, 512, u64::from(lim.max_burst_length)) {
+            Some(n) => p.max_burst_length = n as u32,
+            None => return false,
+        },
+        "FirstBurstLength" if value == "Irrelevant" => {}
+        "FirstBurstLength" => match num_in(value, 512, u64::from(lim.first_burst_length)) {
+            Some(n) => p.first_burst_length = n as u32,
+            None => return false,
+        },
+        // Offered as No under AND: the result is No whatever the answer.
+        "ImmediateData" => p.immediate_data = false,
+        _ => return false,
+    }
+    p.first_burst_length = p.first_burst_length.min(p.max_burst_length);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +405,28 @@ mod tests {
         assert_eq!(answer(&mut p, &lim, SessionType::Normal, "HeaderDigest", "None,CRC32C"), val("CRC32C"));
         assert_eq!(answer(&mut p, &lim, SessionType::Normal, "InitialR2T", "No"), val("Yes"));
         assert!(p.header_digest && p.initial_r2t);
+    }
+
+    #[test]
+    fn target_offers() {
+        let lim = Limits {
+            header_digest: DigestPolicy::Require,
+            max_burst_length: 65536,
+            first_burst_length: 8192,
+            immediate_data: false,
+            ..Limits::default()
+        };
+        let mut p = Params::default();
+        let o = offers(&mut p, &lim, SessionType::Normal, &|k| k == "FirstBurstLength");
+        let keys: Vec<&str> = o.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, vec!["HeaderDigest", "MaxBurstLength", "ImmediateData"]);
+        assert!(!p.immediate_data);
+        assert!(take_answer(&mut p, &lim, "MaxBurstLength", "32768"));
+        assert_eq!(p.max_burst_length, 32768);
+        assert!(!take_answer(&mut p, &lim, "MaxBurstLength", "262144"));
+        assert!(!take_answer(&mut p, &lim, "HeaderDigest", "Reject"));
+        assert!(take_answer(&mut p, &lim, "HeaderDigest", "CRC32C"));
+        assert!(offers(&mut Params::default(), &Limits::default(), SessionType::Normal, &|_| false).is_empty());
     }
 
     #[test]

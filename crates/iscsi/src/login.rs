@@ -138,6 +138,9 @@ pub(crate) struct Login {
     auth_policy: Auth,
     auth: AuthState,
     declared: bool,
+    /// Keys we offered and await answers for.
+    offered: Vec<(String, String)>,
+    offers_made: bool,
 }
 
 type Fail = LoginStatus;
@@ -165,6 +168,8 @@ impl Login {
             auth_policy: Auth::None,
             auth: AuthState::Start,
             declared: false,
+            offered: Vec::new(),
+            offers_made: false,
         }
     }
 
@@ -268,6 +273,14 @@ impl Login {
             if keys::is_security_key(k) || keys::LEADING_KEYS.contains(k) {
                 continue;
             }
+            // The initiator's answer to one of our offers: applied, not answered.
+            if let Some(i) = self.offered.iter().position(|(o, _)| o == k) {
+                self.offered.remove(i);
+                if !keys::take_answer(&mut self.params, &self.portal.limits, k, v) {
+                    return Err(LoginStatus::INITIATOR_ERROR);
+                }
+                continue;
+            }
             if let Answer::Value(a) = keys::answer(&mut self.params, &self.portal.limits, self.session_type, k, v) {
                 answers.push(((*k).to_owned(), a));
             }
@@ -288,7 +301,21 @@ impl Login {
         }
         // Where and whether we move on.
         let auth_done = self.auth == AuthState::Done;
-        let transit = req.transit && auth_done;
+        let mut transit = req.transit && auth_done && self.offered.is_empty();
+        if transit && req.nsg == Stage::FullFeature && !self.offers_made {
+            // Our stricter limits go out before the full feature phase; the answers come next.
+            self.offers_made = true;
+            let seen = &self.seen;
+            let offers = keys::offers(&mut self.params, &self.portal.limits, self.session_type, &|k| {
+                seen.iter().any(|s| s == k)
+            });
+            for (k, v) in &offers {
+                w.push(k, v);
+            }
+            self.offered =
+                offers.into_iter().filter(|(k, _)| *k != "ImmediateData").map(|(k, v)| (k.to_owned(), v)).collect();
+            transit = self.offered.is_empty();
+        }
         let csg = self.stage;
         let nsg = if transit { req.nsg } else { csg };
         if !self.declared && (csg == Stage::Operational || nsg == Stage::FullFeature) {

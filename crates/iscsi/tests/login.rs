@@ -675,3 +675,60 @@ fn admission_is_not_skippable() {
     c.admit(1);
     assert_eq!(c.phase(), Phase::Closed);
 }
+
+#[test]
+fn target_offers_its_stricter_limits_before_full_feature() {
+    let lim = Limits {
+        header_digest: ff_iscsi::DigestPolicy::Require,
+        max_burst_length: 65_536,
+        immediate_data: false,
+        ..Limits::default()
+    };
+    let mut c = conn(portal_with(lim));
+    let pairs = leading();
+    // The initiator asks for full feature without naming the keys our limits restrict.
+    let (r, outs) = login_step(&mut c, login_req(Stage::Operational, Stage::FullFeature, true, 1, 0), &pairs);
+    assert!(!outs.iter().any(|o| matches!(o, TargetOutput::SessionRequest(_))));
+    let l = lr(&r);
+    assert!(!l.transit, "no transit while our offers are unanswered");
+    let kvs = kv(&r.data);
+    assert_eq!(get(&kvs, "HeaderDigest").as_deref(), Some("CRC32C"));
+    assert_eq!(get(&kvs, "MaxBurstLength").as_deref(), Some("65536"));
+    assert_eq!(get(&kvs, "ImmediateData").as_deref(), Some("No"));
+    // Its answers complete the negotiation.
+    let answers = [("HeaderDigest", "CRC32C"), ("MaxBurstLength", "32768"), ("ImmediateData", "Yes")];
+    let outs = drive(
+        &mut c,
+        &wire(
+            Pdu::LoginRequest(login_req(Stage::Operational, Stage::FullFeature, true, 1, l.sn.stat_sn.wrapping_add(1))),
+            &[],
+            &text(&answers),
+            Digests::default(),
+        ),
+    );
+    assert!(matches!(outs.first(), Some(TargetOutput::SessionRequest(_))), "{outs:?}");
+    c.admit(9);
+    let s = sent(&std::iter::from_fn(|| c.poll_output()).collect::<Vec<_>>());
+    assert!(lr(&s[0]).transit);
+    let p = c.params();
+    assert!(p.header_digest && !p.immediate_data);
+    assert_eq!(p.max_burst_length, 32_768);
+}
+
+#[test]
+fn refused_required_digest_fails_the_login() {
+    let lim = Limits { header_digest: ff_iscsi::DigestPolicy::Require, ..Limits::default() };
+    let mut c = conn(portal_with(lim));
+    let (r, _) = login_step(&mut c, login_req(Stage::Operational, Stage::FullFeature, true, 1, 0), &leading());
+    let l = lr(&r);
+    let outs = drive(
+        &mut c,
+        &wire(
+            Pdu::LoginRequest(login_req(Stage::Operational, Stage::FullFeature, true, 1, l.sn.stat_sn.wrapping_add(1))),
+            &[],
+            &text(&[("HeaderDigest", "None")]),
+            Digests::default(),
+        ),
+    );
+    assert!(closed_with(&outs, LoginStatus::INITIATOR_ERROR), "{outs:?}");
+}
