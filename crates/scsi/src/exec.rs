@@ -98,6 +98,10 @@ pub fn execute_command(cmd: &Command, lu: &LogicalUnit, nexus: &Nexus<'_>) -> Ou
         Command::ReadCapacity10 => Outcome::Data(capacity::read_capacity_10(lu)),
         Command::ReadCapacity16 { alloc } => data(capacity::read_capacity_16(lu), alloc),
         Command::ReportLuns { select, alloc } => answer(luns::report_luns(select, alloc, nexus.luns), alloc),
+        Command::GetLbaStatus { lba, alloc } => answer(capacity::get_lba_status(lu, lba), alloc),
+        Command::ReadDefectData { twelve, plist, glist, format, alloc } => {
+            data(capacity::read_defect_data(twelve, plist, glist, format), alloc)
+        }
         Command::ReportOpcodes { rctd, options, opcode, sa, alloc } => {
             let req = OpcodesRequest { rctd, options, opcode, service_action: sa };
             answer(opcodes::report(lu, &req), alloc)

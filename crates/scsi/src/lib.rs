@@ -10,7 +10,8 @@
 //! - [`exec`]: [`execute`] / [`execute_no_lun`] into an [`Outcome`];
 //! - [`inquiry`]: standard INQUIRY and the identity VPD pages, plus the
 //!   designators a transport appends to page 83h;
-//! - [`capacity`]: READ CAPACITY, block limits and provisioning VPD pages;
+//! - [`capacity`]: READ CAPACITY, block limits and provisioning VPD pages,
+//!   GET LBA STATUS and READ DEFECT DATA;
 //! - [`mode`]: MODE SENSE (6)/(10) pages;
 //! - [`block`]: [`BlockOp`], compare and WRITE SAME helpers;
 //! - [`unmap`]: the UNMAP parameter list, parsed once data-out arrived;
@@ -34,9 +35,8 @@
 //!
 //! MODE SELECT (nothing is changeable), RESERVE/RELEASE and PERSISTENT
 //! RESERVE IN/OUT (per-nexus state the transport would have to own),
-//! REPORT TARGET PORT GROUPS (ALUA belongs with the ports), GET LBA STATUS
-//! (needs the backend's allocation map), ORWRITE, WRITE ATOMIC, EXTENDED
-//! COPY, SANITIZE, LOG SENSE, READ DEFECT DATA, protection information
+//! REPORT TARGET PORT GROUPS (ALUA belongs with the ports), ORWRITE, WRITE
+//! ATOMIC, EXTENDED COPY, SANITIZE, LOG SENSE, protection information
 //! (non-zero RDPROTECT/WRPROTECT/VRPROTECT is an invalid field), 32-byte
 //! CDBs, NACA and linked commands.
 //!

@@ -34,7 +34,7 @@ const FF: u8 = 0xFF;
 /// Every command, in operation code order. DPO/FUA (and the ignored FUA_NV)
 /// are honoured on reads and writes; protection fields must be zero, so
 /// their bits are not listed as used; group numbers are ignored.
-const TABLE: [OpcodeInfo; 33] = [
+const TABLE: [OpcodeInfo; 36] = [
     e(op::TEST_UNIT_READY, &[0x00, 0, 0, 0, 0, 0]),
     e(op::REQUEST_SENSE, &[0x03, 0x01, 0, 0, FF, 0]),
     e(op::READ_6, &[0x08, 0x1F, FF, FF, FF, 0]),
@@ -50,6 +50,7 @@ const TABLE: [OpcodeInfo; 33] = [
     e(op::VERIFY_10, &[0x2F, 0x16, FF, FF, FF, FF, 0, FF, FF, 0]),
     e(op::PRE_FETCH_10, &[0x34, 0x02, FF, FF, FF, FF, 0, FF, FF, 0]),
     e(op::SYNCHRONIZE_CACHE_10, &[0x35, 0x02, FF, FF, FF, FF, 0, FF, FF, 0]),
+    e(op::READ_DEFECT_DATA_10, &[0x37, 0, 0x1F, 0, 0, 0, 0, FF, FF, 0]),
     e(op::WRITE_SAME_10, &[0x41, 0x08, FF, FF, FF, FF, 0, FF, FF, 0]),
     e(op::UNMAP, &[0x42, 0, 0, 0, 0, 0, 0, FF, FF, 0]),
     e(op::MODE_SENSE_10, &[0x5A, 0x18, FF, FF, 0, 0, 0, FF, FF, 0]),
@@ -62,12 +63,18 @@ const TABLE: [OpcodeInfo; 33] = [
     e(op::SYNCHRONIZE_CACHE_16, &[0x91, 0x02, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0]),
     e(op::WRITE_SAME_16, &[0x93, 0x09, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0]),
     s(op::SERVICE_ACTION_IN_16, sa::READ_CAPACITY_16, &[0x9E, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, FF, FF, FF, FF, 0, 0]),
+    s(
+        op::SERVICE_ACTION_IN_16,
+        sa::GET_LBA_STATUS,
+        &[0x9E, 0x12, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0],
+    ),
     e(op::REPORT_LUNS, &[0xA0, 0, FF, 0, 0, 0, FF, FF, FF, FF, 0, 0]),
     s(op::MAINTENANCE_IN, sa::REPORT_SUPPORTED_OPCODES, &[0xA3, 0x0C, 0x87, FF, FF, FF, FF, FF, FF, FF, 0, 0]),
     e(op::READ_12, &[0xA8, 0x1A, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0]),
     e(op::WRITE_12, &[0xAA, 0x1A, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0]),
     e(op::WRITE_AND_VERIFY_12, &[0xAE, 0x12, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0]),
     e(op::VERIFY_12, &[0xAF, 0x16, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0]),
+    e(op::READ_DEFECT_DATA_12, &[0xB7, 0x1F, FF, FF, FF, FF, FF, FF, FF, FF, 0, 0]),
 ];
 
 /// The commands `lu` supports: UNMAP only when thin, COMPARE AND WRITE only
@@ -165,7 +172,7 @@ mod tests {
     #[test]
     fn table_is_sorted_and_consistent() {
         for w in TABLE.windows(2) {
-            assert!(w[0].opcode < w[1].opcode);
+            assert!((w[0].opcode, w[0].service_action) < (w[1].opcode, w[1].service_action));
         }
         for i in &TABLE {
             assert_eq!(i.usage[0], i.opcode);
@@ -207,6 +214,8 @@ mod tests {
         let b = report(&lu(), &req(2, 0x9E, 0x10)).unwrap_or_default();
         assert_eq!(&b[..6], &[0, 0x03, 0, 16, 0x9E, 0x10]);
         let b = report(&lu(), &req(2, 0x9E, 0x12)).unwrap_or_default();
+        assert_eq!(&b[..6], &[0, 0x03, 0, 16, 0x9E, 0x12]);
+        let b = report(&lu(), &req(2, 0x9E, 0x13)).unwrap_or_default();
         assert_eq!(b[1], 0x01);
         assert!(report(&lu(), &req(2, op::READ_10, 0)).is_err());
         assert_eq!(report(&lu(), &req(3, op::READ_10, 7)).map(|b| b[1]), Ok(0x03));
