@@ -210,6 +210,29 @@ pub enum Command {
         /// Allocation length.
         alloc: u32,
     },
+    /// PERSISTENT RESERVE IN (answered by [`crate::reservations`]).
+    PersistentReserveIn {
+        /// Service action (0..=3; others fail to decode).
+        action: u8,
+        /// Allocation length.
+        alloc: u16,
+    },
+    /// PERSISTENT RESERVE OUT (answered by [`crate::reservations`]); the
+    /// parameter list follows as data-out.
+    PersistentReserveOut {
+        /// Service action (0..=6; REGISTER AND MOVE and later fail to decode).
+        action: u8,
+        /// SCOPE (byte 2 bits 7:4).
+        scope: u8,
+        /// TYPE (byte 2 bits 3:0).
+        pr_type: u8,
+        /// Parameter list length in bytes.
+        param_len: u32,
+    },
+    /// RESERVE (6) or (10): an SPC-2 reservation of the whole LU.
+    Reserve,
+    /// RELEASE (6) or (10).
+    Release,
     /// START STOP UNIT (accepted, nothing to do for a fixed disk).
     StartStopUnit,
     /// PREVENT ALLOW MEDIUM REMOVAL (accepted, the medium is not removable).
@@ -408,6 +431,38 @@ fn decode_fields(op: u8, cdb: &[u8], size: usize) -> Result<Command, Sense> {
                 alloc: if twelve { be32(cdb, 6) } else { u32::from(be16(cdb, 7)) },
             }
         }
+        PERSISTENT_RESERVE_IN => match b1 & 0x1F {
+            action @ 0..=3 => Command::PersistentReserveIn { action, alloc: be16(cdb, 7) },
+            _ => return Err(Sense::invalid_field_in_cdb(1, Some(4))),
+        },
+        PERSISTENT_RESERVE_OUT => match b1 & 0x1F {
+            // REGISTER AND MOVE (7) and REPLACE LOST RESERVATION (8) are not
+            // supported (REPORT CAPABILITIES says so).
+            action @ 0..=6 => Command::PersistentReserveOut {
+                action,
+                scope: u8_at(cdb, 2) >> 4,
+                pr_type: u8_at(cdb, 2) & 0x0F,
+                param_len: be32(cdb, 5),
+            },
+            _ => return Err(Sense::invalid_field_in_cdb(1, Some(4))),
+        },
+        RESERVE_6 | RELEASE_6 | RESERVE_10 | RELEASE_10 => {
+            // Third-party (3RDPTY, bit 4), extent (EXTENT, bit 0 of the (6)
+            // forms) and LONGID (bit 1 of the (10) forms) reservations are
+            // obsolete and not done: only whole-LU reservations.
+            let bad = if size == 6 { 0x11 } else { 0x12 };
+            if b1 & bad != 0 {
+                let bit = if b1 & 0x10 != 0 {
+                    4
+                } else if size == 6 {
+                    0
+                } else {
+                    1
+                };
+                return Err(Sense::invalid_field_in_cdb(1, Some(bit)));
+            }
+            if op == RESERVE_6 || op == RESERVE_10 { Command::Reserve } else { Command::Release }
+        }
         REPORT_LUNS => Command::ReportLuns { select: u8_at(cdb, 2), alloc: be32(cdb, 6) },
         START_STOP_UNIT => Command::StartStopUnit,
         PREVENT_ALLOW_MEDIUM_REMOVAL => Command::PreventAllow,
@@ -569,6 +624,9 @@ pub fn command_transfer(cmd: &Command, block_size: u64) -> Transfer {
         | Command::ReportOpcodes { alloc, .. }
         | Command::GetLbaStatus { alloc, .. }
         | Command::ReadDefectData { alloc, .. } => Transfer::to_initiator(u64::from(alloc)),
+        Command::PersistentReserveIn { alloc, .. } => Transfer::to_initiator(u64::from(alloc)),
+        // Any length but 24 is an error, found once the data arrived.
+        Command::PersistentReserveOut { param_len, .. } => Transfer::from_initiator(u64::from(param_len), true),
         Command::ReadCapacity10 => Transfer::to_initiator(8),
         Command::Read { blocks, .. } => Transfer::to_initiator(u64::from(blocks) * block_size),
         Command::Write { blocks, .. } => Transfer::from_initiator(u64::from(blocks) * block_size, false),
@@ -581,6 +639,8 @@ pub fn command_transfer(cmd: &Command, block_size: u64) -> Transfer {
         Command::Unmap { param_len } => Transfer::from_initiator(u64::from(param_len), true),
         Command::CompareAndWrite { blocks, .. } => Transfer::from_initiator(2 * u64::from(blocks) * block_size, true),
         Command::TestUnitReady
+        | Command::Reserve
+        | Command::Release
         | Command::StartStopUnit
         | Command::PreventAllow
         | Command::Verify { .. }

@@ -79,6 +79,8 @@ pub mod asc {
     pub const LOGICAL_UNIT_NOT_SUPPORTED: (u8, u8) = (0x25, 0x00);
     /// INVALID FIELD IN PARAMETER LIST.
     pub const INVALID_FIELD_IN_PARAMETER_LIST: (u8, u8) = (0x26, 0x00);
+    /// INVALID RELEASE OF PERSISTENT RESERVATION.
+    pub const INVALID_RELEASE_OF_PERSISTENT_RESERVATION: (u8, u8) = (0x26, 0x04);
     /// WRITE PROTECTED.
     pub const WRITE_PROTECTED: (u8, u8) = (0x27, 0x00);
     /// SAVING PARAMETERS NOT SUPPORTED.
@@ -173,6 +175,13 @@ impl Sense {
     /// length disagrees with the CDB for a command that moves data out.
     pub const fn invalid_field_in_information_unit() -> Sense {
         Sense::new(SenseKey::IllegalRequest, asc::INVALID_FIELD_IN_INFORMATION_UNIT)
+    }
+
+    /// ILLEGAL REQUEST, INVALID RELEASE OF PERSISTENT RESERVATION: a
+    /// PERSISTENT RESERVE OUT RELEASE from the holder whose scope or type
+    /// differs from the reservation's.
+    pub const fn invalid_release_of_persistent_reservation() -> Sense {
+        Sense::new(SenseKey::IllegalRequest, asc::INVALID_RELEASE_OF_PERSISTENT_RESERVATION)
     }
 
     /// DATA PROTECT, WRITE PROTECTED.
@@ -323,6 +332,7 @@ mod tests {
             (Sense::internal_target_failure(), 0x04, 0x44, 0x00),
             (Sense::invalid_field_in_information_unit(), 0x05, 0x0E, 0x03),
             (Sense::no_sense(), 0x00, 0x00, 0x00),
+            (Sense::invalid_release_of_persistent_reservation(), 0x05, 0x26, 0x04),
         ];
         for (s, key, a, q) in cases {
             let b = s.to_fixed();
