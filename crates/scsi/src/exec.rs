@@ -125,9 +125,13 @@ pub fn execute_command(cmd: &Command, lu: &LogicalUnit, nexus: &Nexus<'_>) -> Ou
     execute_inner(cmd, lu, nexus, false)
 }
 
-/// Executes a CDB with the LU's reservation state: decodes it, answers
-/// RESERVATION CONFLICT when a reservation held through another I_T nexus
-/// forbids it ([`Reservations::check`]), runs RESERVE, RELEASE and
+/// Executes a CDB with the LU's reservation state: decodes it, reports a
+/// unit attention the reservation state holds for `it` (CHECK CONDITION
+/// for any command but INQUIRY, REPORT LUNS and REQUEST SENSE, which
+/// returns it as its data unless `nexus.pending_sense` already has
+/// something; reporting clears it), answers RESERVATION CONFLICT when a
+/// reservation held through another I_T nexus forbids the command
+/// ([`Reservations::check`]), runs RESERVE, RELEASE and
 /// PERSISTENT RESERVE IN/OUT on `reservations`, and everything else as
 /// [`execute`] does (REPORT SUPPORTED OPERATION CODES then lists the
 /// reservation commands too).
@@ -151,6 +155,21 @@ pub fn execute_with_reservations(
         Ok(c) => c,
         Err(s) => return Reply::Outcome(Outcome::Check(s)),
     };
+    match cmd {
+        Command::Inquiry { .. } | Command::ReportLuns { .. } => {}
+        Command::RequestSense { .. } if nexus.pending_sense.is_none() => {
+            if let Some(ua) = reservations.take_unit_attention(it) {
+                let with_ua = Nexus { pending_sense: Some(ua), ..*nexus };
+                return Reply::Outcome(execute_inner(&cmd, lu, &with_ua, true));
+            }
+        }
+        Command::RequestSense { .. } => {}
+        _ => {
+            if let Some(ua) = reservations.take_unit_attention(it) {
+                return Reply::Outcome(Outcome::Check(ua));
+            }
+        }
+    }
     if let Err(conflict) = reservations.check(cdb, &cmd, it) {
         return conflict;
     }

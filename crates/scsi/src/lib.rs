@@ -32,7 +32,8 @@
 //! 3. [`execute`] answers; a runtime that keeps a [`Reservations`] per LU
 //!    calls [`execute_with_reservations`] instead (with the data-out of a
 //!    PERSISTENT RESERVE OUT), whose [`Reply::ReservationConflict`]
-//!    completes with status 18h and no sense. [`Outcome::Block`] operations run on the
+//!    completes with status 18h and no sense; it also reports the unit
+//!    attentions reservation changes raise for other nexuses. [`Outcome::Block`] operations run on the
 //!    backend; UNMAP first receives its parameter list and calls
 //!    [`unmap::parse`]; VERIFY with BYTCHK and COMPARE AND WRITE read the
 //!    medium and call [`block::compare`].

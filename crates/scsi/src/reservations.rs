@@ -18,6 +18,11 @@
 //!   reservation types; LU scope only.
 //! - RESERVE / RELEASE (6) and (10) for the whole LU, with the SPC-3/SPC-4
 //!   exceptions for a mix of both kinds (REPORT CAPABILITIES sets CRH).
+//! - The unit attentions SPC-4 asks for when a reservation or registration
+//!   is taken from another I_T nexus (REGISTRATIONS PREEMPTED, RESERVATIONS
+//!   PREEMPTED, RESERVATIONS RELEASED), one pending per nexus, delivered by
+//!   [`crate::exec::execute_with_reservations`] on that nexus's next
+//!   command (INQUIRY and REPORT LUNS pass, REQUEST SENSE returns it).
 //!
 //! # What is not
 //!
@@ -27,10 +32,6 @@
 //! - SPEC_I_P and ALL_TG_PT (SIP_C, ATP_C 0): a registration is for the
 //!   I_T nexus that sent it; REGISTER AND MOVE and REPLACE LOST
 //!   RESERVATION: unsupported service actions.
-//! - Unit attentions (RESERVATIONS PREEMPTED, RESERVATIONS RELEASED,
-//!   REGISTRATIONS PREEMPTED) are not raised: SPC-4 asks for them, but
-//!   they need per-nexus pending sense the transport owns. Initiators
-//!   still see the new state through PERSISTENT RESERVE IN.
 //! - PREEMPT AND ABORT changes the state as PREEMPT does; aborting the
 //!   preempted nexuses' commands is the transport's job, for the nexuses
 //!   [`Reservations::take_aborted`] returns.
@@ -221,6 +222,8 @@ pub struct Reservations {
     spc2: Option<ItNexus>,
     /// Nexuses PREEMPT AND ABORT preempted, for the transport.
     aborted: Vec<ItNexus>,
+    /// Pending unit attention per I_T nexus (the latest one).
+    unit_attentions: Vec<(ItNexus, Sense)>,
 }
 
 /// Data-in cut to the allocation length, as a reply.
@@ -295,12 +298,43 @@ impl Reservations {
     }
 
     /// The I_T nexus is gone (session closed, connection lost, I_T NEXUS
-    /// RESET, logout): its SPC-2 reservation is released. Persistent
-    /// registrations and reservations survive, as SPC-4 requires.
+    /// RESET, logout): its SPC-2 reservation is released and its pending
+    /// unit attention dropped (a new nexus starts with the transport's own
+    /// I_T NEXUS LOSS attention). Persistent registrations and reservations
+    /// survive, as SPC-4 requires.
     pub fn nexus_lost(&mut self, nexus: &ItNexus) {
         if self.spc2.as_ref() == Some(nexus) {
             self.spc2 = None;
         }
+        self.unit_attentions.retain(|(n, _)| n != nexus);
+    }
+
+    /// The unit attention pending for `nexus`, if any.
+    pub fn unit_attention(&self, nexus: &ItNexus) -> Option<Sense> {
+        self.unit_attentions.iter().find(|(n, _)| n == nexus).map(|(_, s)| *s)
+    }
+
+    /// Takes (clears) the unit attention pending for `nexus`: for a
+    /// transport that reports them itself rather than through
+    /// [`crate::exec::execute_with_reservations`].
+    pub fn take_unit_attention(&mut self, nexus: &ItNexus) -> Option<Sense> {
+        let i = self.unit_attentions.iter().position(|(n, _)| n == nexus)?;
+        Some(self.unit_attentions.swap_remove(i).1)
+    }
+
+    /// Sets `sense` as the unit attention of every nexus in `to`.
+    fn raise<'a>(&mut self, to: impl IntoIterator<Item = &'a ItNexus>, sense: Sense) {
+        for n in to {
+            match self.unit_attentions.iter_mut().find(|(m, _)| m == n) {
+                Some((_, s)) => *s = sense,
+                None => self.unit_attentions.push((n.clone(), sense)),
+            }
+        }
+    }
+
+    /// Registered nexuses other than `except`, cloned (to raise on).
+    fn others(&self, except: &ItNexus) -> Vec<ItNexus> {
+        self.registrations.iter().map(|(n, _)| n).filter(|n| *n != except).cloned().collect()
     }
 
     /// LOGICAL UNIT RESET or a target reset (hard reset, SAM-5 6.3.2):
@@ -497,6 +531,8 @@ impl Reservations {
             (REGISTER_AND_IGNORE_EXISTING_KEY, _) => self.register(nexus, &p, true),
             _ if self.key_of(nexus) != Some(p.key) => Reply::ReservationConflict,
             (CLEAR, _) => {
+                let others = self.others(nexus);
+                self.raise(&others, Sense::reservations_preempted());
                 self.registrations.clear();
                 self.reservation = None;
                 self.bump();
@@ -514,7 +550,7 @@ impl Reservations {
         self.generation = self.generation.wrapping_add(1);
     }
 
-    /// Removes the registrations matching `keep == false`, then releases a
+    /// Removes the registrations `remove` picks, then releases a
     /// reservation whose holder is no longer registered. The removed
     /// nexuses come back.
     fn remove_where(&mut self, mut remove: impl FnMut(&ItNexus, u64) -> bool) -> Vec<ItNexus> {
@@ -549,7 +585,16 @@ impl Reservations {
             }
             Some(k) if !ignore && k != p.key => Reply::ReservationConflict,
             Some(_) if p.sa_key == 0 => {
+                let registrants_only = self.reservation.as_ref().is_some_and(|r| {
+                    matches!(r.pr_type, PrType::WriteExclusiveRegistrantsOnly | PrType::ExclusiveAccessRegistrantsOnly)
+                });
                 self.remove_where(|n, _| n == nexus);
+                // The holder of a Registrants Only reservation left: the
+                // other registrants lose it (SPC-4 5.12.11.2.3).
+                if registrants_only && self.reservation.is_none() {
+                    let others = self.others(nexus);
+                    self.raise(&others, Sense::reservations_released());
+                }
                 self.bump();
                 GOOD
             }
@@ -583,6 +628,10 @@ impl Reservations {
                 if r.pr_type != t {
                     return check(Sense::invalid_release_of_persistent_reservation());
                 }
+                if t.registrants_access() {
+                    let others = self.others(nexus);
+                    self.raise(&others, Sense::reservations_released());
+                }
                 self.reservation = None;
                 GOOD
             }
@@ -595,17 +644,20 @@ impl Reservations {
         let current = self.reservation.clone();
         let all_registrants = current.as_ref().is_some_and(|r| r.pr_type.all_registrants());
         let holder_key = current.as_ref().filter(|r| !r.pr_type.all_registrants()).and_then(|r| self.key_of(&r.holder));
+        let mut replaced = false;
         let gone = if all_registrants && sa_key == 0 {
             // Preempt an all-registrants reservation: every other
             // registration goes, the preempting nexus reserves anew.
             let gone = self.remove_where(|n, _| n != nexus);
             self.reservation = Some(PrReservation { holder: nexus.clone(), pr_type: t });
+            replaced = true;
             gone
         } else if holder_key.is_some() && holder_key == Some(sa_key) {
             // Preempt the holder: its key's registrations go (except ours),
             // and the reservation becomes ours with the CDB's type.
             let gone = self.remove_where(|n, k| k == sa_key && n != nexus);
             self.reservation = Some(PrReservation { holder: nexus.clone(), pr_type: t });
+            replaced = true;
             gone
         } else {
             // Only registrations are removed; zero names none of them.
@@ -618,8 +670,16 @@ impl Reservations {
             self.remove_where(|_, k| k == sa_key)
         };
         self.bump();
+        let gone: Vec<ItNexus> = gone.into_iter().filter(|n| n != nexus).collect();
+        self.raise(&gone, Sense::registrations_preempted());
+        // A new type: the registrants that stay learn their old
+        // reservation is gone (SPC-4 5.12.11.4.3).
+        if replaced && current.is_some_and(|c| c.pr_type != t) {
+            let others = self.others(nexus);
+            self.raise(&others, Sense::reservations_released());
+        }
         if abort {
-            self.aborted = gone.into_iter().filter(|n| n != nexus).collect();
+            self.aborted = gone;
         }
         GOOD
     }
@@ -900,6 +960,51 @@ mod tests {
         out(&mut r, PREEMPT, 8, 3, 3, &c);
         out(&mut r, REGISTER, 0, 3, 0, &c);
         assert_eq!(r.reservation(), None);
+    }
+
+    #[test]
+    fn unit_attentions_for_the_others() {
+        let mut r = Reservations::new();
+        let (a, b, c) = (nx(1), nx(2), nx(3));
+        for (n, k) in [(&a, 1), (&b, 2), (&c, 3)] {
+            out(&mut r, REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, k, n);
+        }
+        // PREEMPT of a registration: only the preempted nexus hears of it.
+        out(&mut r, PREEMPT, 3, 1, 3, &a);
+        assert_eq!(r.unit_attention(&c), Some(Sense::registrations_preempted()));
+        assert_eq!((r.unit_attention(&a), r.unit_attention(&b)), (None, None));
+        assert_eq!(r.take_unit_attention(&c), Some(Sense::registrations_preempted()));
+        assert_eq!(r.take_unit_attention(&c), None);
+        // RELEASE of a Registrants Only reservation tells the other registrants.
+        out(&mut r, RESERVE, 5, 1, 0, &a);
+        out(&mut r, RELEASE, 5, 1, 0, &a);
+        assert_eq!((r.unit_attention(&a), r.unit_attention(&b)), (None, Some(Sense::reservations_released())));
+        r.take_unit_attention(&b);
+        // ... but not that of Write Exclusive.
+        out(&mut r, RESERVE, 1, 1, 0, &a);
+        out(&mut r, RELEASE, 1, 1, 0, &a);
+        assert_eq!(r.unit_attention(&b), None);
+        // The holder of Registrants Only unregistering.
+        out(&mut r, RESERVE, 6, 1, 0, &a);
+        out(&mut r, REGISTER, 0, 1, 0, &a);
+        assert_eq!(r.take_unit_attention(&b), Some(Sense::reservations_released()));
+        // Preempting the holder with another type.
+        out(&mut r, REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, 1, &a);
+        out(&mut r, REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, 3, &c);
+        out(&mut r, RESERVE, 1, 1, 0, &a);
+        out(&mut r, PREEMPT, 3, 3, 1, &c);
+        assert_eq!(r.take_unit_attention(&a), Some(Sense::registrations_preempted()));
+        assert_eq!(r.take_unit_attention(&b), Some(Sense::reservations_released()));
+        assert_eq!(r.take_unit_attention(&c), None);
+        // CLEAR: everyone but the sender.
+        out(&mut r, CLEAR, 0, 2, 0, &b);
+        assert_eq!(r.take_unit_attention(&c), Some(Sense::reservations_preempted()));
+        assert_eq!(r.take_unit_attention(&b), None);
+        // Nexus loss drops a pending one.
+        out(&mut r, REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, 1, &a);
+        out(&mut r, CLEAR, 0, 1, 0, &a);
+        r.nexus_lost(&b);
+        assert_eq!(r.unit_attention(&b), None);
     }
 
     #[test]

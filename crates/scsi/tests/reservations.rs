@@ -190,3 +190,31 @@ fn report_supported_opcodes_lists_what_the_reservation_path_runs() {
     }
     assert!(!seen.contains(&(0x5F, 7)));
 }
+
+#[test]
+fn libiscsi_preempt_with_unit_attentions() {
+    let (mut r, lu) = (Reservations::new(), lu());
+    let (a, b) = (it(1), it(2));
+    good(cmd(&mut r, &lu, &prout(6, 0, 24), &list(0, 0x11), &a));
+    good(cmd(&mut r, &lu, &prout(3, 0, 24), &list(0x11, 0), &a));
+    good(cmd(&mut r, &lu, &prout(6, 0, 24), &list(0, 0x11), &a));
+    good(cmd(&mut r, &lu, &prout(6, 0, 24), &list(0, 0x22), &b));
+    let (generation, k) = keys(&mut r, &a);
+    assert_eq!(k.len(), 2);
+    good(cmd(&mut r, &lu, &prout(4, 3, 24), &list(0x22, 0x11), &b));
+    // The preempted nexus: INQUIRY passes, the next TUR reports the
+    // attention once (libiscsi's tur_until_good), then GOOD.
+    good(cmd(&mut r, &lu, &[0x12, 0, 0, 0, 36, 0], &[], &a));
+    let Reply::Outcome(Outcome::Check(s)) = cmd(&mut r, &lu, &[0; 6], &[], &a) else { panic!() };
+    assert_eq!((s.key as u8, s.asc, s.ascq), (0x06, 0x2A, 0x05));
+    assert_eq!(cmd(&mut r, &lu, &[0; 6], &[], &a), Reply::Outcome(Outcome::Good));
+    good(cmd(&mut r, &lu, &[0; 6], &[], &b));
+    assert_eq!(keys(&mut r, &a), (generation + 1, vec![0x22]));
+    // REQUEST SENSE returns a pending attention as its data.
+    good(cmd(&mut r, &lu, &prout(6, 0, 24), &list(0, 0x11), &a));
+    good(cmd(&mut r, &lu, &prout(3, 0, 24), &list(0x11, 0), &a));
+    let Reply::Outcome(Outcome::Data(d)) = cmd(&mut r, &lu, &[0x03, 0, 0, 0, 18, 0], &[], &b) else { panic!() };
+    assert_eq!((d[2], d[12], d[13]), (0x06, 0x2A, 0x03));
+    let Reply::Outcome(Outcome::Data(d)) = cmd(&mut r, &lu, &[0x03, 0, 0, 0, 18, 0], &[], &b) else { panic!() };
+    assert_eq!((d[2], d[12]), (0, 0));
+}
