@@ -184,11 +184,11 @@ fn access(cdb: &[u8], cmd: &Command) -> Access {
         | Command::ReadCapacity16 { .. }
         | Command::PersistentReserveIn { .. }
         | Command::PersistentReserveOut { .. } => Access::Any,
-        Command::Read { .. }
-        | Command::Verify { .. }
-        | Command::PreFetch { .. }
-        | Command::GetLbaStatus { .. }
-        | Command::ReadDefectData { .. } => Access::Read,
+        Command::Read { .. } | Command::Verify { .. } | Command::PreFetch { .. } | Command::GetLbaStatus { .. } => {
+            Access::Read
+        }
+        // READ DEFECT DATA is not a medium read: SBC lists it as a
+        // conflict under Write Exclusive too. It falls through below.
         // START with power condition 0 is allowed, stopping is not.
         Command::StartStopUnit if crate::bytes::u8_at(cdb, 4) & 0xF1 == 0x01 => Access::Any,
         // PREVENT 00b (allow removal) is allowed.
@@ -1137,8 +1137,16 @@ mod tests {
             ] {
                 assert!(allowed(&r, c, &b), "{c:02x?} type {ty}");
             }
-            // MODE SENSE, SYNCHRONIZE CACHE, STOP conflict for the stranger.
-            for c in [&[0x1A, 0, 0x3F, 0, 255, 0][..], &[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[0x1B, 0, 0, 0, 0, 0]] {
+            // MODE SENSE, SYNCHRONIZE CACHE, STOP, READ DEFECT DATA conflict
+            // for the stranger; GET LBA STATUS is a read.
+            let lba_status = [0x9E, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 24, 0, 0];
+            assert_eq!(allowed(&r, &lba_status, &b), want[2], "type {ty}");
+            for c in [
+                &[0x1A, 0, 0x3F, 0, 255, 0][..],
+                &[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                &[0x1B, 0, 0, 0, 0, 0],
+                &[0x37, 0, 0, 0, 0, 0, 0, 0, 4, 0],
+            ] {
                 assert!(!allowed(&r, c, &b), "{c:02x?} type {ty}");
             }
             assert!(allowed(&r, &[0x1B, 0, 0, 0, 1, 0], &b));
