@@ -1,6 +1,7 @@
-//! The shared fuzz bodies: for cargo-fuzz targets (`scsi_command`,
-//! `scsi_reservations`) and the stable `fuzz_body` test over pseudo-random
-//! inputs.
+//! The shared fuzz bodies: [`execute_cdb`] for a cargo-fuzz target
+//! `scsi_command`, [`reservation_sequence`] for one still to be added next
+//! to it, and the stable `fuzz_body` test that runs both over
+//! pseudo-random inputs.
 //!
 //! It panics only when an invariant breaks (that is the fuzz oracle):
 //! responses longer than the allocation length or than [`crate::transfer`]

@@ -292,7 +292,9 @@ impl Reservations {
     /// The I_T nexuses whose commands a PREEMPT AND ABORT asked to abort
     /// since the last call (SPC-4 5.12.11.5): the transport aborts their
     /// outstanding commands for this LU as for ABORT TASK SET, except the
-    /// PREEMPT AND ABORT itself. Empty after PREEMPT or any other command.
+    /// PREEMPT AND ABORT itself. Each PERSISTENT RESERVE OUT replaces the
+    /// list, so take it right after the PREEMPT AND ABORT, under the same
+    /// lock.
     pub fn take_aborted(&mut self) -> Vec<ItNexus> {
         std::mem::take(&mut self.aborted)
     }
