@@ -264,3 +264,82 @@ fn linux_open_iscsi_initiator() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `bytes` on a fresh connection and reads until the target closes it (or 10 s pass); returns
+/// what the target answered and whether it closed.
+fn send_and_drain(port: u16, bytes: &[u8]) -> (Vec<u8>, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// A Login Request BHS (security stage, transit to operational) with `data_len` announced.
+fn login_bhs(data_len: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 48];
+    b[0] = 0x43; // immediate Login Request
+    b[1] = 0x81; // T, CSG 0, NSG 1
+    b[5..8].copy_from_slice(&data_len.to_be_bytes()[1..]);
+    b[8..14].copy_from_slice(&[0x40, 0, 0, 1, 0, 0]);
+    b
+}
+
+#[test]
+fn hostile_bytes_end_only_their_connection() {
+    let t = Target::start("hostile", "{ kind = \"ram\", size = \"64M\" }", "", "");
+    let mut scsi_before_login = vec![0u8; 48];
+    scsi_before_login[0] = 0x01;
+    scsi_before_login[1] = 0x80;
+    let mut full_feature_nop = vec![0u8; 48];
+    full_feature_nop[0] = 0x40;
+    full_feature_nop[1] = 0x80;
+    let mut long_keys = login_bhs(8192 + 4);
+    long_keys.extend(std::iter::repeat_n(b'A', 8192 + 4));
+    let mut repeated = b"InitiatorName=iqn.2026-12.io.x:a\0InitiatorName=iqn.2026-12.io.x:b\0".to_vec();
+    while repeated.len() % 4 != 0 {
+        repeated.push(0);
+    }
+    let mut repeated_keys = login_bhs(repeated.len() as u32);
+    repeated_keys.extend(&repeated);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // (A BHS announcing an AHS waits for it: a stalled login ends at the login deadline.)
+        ("unknown opcode", [vec![0xff; 4], vec![0; 44]].concat()),
+        ("SCSI command before login", scsi_before_login),
+        ("NOP-Out before login", full_feature_nop),
+        ("login data over 8 KiB announced and sent", long_keys),
+        ("login data length of 16 MiB announced", login_bhs(0xff_ffff)),
+        ("a key given twice", repeated_keys),
+    ];
+    for (what, bytes) in cases {
+        let (answer, closed) = send_and_drain(t.port, &bytes);
+        assert!(closed, "{what}: the target kept the connection open");
+        // Whatever it answered is whole PDUs: a Login Response (failure) or a Reject, never data.
+        if let Some(&op) = answer.first() {
+            assert!(matches!(op & 0x3f, 0x23 | 0x3f), "{what}: answered opcode {op:#x}");
+        }
+    }
+    // Truncated PDUs and a reset mid-login leave nothing behind either.
+    for cut in [1usize, 20, 47] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+        std::io::Write::write_all(&mut s, &login_bhs(0)[..cut]).unwrap();
+        drop(s);
+    }
+    // The target still logs in a real initiator.
+    if have("iscsi-inq") {
+        let url = format!("iscsi://127.0.0.1:{}/{IQN}/0", t.port);
+        let out = Command::new("iscsi-inq").arg(&url).output().unwrap();
+        assert!(out.status.success(), "iscsi-inq after hostile input: {}", String::from_utf8_lossy(&out.stderr));
+    } else {
+        eprintln!("SKIP: hostile_bytes_end_only_their_connection: no iscsi-inq for the final login check");
+    }
+}
