@@ -306,7 +306,7 @@ fn hostile_bytes_end_only_their_connection() {
     let mut long_keys = login_bhs(8192 + 4);
     long_keys.extend(std::iter::repeat_n(b'A', 8192 + 4));
     let mut repeated = b"InitiatorName=iqn.2026-12.io.x:a\0InitiatorName=iqn.2026-12.io.x:b\0".to_vec();
-    while repeated.len() % 4 != 0 {
+    while !repeated.len().is_multiple_of(4) {
         repeated.push(0);
     }
     let mut repeated_keys = login_bhs(repeated.len() as u32);
