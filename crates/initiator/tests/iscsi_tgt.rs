@@ -46,11 +46,11 @@ impl Tgt {
         static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
         // Parallel tests may be handed the same free port, and another tgtd may own a control port (one
         // may serve another user on control port 0): a tgtd that does not come up lost such a race, and
-        // the next attempt takes another portal and control port.
+        // the next attempt takes another portal and control port (tgtd takes control ports up to 32767).
         for _ in 0..8 {
             let port = free_port();
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let control = 20000 + ((std::process::id() as u16).wrapping_mul(31).wrapping_add(n * 131)) % 30000;
+            let control = 20000 + ((std::process::id() as u16).wrapping_mul(31).wrapping_add(n * 131)) % 12000;
             if adm_ok(control, &["--op", "show", "--mode", "target"]) {
                 continue;
             }
@@ -59,7 +59,7 @@ impl Tgt {
             let child = Command::new(TGTD)
                 .args(["-f", "-C", &control.to_string(), "--iscsi", &format!("portal=127.0.0.1:{port}")])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
             let mut t = Tgt { child, control, addr: SocketAddr::from(([127, 0, 0, 1], port)), file };
@@ -69,6 +69,11 @@ impl Tgt {
                     return Some(t.configured());
                 }
                 if t.child.try_wait().ok().flatten().is_some() {
+                    let mut err = String::new();
+                    if let Some(mut e) = t.child.stderr.take() {
+                        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                    }
+                    println!("tgtd on 127.0.0.1:{port} control {control} exited: {err}");
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
