@@ -5,109 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ff_initiator::iscsi::{Chap, IscsiError, IscsiHost, IscsiOptions, LoginError, discover};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use ff_testkit::tgt::Tgt;
+use std::time::Duration;
 
-const TGTD: &str = "/usr/sbin/tgtd";
-const TGTADM: &str = "/usr/sbin/tgtadm";
-const IQN: &str = "iqn.2026-12.io.ferrofabric:tgt-test";
+const IQN: &str = ff_testkit::tgt::IQN;
 const LUN_BYTES: u64 = 32 << 20;
 const T: Duration = Duration::from_secs(10);
 
-/// One tgtd of ours; dropping it kills and reaps exactly this process and removes its backing file.
-struct Tgt {
-    child: Child,
-    control: u16,
-    addr: SocketAddr,
-    file: PathBuf,
-}
-
-impl Drop for Tgt {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.file);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Tgt {
-    /// Starts tgtd with one target and one 32 MiB LUN (1), or `None` (and a SKIP line) without tgtd.
-    fn start(test: &str) -> Option<Tgt> {
-        if !Path::new(TGTD).exists() || !Path::new(TGTADM).exists() {
-            println!("SKIP: {test}: {TGTD} is not installed");
-            return None;
-        }
-        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-        // Parallel tests may be handed the same free port, and another tgtd may own a control port (one
-        // may serve another user on control port 0): a tgtd that does not come up lost such a race, and
-        // the next attempt takes another portal and control port (tgtd takes control ports up to 32767).
-        for _ in 0..8 {
-            let port = free_port();
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let control = 20000 + ((std::process::id() as u16).wrapping_mul(31).wrapping_add(n * 131)) % 12000;
-            if adm_ok(control, &["--op", "show", "--mode", "target"]) {
-                continue;
-            }
-            let file = std::env::temp_dir().join(format!("ff-ini-{}-{n}.img", std::process::id()));
-            std::fs::File::create(&file).unwrap().set_len(LUN_BYTES).unwrap();
-            let child = Command::new(TGTD)
-                .args(["-f", "-C", &control.to_string(), "--iscsi", &format!("portal=127.0.0.1:{port}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut t = Tgt { child, control, addr: SocketAddr::from(([127, 0, 0, 1], port)), file };
-            let deadline = Instant::now() + T;
-            while Instant::now() < deadline {
-                if adm_ok(control, &["--op", "show", "--mode", "target"]) {
-                    return Some(t.configured());
-                }
-                if t.child.try_wait().ok().flatten().is_some() {
-                    let mut err = String::new();
-                    if let Some(mut e) = t.child.stderr.take() {
-                        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                    }
-                    println!("tgtd on 127.0.0.1:{port} control {control} exited: {err}");
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("no tgtd came up");
-    }
-
-    fn configured(self) -> Tgt {
-        let t = self;
-        let deadline = Instant::now() + T;
-        t.adm(&["--op", "new", "--mode", "target", "--tid", "1", "-T", IQN]);
-        t.adm(&["--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "-b", t.file.to_str().unwrap()]);
-        t.adm(&["--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL"]);
-        while TcpStream::connect(t.addr).is_err() {
-            assert!(Instant::now() < deadline, "tgtd does not listen on {}", t.addr);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        t
-    }
-
-    fn adm(&self, args: &[&str]) {
-        assert!(adm_ok(self.control, args), "tgtadm {args:?} failed");
-    }
-}
-
-fn adm_ok(control: u16, args: &[&str]) -> bool {
-    Command::new(TGTADM)
-        .args(["-C", &control.to_string(), "--lld", "iscsi"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+fn start(test: &str) -> Option<Tgt> {
+    Tgt::start(test, LUN_BYTES)
 }
 
 fn opts() -> IscsiOptions {
@@ -142,7 +48,7 @@ fn write_read_back(h: &mut IscsiHost) {
 
 #[test]
 fn login_none_write_read_back_logout() {
-    let Some(t) = Tgt::start("login_none_write_read_back_logout") else { return };
+    let Some(t) = start("login_none_write_read_back_logout") else { return };
     let mut h = IscsiHost::connect(t.addr, opts(), T).unwrap();
     assert!(h.session().unwrap().tsih() != 0);
     write_read_back(&mut h);
@@ -151,7 +57,7 @@ fn login_none_write_read_back_logout() {
 
 #[test]
 fn digests_and_r2t_only_writes() {
-    let Some(t) = Tgt::start("digests_and_r2t_only_writes") else { return };
+    let Some(t) = start("digests_and_r2t_only_writes") else { return };
     // tgt offers no digest unless told to.
     for k in ["HeaderDigest", "DataDigest"] {
         t.adm(&["--op", "update", "--mode", "target", "--tid", "1", "--name", k, "--value", "CRC32C,None"]);
@@ -173,14 +79,14 @@ fn digests_and_r2t_only_writes() {
 
 #[test]
 fn discovery_lists_the_target() {
-    let Some(t) = Tgt::start("discovery_lists_the_target") else { return };
+    let Some(t) = start("discovery_lists_the_target") else { return };
     let found = discover(t.addr, IscsiOptions::default(), T).unwrap();
     assert!(found.iter().any(|d| d.name == IQN), "{found:?}");
 }
 
 #[test]
 fn chap_one_way_and_mutual() {
-    let Some(t) = Tgt::start("chap_one_way_and_mutual") else { return };
+    let Some(t) = start("chap_one_way_and_mutual") else { return };
     t.adm(&["--op", "new", "--mode", "account", "--user", "ini", "--password", "ini-secret-12"]);
     t.adm(&["--op", "new", "--mode", "account", "--user", "tgt", "--password", "tgt-secret-12"]);
     t.adm(&["--op", "bind", "--mode", "account", "--tid", "1", "--user", "ini"]);
@@ -211,7 +117,7 @@ fn chap_one_way_and_mutual() {
 
 #[test]
 fn wrong_target_name_is_a_clear_error() {
-    let Some(t) = Tgt::start("wrong_target_name_is_a_clear_error") else { return };
+    let Some(t) = start("wrong_target_name_is_a_clear_error") else { return };
     let o = IscsiOptions { target_name: Some("iqn.2026-12.io.ferrofabric:nope".into()), ..opts() };
     let e = IscsiHost::connect(t.addr, o, T).err().expect("login must fail");
     assert!(e.to_string().contains("target not found"), "{e}");

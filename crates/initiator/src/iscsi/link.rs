@@ -133,6 +133,32 @@ impl IscsiGroup {
         }
     }
 
+    /// TEST UNIT READY on session `c`, repeated while the unit reports UNIT ATTENTION (the reset every new
+    /// session sees once) or NOT READY, a few times at most.
+    pub fn wait_ready(&mut self, c: ConnId, lun: u16, deadline: Instant) -> Result<(), IscsiError> {
+        let mut last = CommandError::Status { status: STATUS_CHECK_CONDITION, sense: None };
+        for attempt in 0..8 {
+            let cmd = Command {
+                lun: scsi::lun_to_wire(lun),
+                cdb: scsi::test_unit_ready(),
+                data: DataDir::None,
+                tag: u64::MAX - attempt,
+            };
+            match self.exec(c, cmd, deadline)?.result {
+                Ok(()) => return Ok(()),
+                Err(CommandError::Status { status: STATUS_CHECK_CONDITION, sense })
+                    if sense
+                        .as_ref()
+                        .is_none_or(|s| s.key == scsi::SENSE_UNIT_ATTENTION || s.key == scsi::SENSE_NOT_READY) =>
+                {
+                    last = CommandError::Status { status: STATUS_CHECK_CONDITION, sense };
+                }
+                Err(e) => return Err(IscsiError::Command { what: "TEST UNIT READY", error: e }),
+            }
+        }
+        Err(IscsiError::Command { what: "TEST UNIT READY", error: last })
+    }
+
     /// Logs session `c` out and closes its socket (commands still in flight fail).
     pub fn logout(&mut self, c: ConnId, deadline: Instant) -> Result<(), IscsiError> {
         let r = match self.conns.get_mut(c.0) {
@@ -309,28 +335,9 @@ impl IscsiHost {
         }
     }
 
-    /// TEST UNIT READY, repeated while the unit reports UNIT ATTENTION (the reset every new session
-    /// sees) or NOT READY, a few times at most.
+    /// TEST UNIT READY until the unit is ready (see [`IscsiGroup::wait_ready`]).
     pub fn wait_ready(&mut self, lun: u16) -> Result<(), IscsiError> {
-        let mut last = None;
-        for _ in 0..8 {
-            let c = self.exec(lun, scsi::test_unit_ready(), DataDir::None)?;
-            match c.result {
-                Ok(()) => return Ok(()),
-                Err(CommandError::Status { status: STATUS_CHECK_CONDITION, sense })
-                    if sense
-                        .as_ref()
-                        .is_none_or(|s| s.key == scsi::SENSE_UNIT_ATTENTION || s.key == scsi::SENSE_NOT_READY) =>
-                {
-                    last = Some(CommandError::Status { status: STATUS_CHECK_CONDITION, sense });
-                }
-                Err(e) => return Err(IscsiError::Command { what: "TEST UNIT READY", error: e }),
-            }
-        }
-        Err(IscsiError::Command {
-            what: "TEST UNIT READY",
-            error: last.unwrap_or(CommandError::Status { status: STATUS_CHECK_CONDITION, sense: None }),
-        })
+        self.group.wait_ready(self.conn, lun, Instant::now() + self.timeout)
     }
 
     /// Standard INQUIRY data (up to 96 bytes).
