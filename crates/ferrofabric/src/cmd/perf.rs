@@ -65,6 +65,11 @@ impl SockArgs {
 /// iSCSI: `ferrofabric perf --iscsi --addr 127.0.0.1:3260 --target IQN --lun 0 -q 32 -o 4K -w randread -t 10`
 /// (one session per `--queues`; `--hdgst`/`--ddgst` ask for CRC32C digests).
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    NVMe/TCP: ferrofabric perf --addr 127.0.0.1:4420 --nqn NQN -q 32 -o 4K -w randread -t 10\n  \
+    iSCSI:    ferrofabric perf --iscsi --addr 127.0.0.1:3260 --target IQN --lun 0 -q 32 -o 4K -w randread -t 10\n\
+    With --iscsi, each of --queues is one session (its own connection); the report and --json are the same \
+    for both protocols (\"transport\" tells them apart).")]
 pub struct PerfArgs {
     /// Target address [default: 127.0.0.1:4420, or 127.0.0.1:3260 with --iscsi].
     #[arg(long)]

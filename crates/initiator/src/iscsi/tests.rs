@@ -550,3 +550,47 @@ fn discovery_send_targets_with_continuation_then_logout() {
     s.receive(&pdu(Pdu::LogoutResponse(lr), &[], Digests::default())).unwrap();
     assert!(s.is_closed() && s.error().is_none());
 }
+
+#[test]
+fn random_target_pdus_never_panic() {
+    // Xorshift: deterministic, so a failure reproduces.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..400 {
+        let (mut s, r, w) = busy();
+        for _ in 0..16 {
+            let mut bhs = [0u8; 48];
+            bhs.iter_mut().for_each(|b| *b = next() as u8);
+            let ops = [0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x31, 0x32, 0x3f, next() as u8];
+            bhs[0] = ops[next() as usize % ops.len()];
+            bhs[4] = u8::from(next() % 8 == 0);
+            let len = (next() % 9000) as usize;
+            bhs[5..8].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
+            // Half the PDUs name a live command, and offsets stay small often enough to land.
+            if next() % 2 == 0 {
+                bhs[16..20].copy_from_slice(&[r, w][next() as usize % 2].to_be_bytes());
+                bhs[40..44].copy_from_slice(&((next() % 8192) as u32).to_be_bytes());
+                bhs[36..40].copy_from_slice(&((next() % 2) as u32).to_be_bytes());
+            }
+            let mut wire = bhs.to_vec();
+            wire.extend((0..ff_iscsi::pdu::pad4(len) + usize::from(bhs[4]) * 4).map(|_| next() as u8));
+            let cut = next() as usize % (wire.len() + 1);
+            let _ = s.receive(&wire[..cut]);
+            let _ = s.receive(&wire[cut..]);
+            while s.poll_transmit().is_some() {}
+            if s.is_closed() {
+                break;
+            }
+        }
+        // Whatever happened, a failed session has handed back every command.
+        if s.is_closed() {
+            assert_eq!(s.outstanding(), 0);
+        }
+        completions(&mut s);
+    }
+}
