@@ -594,3 +594,62 @@ fn random_target_pdus_never_panic() {
         completions(&mut s);
     }
 }
+
+#[test]
+fn operational_rounds_answer_the_targets_own_offers() {
+    let o = opts();
+    let mut s = Session::new(o.clone());
+    sent(&mut s);
+    let r = login_rsp(o.isid, true, Stage::Security, Stage::Operational, 0, 0);
+    s.receive(&pdu(Pdu::LoginResponse(r), &[], Digests::default())).unwrap();
+    sent(&mut s);
+    // The target lowers the bursts, offers keys of its own and does not transit yet.
+    let r = login_rsp(o.isid, false, Stage::Operational, Stage::Operational, 1, 0);
+    let answer = text(&[
+        ("MaxBurstLength", "65536"),
+        ("FirstBurstLength", "16384"),
+        ("MaxRecvDataSegmentLength", "4096"),
+        ("X-com.example.Knob", "7"),
+        ("DefaultTime2Wait", "3"),
+    ]);
+    s.receive(&pdu(Pdu::LoginResponse(r), &answer, Digests::default())).unwrap();
+    let (Pdu::LoginRequest(req), d) = &sent(&mut s)[0] else { panic!() };
+    assert!(req.transit && req.csg == Stage::Operational && req.nsg == Stage::FullFeature);
+    assert_eq!(key(d, "X-com.example.Knob").as_deref(), Some("NotUnderstood"));
+    assert_eq!(key(d, "DefaultTime2Wait").as_deref(), Some("3"));
+    assert_eq!(key(d, "MaxBurstLength"), None, "answers are not offered again");
+    let r = login_rsp(o.isid, true, Stage::Operational, Stage::FullFeature, 2, 9);
+    s.receive(&pdu(Pdu::LoginResponse(r), &[], Digests::default())).unwrap();
+    assert!(s.is_logged_in());
+    let p = s.params();
+    assert_eq!((p.max_burst_length, p.first_burst_length, p.max_xmit_data_segment_length), (65536, 16384, 4096));
+    // A burst above our offer is a protocol error, and so is a target that loops.
+    let mut s = Session::new(o.clone());
+    sent(&mut s);
+    s.receive(&pdu(
+        Pdu::LoginResponse(login_rsp(o.isid, true, Stage::Security, Stage::Operational, 0, 0)),
+        &[],
+        Digests::default(),
+    ))
+    .unwrap();
+    sent(&mut s);
+    let r = login_rsp(o.isid, true, Stage::Operational, Stage::FullFeature, 1, 9);
+    let e = s.receive(&pdu(Pdu::LoginResponse(r), &text(&[("MaxBurstLength", "99999999")]), Digests::default()));
+    assert!(e.is_err());
+    let mut s = Session::new(o.clone());
+    sent(&mut s);
+    let again = pdu(
+        Pdu::LoginResponse(login_rsp(o.isid, false, Stage::Security, Stage::Security, 0, 0)),
+        &[],
+        Digests::default(),
+    );
+    let mut failed = false;
+    for _ in 0..100 {
+        if s.receive(&again).is_err() {
+            failed = true;
+            break;
+        }
+        sent(&mut s);
+    }
+    assert!(failed, "a login that never converges fails");
+}
