@@ -11,10 +11,12 @@ pub mod dh;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod ids;
+pub mod message;
 mod primes;
 pub mod rng;
 pub mod secret;
 
 pub use ids::{DhGroup, FailureReason, HashId};
+pub use message::{AuthMessage, DecodeError};
 pub use rng::{OsRandom, RandomSource, SeededRandom, SeqnumCounter};
 pub use secret::{Secret, SecretError, TransformedKey};
