@@ -14,7 +14,7 @@ use crate::dh::{DhKeyPair, SharedSecret};
 use crate::ids::{DhGroup, FailureReason, HashId, PROTOCOL_DHCHAP, SC_C_NONE};
 use crate::message::{AuthMessage, Challenge, Failure, Negotiate, Reply, Success1};
 use crate::rng::{OsRandom, RandomSource, SeqnumCounter};
-use crate::secret::{Secret, TransformedKey};
+use crate::secret::{Secret, SecretError, TransformedKey};
 use crate::step::{AuthError, AuthFailure, Step};
 
 /// What the controller allows, for one subsystem (share it across queues in an `Arc`).
@@ -52,6 +52,21 @@ pub struct HostCredentials {
     pub secret: Option<Secret>,
     /// The controller secret used to answer this host's bidirectional requests.
     pub controller_secret: Option<Secret>,
+}
+
+impl HostCredentials {
+    /// Credentials from the strings a config file or the CLI carries (`DHHC-1:...` secrets).
+    pub fn from_config(
+        hostnqn: impl Into<String>,
+        secret: Option<&str>,
+        controller_secret: Option<&str>,
+    ) -> Result<HostCredentials, SecretError> {
+        Ok(HostCredentials {
+            hostnqn: hostnqn.into(),
+            secret: secret.map(Secret::parse).transpose()?,
+            controller_secret: controller_secret.map(Secret::parse).transpose()?,
+        })
+    }
 }
 
 #[derive(Debug)]

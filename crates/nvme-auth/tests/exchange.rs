@@ -448,3 +448,12 @@ fn host_reads_a_message_out_of_a_larger_receive_buffer() {
     s1.resize(4096, 0);
     assert_eq!(p.host.on_message(&s1).unwrap(), Step::Authenticated);
 }
+
+#[test]
+fn credentials_from_config_strings() {
+    let c = HostCredentials::from_config(HOSTNQN, Some(HOST_SECRET), None).unwrap();
+    assert!(c.secret.is_some() && c.controller_secret.is_none());
+    let bad = HostCredentials::from_config(HOSTNQN, Some(HOST_SECRET), Some("DHHC-1:09:x:"));
+    assert_eq!(bad.unwrap_err(), ff_nvme_auth::SecretError::UnknownHash(9));
+    assert!(format!("{c:?}").contains("key_len: 32"));
+}
