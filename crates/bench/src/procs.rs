@@ -30,7 +30,7 @@ pub fn log_file(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File)> {
 }
 
 /// A long-running child process with a TCP listener: a target under test. Dropping it ends it
-/// (SIGTERM, then SIGKILL after 10 s) and reaps it.
+/// ([`Daemon::terminate`]).
 pub struct Daemon {
     /// Its name in tables and errors.
     pub name: String,
@@ -104,8 +104,12 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
+impl Daemon {
+    /// Ends it: SIGTERM, SIGKILL after 10 s; reaps it. Does nothing once it has been reaped.
+    pub fn terminate(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
         // A stopped process does not act on SIGTERM until continued.
         let _ = self.resume();
         let _ = self.signal(Signal::TERM);
@@ -118,6 +122,12 @@ impl Drop for Daemon {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 
