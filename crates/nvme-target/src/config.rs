@@ -1,5 +1,6 @@
 //! What a target serves and how: built from command-line flags or a TOML file. Defaults serve a 1 GiB
-//! RAM namespace under [`DEFAULT_NQN`] on 127.0.0.1:4420, with discovery also on 127.0.0.1:8009.
+//! RAM namespace under [`DEFAULT_NQN`] on 127.0.0.1:4420, with discovery also on 127.0.0.1:8009; the
+//! command line's default also exports it over iSCSI as LUN 0 of [`DEFAULT_IQN`] on 127.0.0.1:3260.
 
 use crate::reactor::PollMode;
 use ff_blockdev::BackendSpec;
@@ -15,6 +16,143 @@ pub const DEFAULT_NQN: &str = "nqn.2026-11.io.ferrofabric:default";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4420";
 /// The default discovery listener (the well-known discovery port).
 pub const DEFAULT_DISCOVERY_LISTEN: &str = "127.0.0.1:8009";
+/// The iSCSI target served by default.
+pub const DEFAULT_IQN: &str = "iqn.2026-11.io.ferrofabric:default";
+/// The default iSCSI portal (the well-known iSCSI port).
+pub const DEFAULT_ISCSI_LISTEN: &str = "127.0.0.1:3260";
+
+/// One iSCSI logical unit: a namespace of a subsystem, so both protocols reach the same backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LunSpec {
+    /// Logical unit number (0 to 16383).
+    pub lun: u16,
+    /// NQN of the subsystem holding the namespace.
+    pub nqn: String,
+    /// Namespace id in that subsystem.
+    pub nsid: u32,
+}
+
+/// CHAP credentials of an iSCSI target.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChapSpec {
+    /// CHAP_N the initiator must send.
+    pub user: String,
+    /// The initiator's secret (12 to 255 bytes; RFC 7143 asks for at least 12).
+    pub secret: String,
+    /// Our CHAP_N for mutual CHAP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutual_user: Option<String>,
+    /// Our secret for mutual CHAP (must differ from the initiator's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutual_secret: Option<String>,
+}
+
+impl std::fmt::Debug for ChapSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChapSpec").field("user", &self.user).field("mutual_user", &self.mutual_user).finish()
+    }
+}
+
+/// One iSCSI target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IscsiTargetSpec {
+    /// iSCSI name (iqn., eui. or naa.).
+    pub name: String,
+    /// TargetAlias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Any initiator may log in.
+    #[serde(default = "yes")]
+    pub allow_any_initiator: bool,
+    /// Initiator names allowed when `allow_any_initiator` is false.
+    #[serde(default)]
+    pub initiators: Vec<String>,
+    /// CHAP required when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chap: Option<ChapSpec>,
+    /// Logical units.
+    #[serde(default, rename = "lun")]
+    pub luns: Vec<LunSpec>,
+}
+
+/// iSCSI settings shared by every portal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IscsiOptions {
+    /// Portals (empty: no iSCSI).
+    pub listen: Vec<SocketAddr>,
+    /// HeaderDigest: `allow` (the initiator chooses), `require` or `never`.
+    #[serde(deserialize_with = "from_str", serialize_with = "digest_str")]
+    pub header_digest: ff_iscsi::DigestPolicy,
+    /// DataDigest: `allow`, `require` or `never`.
+    #[serde(deserialize_with = "from_str", serialize_with = "digest_str")]
+    pub data_digest: ff_iscsi::DigestPolicy,
+    /// ImmediateData offered.
+    pub immediate_data: bool,
+    /// InitialR2T required.
+    pub initial_r2t: bool,
+    /// Largest MaxBurstLength accepted, bytes.
+    pub max_burst_length: u32,
+    /// Largest FirstBurstLength accepted, bytes.
+    pub first_burst_length: u32,
+    /// MaxRecvDataSegmentLength declared, bytes.
+    pub max_recv_data_segment_length: u32,
+    /// Commands outstanding per session (the CmdSN window).
+    pub queue_depth: u32,
+}
+
+impl Default for IscsiOptions {
+    fn default() -> Self {
+        let l = ff_iscsi::Limits::default();
+        IscsiOptions {
+            listen: Vec::new(),
+            header_digest: l.header_digest,
+            data_digest: l.data_digest,
+            immediate_data: l.immediate_data,
+            initial_r2t: l.initial_r2t,
+            max_burst_length: l.max_burst_length,
+            first_burst_length: l.first_burst_length,
+            max_recv_data_segment_length: l.max_recv_data_segment_length,
+            queue_depth: l.queue_depth,
+        }
+    }
+}
+
+/// Parses a digest policy: `allow`, `require` or `never`.
+pub fn parse_digest(s: &str) -> Result<ff_iscsi::DigestPolicy, String> {
+    match s {
+        "allow" => Ok(ff_iscsi::DigestPolicy::Allow),
+        "require" => Ok(ff_iscsi::DigestPolicy::Require),
+        "never" => Ok(ff_iscsi::DigestPolicy::Never),
+        o => Err(format!("unknown digest policy {o:?} (allow, require or never)")),
+    }
+}
+
+fn digest_name(d: ff_iscsi::DigestPolicy) -> &'static str {
+    match d {
+        ff_iscsi::DigestPolicy::Allow => "allow",
+        ff_iscsi::DigestPolicy::Require => "require",
+        ff_iscsi::DigestPolicy::Never => "never",
+    }
+}
+
+fn digest_str<S: serde::Serializer>(v: &ff_iscsi::DigestPolicy, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(digest_name(*v))
+}
+
+/// A digest policy as the configuration spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestArg(pub ff_iscsi::DigestPolicy);
+
+impl std::str::FromStr for DigestArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_digest(s).map(DigestArg)
+    }
+}
 
 /// One namespace: its id and what stores it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,9 +204,26 @@ pub struct SubsystemSpec {
 }
 
 /// Deserializes a value through its `FromStr` spelling (types of crates that do not use serde).
-fn from_str<'de, D: serde::Deserializer<'de>, T: std::str::FromStr<Err = String>>(d: D) -> Result<T, D::Error> {
+fn from_str<'de, D: serde::Deserializer<'de>, T: FromConfigStr>(d: D) -> Result<T, D::Error> {
     let s = String::deserialize(d)?;
-    s.parse().map_err(serde::de::Error::custom)
+    T::from_config_str(&s).map_err(serde::de::Error::custom)
+}
+
+/// Types the configuration spells as strings.
+trait FromConfigStr: Sized {
+    fn from_config_str(s: &str) -> Result<Self, String>;
+}
+
+impl FromConfigStr for C2hSuccess {
+    fn from_config_str(s: &str) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl FromConfigStr for ff_iscsi::DigestPolicy {
+    fn from_config_str(s: &str) -> Result<Self, String> {
+        parse_digest(s)
+    }
 }
 
 fn yes() -> bool {
@@ -137,6 +292,11 @@ pub struct TargetOptions {
     /// What is served.
     #[serde(rename = "subsystem")]
     pub subsystems: Vec<SubsystemSpec>,
+    /// iSCSI portals and negotiation limits.
+    pub iscsi: IscsiOptions,
+    /// iSCSI targets.
+    #[serde(rename = "iscsi_target")]
+    pub iscsi_targets: Vec<IscsiTargetSpec>,
 }
 
 impl Default for TargetOptions {
@@ -152,6 +312,8 @@ impl Default for TargetOptions {
             limits: Limits::default(),
             c2h_success: C2hSuccess::default(),
             subsystems: Vec::new(),
+            iscsi: IscsiOptions::default(),
+            iscsi_targets: Vec::new(),
         }
     }
 }
@@ -171,6 +333,19 @@ impl TargetOptions {
         self
     }
 
+    /// Exports namespace 1 of subsystem `nqn` as LUN 0 of iSCSI target `iqn`, open to any initiator.
+    pub fn with_default_iscsi_target(mut self, iqn: &str, nqn: &str) -> Self {
+        self.iscsi_targets.push(IscsiTargetSpec {
+            name: iqn.to_string(),
+            alias: None,
+            allow_any_initiator: true,
+            initiators: Vec::new(),
+            chap: None,
+            luns: vec![LunSpec { lun: 0, nqn: nqn.to_string(), nsid: 1 }],
+        });
+        self
+    }
+
     /// Parses a TOML configuration.
     pub fn from_toml(text: &str) -> anyhow::Result<TargetOptions> {
         Ok(toml::from_str(text)?)
@@ -181,6 +356,75 @@ impl TargetOptions {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.cores >= 1 && self.cores <= 256, "cores must be 1..=256, not {}", self.cores);
         anyhow::ensure!(!self.listen.is_empty(), "no listener: give at least one --listen");
+        self.validate_iscsi()
+    }
+
+    fn validate_iscsi(&self) -> anyhow::Result<()> {
+        use anyhow::{bail, ensure};
+        let i = &self.iscsi;
+        ensure!(
+            (512..=16_777_215).contains(&i.max_recv_data_segment_length),
+            "iscsi.max_recv_data_segment_length must be 512..=16777215, not {}",
+            i.max_recv_data_segment_length
+        );
+        ensure!(
+            (512..=16_777_215).contains(&i.max_burst_length),
+            "iscsi.max_burst_length must be 512..=16777215, not {}",
+            i.max_burst_length
+        );
+        ensure!(
+            (512..=i.max_burst_length).contains(&i.first_burst_length),
+            "iscsi.first_burst_length must be 512..=max_burst_length ({}), not {}",
+            i.max_burst_length,
+            i.first_burst_length
+        );
+        ensure!((1..=1024).contains(&i.queue_depth), "iscsi.queue_depth must be 1..=1024, not {}", i.queue_depth);
+        let mut names = std::collections::HashSet::new();
+        for t in &self.iscsi_targets {
+            let n = t.name.to_ascii_lowercase();
+            if !(n.starts_with("iqn.") || n.starts_with("eui.") || n.starts_with("naa.")) || n.len() > 223 {
+                bail!(
+                    "iscsi_target name {:?}: an iSCSI name starts with iqn., eui. or naa. and has at most 223 bytes",
+                    t.name
+                );
+            }
+            if n.bytes().any(|b| !(b.is_ascii_alphanumeric() || b"-.:".contains(&b))) {
+                bail!("iscsi_target name {:?}: only letters, digits, '-', '.' and ':' are allowed", t.name);
+            }
+            ensure!(names.insert(n), "iscsi_target {:?} is defined twice", t.name);
+            let mut luns = std::collections::HashSet::new();
+            for l in &t.luns {
+                ensure!(l.lun < 16384, "iscsi_target {:?}: lun {} is over 16383", t.name, l.lun);
+                ensure!(
+                    self.subsystems.iter().any(|s| s.nqn == l.nqn && s.namespaces.iter().any(|n| n.nsid == l.nsid)),
+                    "iscsi_target {:?}: lun {} names namespace {} of {}, which is not configured",
+                    t.name,
+                    l.lun,
+                    l.nsid,
+                    l.nqn
+                );
+                ensure!(luns.insert(l.lun), "iscsi_target {:?}: lun {} is defined twice", t.name, l.lun);
+            }
+            if let Some(c) = &t.chap {
+                ensure!(
+                    (12..=255).contains(&c.secret.len()),
+                    "iscsi_target {:?}: the CHAP secret must have 12 to 255 bytes",
+                    t.name
+                );
+                ensure!(
+                    c.mutual_user.is_some() == c.mutual_secret.is_some(),
+                    "iscsi_target {:?}: mutual CHAP needs both mutual_user and mutual_secret",
+                    t.name
+                );
+                if let Some(m) = &c.mutual_secret {
+                    ensure!(
+                        (12..=255).contains(&m.len()) && *m != c.secret,
+                        "iscsi_target {:?}: the mutual CHAP secret must have 12 to 255 bytes and differ from the initiator's",
+                        t.name
+                    );
+                }
+            }
+        }
         Ok(())
     }
 

@@ -37,7 +37,7 @@ fn shared() -> &'static Arc<Shared> {
             max_namespaces: 0,
             namespaces: vec![ns(1, "ram"), ns(2, "null"), ns(NSID_NULL_NOFILL, "null-nofill")],
         });
-        crate::build_shared(&o, &[]).expect("fuzz target configuration").0
+        crate::build_shared(&o, &[], &[]).expect("fuzz target configuration").0
     })
 }
 

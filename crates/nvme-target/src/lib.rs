@@ -18,14 +18,18 @@ pub mod config;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod iscsi;
 pub mod mgmt;
 mod reactor;
+mod scsi_task;
 mod session;
 mod shared;
 mod token;
 mod txbuf;
 
-pub use config::{AcceptMode, NamespaceSpec, SubsystemSpec, TargetOptions};
+pub use config::{
+    AcceptMode, ChapSpec, IscsiOptions, IscsiTargetSpec, LunSpec, NamespaceSpec, SubsystemSpec, TargetOptions,
+};
 pub use mgmt::Manager;
 pub use reactor::{ConnStats, PollMode, ReactorStats};
 pub use session::IoCounts;
@@ -51,6 +55,10 @@ pub struct RunningTarget {
     pub io_addrs: Vec<SocketAddr>,
     /// Addresses of the discovery-only listeners at start.
     pub discovery_addrs: Vec<SocketAddr>,
+    /// Addresses of the iSCSI portals (port 0 resolved).
+    pub iscsi_addrs: Vec<SocketAddr>,
+    /// Names of the iSCSI targets served at start.
+    pub iqns: Vec<String>,
     /// NQNs of the subsystems served at start.
     pub nqns: Vec<String>,
     /// The sock backend each reactor really uses (io_uring may have fallen back to epoll).
@@ -153,6 +161,7 @@ pub(crate) fn subsystem_config(s: &SubsystemSpec, namespaces: Vec<NamespaceConfi
 pub(crate) fn build_shared(
     opts: &TargetOptions,
     io_ports: &[(SocketAddr, u16)],
+    iscsi_portals: &[SocketAddr],
 ) -> anyhow::Result<(Arc<Shared>, OpenedDevs)> {
     opts.validate()?;
     // Backends first: their geometry is what the namespaces advertise.
@@ -192,7 +201,11 @@ pub(crate) fn build_shared(
         max_outstanding: limits.max_queue_depth as usize,
         c2h_success: opts.c2h_success,
     };
-    Ok((Arc::new(Shared::new(target, backends, ns_count, conn)), opened))
+    let mut shared = Shared::new(target, backends, ns_count, conn);
+    if !iscsi_portals.is_empty() {
+        shared.iscsi = Some(Arc::new(iscsi::IscsiShared::new(opts, iscsi_portals)));
+    }
+    Ok((Arc::new(shared), opened))
 }
 
 /// Starts a target serving `opts`.
@@ -219,9 +232,25 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
             listeners.push((ls.remove(0), id));
         }
     }
+    // iSCSI portals: port ids from iscsi::PORT_BASE, outside the NVMe listeners' (discovery does not
+    // list them; management does not see them).
+    let mut iscsi_addrs = Vec::new();
+    for (i, a) in opts.iscsi.listen.iter().enumerate() {
+        let id = iscsi::PORT_BASE + i;
+        let mut ls = mgmt::bind_listeners(*a, false, if per_reactor { opts.cores } else { 1 })
+            .with_context(|| format!("iSCSI portal {a}"))?;
+        iscsi_addrs.push(ls[0].local_addr()?);
+        if per_reactor {
+            for (rl, l) in reactor_listeners.iter_mut().zip(ls) {
+                rl.push((l, id));
+            }
+        } else {
+            listeners.push((ls.remove(0), id));
+        }
+    }
     let io_ports: Vec<(SocketAddr, u16)> =
         ports.iter().filter(|p| !p.discovery_only).map(|p| (p.addr, p.id as u16)).collect();
-    let (shared, opened) = build_shared(opts, &io_ports)?;
+    let (shared, opened) = build_shared(opts, &io_ports, &iscsi_addrs)?;
     let limits = *shared.target.limits();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -278,6 +307,8 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         threads,
         io_addrs,
         discovery_addrs,
+        iscsi_addrs,
+        iqns: opts.iscsi_targets.iter().map(|t| t.name.clone()).collect(),
         nqns: opts.subsystems.iter().map(|s| s.nqn.clone()).collect(),
         sock_backends,
         stats,

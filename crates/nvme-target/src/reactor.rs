@@ -7,12 +7,14 @@
 //! ring before the poll (so one io_uring_enter carries sends and file I/O together) and hands the
 //! ring's results back to them after it.
 
+use crate::iscsi::IscsiSession;
 use crate::session::{Env, IoCounts, Session};
 use crate::shared::Shared;
 use crate::token::{IoTag, RingToken};
 use crate::txbuf::{PoolAlloc, TxBuf};
 use ff_blockdev::{BlockDev, BufPool, DevStats, IoDone, IoReq, UringSqe};
 use ff_nvme_tcp::target::{RecvTarget, TargetOutput};
+use ff_sock::SockGroup as Group;
 use ff_sock::{
     Event, ForeignCounts, GroupCounters, GroupOptions, Listener, Placement, SockCounters, SockError, SockGroup, SockId,
     TcpSock, Waker, WriteReq,
@@ -91,10 +93,105 @@ impl Inbox {
     }
 }
 
+/// A connection's protocol session.
+#[allow(clippy::large_enum_variant)] // NVMe's stays inline: no pointer chase on its I/O path
+enum Proto {
+    /// NVMe/TCP.
+    Nvme(Session),
+    /// iSCSI.
+    Iscsi(Box<IscsiSession>),
+}
+
+impl Proto {
+    fn io(&self) -> &IoCounts {
+        match self {
+            Proto::Nvme(s) => &s.io,
+            Proto::Iscsi(s) => &s.io,
+        }
+    }
+}
+
+/// What the receive loop needs of a protocol core: where the next bytes go, and taking them.
+trait Wire {
+    /// Small reads into any buffer (`Some(n)`), a command's buffer (`Err(dst)`), or closed (`None`).
+    fn rx<'a>(&'a mut self, alloc: &mut PoolAlloc<'_>) -> Rx<'a>;
+    /// Bytes read for a small need; returns how many were used.
+    fn feed(&mut self, bytes: &[u8], alloc: &mut PoolAlloc<'_>) -> usize;
+    /// `n` bytes read into the buffer [`Rx::Data`] gave.
+    fn data_received(&mut self, n: usize, alloc: &mut PoolAlloc<'_>);
+}
+
+/// Where the next received bytes go.
+enum Rx<'a> {
+    Small(usize),
+    Data(&'a mut [u8]),
+    Closed,
+}
+
+impl Wire for Session {
+    fn rx<'a>(&'a mut self, alloc: &mut PoolAlloc<'_>) -> Rx<'a> {
+        match self.conn.recv_target(alloc) {
+            RecvTarget::Small(n) => Rx::Small(n),
+            RecvTarget::Data(d) => Rx::Data(d),
+            RecvTarget::Closed => Rx::Closed,
+        }
+    }
+    fn feed(&mut self, bytes: &[u8], alloc: &mut PoolAlloc<'_>) -> usize {
+        self.conn.feed(bytes, alloc)
+    }
+    fn data_received(&mut self, n: usize, alloc: &mut PoolAlloc<'_>) {
+        self.conn.data_received(n, alloc)
+    }
+}
+
+impl Wire for IscsiSession {
+    fn rx<'a>(&'a mut self, alloc: &mut PoolAlloc<'_>) -> Rx<'a> {
+        match self.conn.recv_target(alloc) {
+            ff_iscsi::RecvTarget::Small(n) => Rx::Small(n),
+            ff_iscsi::RecvTarget::Data(d) => Rx::Data(d),
+            ff_iscsi::RecvTarget::Closed => Rx::Closed,
+        }
+    }
+    fn feed(&mut self, bytes: &[u8], alloc: &mut PoolAlloc<'_>) -> usize {
+        self.conn.feed(bytes, alloc)
+    }
+    fn data_received(&mut self, n: usize, alloc: &mut PoolAlloc<'_>) {
+        self.conn.data_received(n, alloc)
+    }
+}
+
+/// One receive step of `w` on socket `id`: Ok(false) when the core accepts nothing more.
+fn recv_step<W: Wire>(
+    w: &mut W,
+    group: &mut Group<TxBuf>,
+    id: SockId,
+    pool: &mut BufPool,
+    small: &mut [u8],
+    in_place: bool,
+) -> Result<bool, SockError> {
+    let mut alloc = PoolAlloc(pool);
+    match w.rx(&mut alloc) {
+        // Headers are decoded where the pipe fill put them: a batch of commands in one call.
+        Rx::Small(_) if in_place => group.recv_in_place(id, |bytes| w.feed(bytes, &mut alloc)).map(|_| true),
+        Rx::Small(n) => {
+            let n = n.clamp(1, small.len());
+            let k = group.recv(id, &mut small[..n])?;
+            w.feed(&small[..k], &mut alloc);
+            Ok(true)
+        }
+        Rx::Data(dst) => {
+            let k = group.recv(id, dst)?;
+            w.data_received(k, &mut alloc);
+            Ok(true)
+        }
+        Rx::Closed => Ok(false),
+    }
+}
+
 struct Conn {
     id: SockId,
     peer: SocketAddr,
-    session: Session,
+    proto: Proto,
     placement: Placement,
     /// Close once queued writes are flushed.
     closing: bool,
@@ -105,8 +202,8 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(id: SockId, peer: SocketAddr, session: Session, placement: Placement) -> Conn {
-        Conn { id, peer, session, placement, closing: false, mark_ios: 0, iops: 0.0 }
+    fn new(id: SockId, peer: SocketAddr, proto: Proto, placement: Placement) -> Conn {
+        Conn { id, peer, proto, placement, closing: false, mark_ios: 0, iops: 0.0 }
     }
 }
 
@@ -119,8 +216,10 @@ pub struct ConnStats {
     pub cntlid: Option<u16>,
     /// Queue ID (0: admin), once connected.
     pub qid: Option<u16>,
-    /// Subsystem NQN, once connected.
+    /// Subsystem NQN once connected (NVMe/TCP), or iSCSI target name once logged in.
     pub subnqn: String,
+    /// `nvme-tcp` or `iscsi`.
+    pub protocol: &'static str,
     /// I/O commands so far.
     pub io: IoCounts,
     /// I/O commands per second over the last rate window (about a second).
@@ -308,7 +407,7 @@ impl Reactor {
     fn io_counts(&self) -> IoCounts {
         let mut t = self.closed_io;
         for c in self.conns.iter().flatten() {
-            t.add(&c.session.io);
+            t.add(c.proto.io());
         }
         t
     }
@@ -324,7 +423,7 @@ impl Reactor {
         self.iops = total.saturating_sub(self.rate_mark.1) as f64 / secs;
         self.rate_mark = (now, total);
         for c in self.conns.iter_mut().flatten() {
-            let n = c.session.io.total();
+            let n = c.proto.io().total();
             c.iops = n.saturating_sub(c.mark_ios) as f64 / secs;
             c.mark_ios = n;
         }
@@ -336,13 +435,21 @@ impl Reactor {
             .iter()
             .flatten()
             .map(|c| {
-                let ids = c.session.ids();
+                let (ids, protocol) = match &c.proto {
+                    Proto::Nvme(s) => (s.ids(), "nvme-tcp"),
+                    Proto::Iscsi(s) => {
+                        let ids =
+                            crate::session::QueueIds { subnqn: s.target_name().to_string(), ..Default::default() };
+                        (ids, "iscsi")
+                    }
+                };
                 ConnStats {
                     peer: c.peer,
                     cntlid: ids.cntlid,
                     qid: ids.qid,
                     subnqn: ids.subnqn,
-                    io: c.session.io,
+                    protocol,
+                    io: *c.proto.io(),
                     iops: c.iops,
                     sock: self.group.sock_counters(c.id).unwrap_or_default(),
                     zerocopy_active: self.group.zerocopy_active(c.id),
@@ -465,21 +572,24 @@ impl Reactor {
         let mut stop = false;
         while let Ok(m) = self.rx.try_recv() {
             match m {
-                Mgmt::Connection { sock, peer, port, placement } => match self.group.add(sock) {
-                    Ok(id) => {
-                        let session = Session::new(self.shared.clone(), peer);
-                        let idx = id.index();
-                        if self.conns.len() <= idx {
-                            self.conns.resize_with(idx + 1, || None);
+                Mgmt::Connection { sock, peer, port, placement } => {
+                    let local = sock.local_addr().ok();
+                    match self.group.add(sock) {
+                        Ok(id) => {
+                            let proto = self.new_session(port, peer, local);
+                            let idx = id.index();
+                            if self.conns.len() <= idx {
+                                self.conns.resize_with(idx + 1, || None);
+                            }
+                            tracing::info!(reactor = self.index, %peer, port, "connection");
+                            self.conns[idx] = Some(Conn::new(id, peer, proto, placement));
                         }
-                        tracing::info!(reactor = self.index, %peer, port, "connection");
-                        self.conns[idx] = Some(Conn::new(id, peer, session, placement));
+                        Err(e) => {
+                            tracing::warn!(%peer, "could not add connection: {e}");
+                            let _ = self.released.send(placement);
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(%peer, "could not add connection: {e}");
-                        let _ = self.released.send(placement);
-                    }
-                },
+                }
                 Mgmt::Listen { listener, port } => match self.group.add_listener(listener) {
                     Ok(id) => self.ports.push((id, port)),
                     Err(e) => tracing::error!(reactor = self.index, port, "cannot accept on a new listener: {e}"),
@@ -495,6 +605,16 @@ impl Reactor {
             }
         }
         stop
+    }
+
+    /// The session of a connection that arrived on port `port` (an iSCSI portal or an NVMe listener).
+    fn new_session(&self, port: usize, peer: SocketAddr, local: Option<SocketAddr>) -> Proto {
+        match &self.shared.iscsi {
+            Some(i) if port >= crate::iscsi::PORT_BASE => {
+                Proto::Iscsi(Box::new(IscsiSession::new(i.clone(), peer, local)))
+            }
+            _ => Proto::Nvme(Session::new(self.shared.clone(), peer)),
+        }
     }
 
     /// Gives each connection the group accepted on its own listeners a session (per-reactor accept).
@@ -514,9 +634,9 @@ impl Reactor {
                 self.conns.resize_with(idx + 1, || None);
             }
             tracing::info!(reactor = self.index, %peer, port, "connection");
-            let session = Session::new(self.shared.clone(), peer);
+            let proto = self.new_session(port, peer, None);
             let placement = Placement { group: self.index, key: None };
-            self.conns[idx] = Some(Conn::new(a.sock, peer, session, placement));
+            self.conns[idx] = Some(Conn::new(a.sock, peer, proto, placement));
         }
         self.accepted = accepted;
         self.accepted.clear();
@@ -535,34 +655,17 @@ impl Reactor {
             if conn.closing {
                 break;
             }
-            let mut alloc = PoolAlloc(pool);
-            let r = match conn.session.conn.recv_target(&mut alloc) {
-                // Headers are decoded where the pipe fill put them: a batch of commands in one call.
-                RecvTarget::Small(_) if in_place => {
-                    let c = &mut conn.session.conn;
-                    group.recv_in_place(id, |bytes| c.feed(bytes, &mut alloc)).map(|_| ())
-                }
-                RecvTarget::Small(n) => {
-                    let n = n.clamp(1, small.len());
-                    match group.recv(id, &mut small[..n]) {
-                        Ok(k) => {
-                            conn.session.conn.feed(&small[..k], &mut alloc);
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                RecvTarget::Data(dst) => match group.recv(id, dst) {
-                    Ok(k) => {
-                        conn.session.conn.data_received(k, &mut alloc);
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                },
-                RecvTarget::Closed => {
+            let r = match &mut conn.proto {
+                Proto::Nvme(s) => recv_step(s, group, id, pool, small, in_place),
+                Proto::Iscsi(s) => recv_step(s.as_mut(), group, id, pool, small, in_place),
+            };
+            let r = match r {
+                Ok(true) => Ok(()),
+                Ok(false) => {
                     conn.closing = true;
                     Ok(())
                 }
+                Err(e) => Err(e),
             };
             let mut env = Env { devs, pool, shared, tag: IoTag::conn(id), on_ring: *on_ring };
             match pump(group, id, conn, &mut env) {
@@ -607,11 +710,16 @@ impl Reactor {
                 }
                 continue;
             };
-            if let Some(c) = conn.session.io_done(cid, io, pool) {
-                conn.session.conn.complete(cid, c);
-            }
             let id = conn.id;
             let mut env = Env { devs, pool, shared, tag: IoTag::conn(id), on_ring: *on_ring };
+            match &mut conn.proto {
+                Proto::Nvme(s) => {
+                    if let Some(c) = s.io_done(cid, io, env.pool) {
+                        s.conn.complete(cid, c);
+                    }
+                }
+                Proto::Iscsi(s) => s.io_done(cid, io, &mut env),
+            }
             match pump(group, id, conn, &mut env) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => self.close(id, &reason),
@@ -624,7 +732,11 @@ impl Reactor {
         let mut expired = Vec::new();
         let Reactor { group, pool, conns, devs, shared, closing_any, on_ring, .. } = self;
         for conn in conns.iter_mut().flatten() {
-            if conn.session.tick(now) {
+            let expired_now = match &mut conn.proto {
+                Proto::Nvme(s) => s.tick(now),
+                Proto::Iscsi(s) => s.tick(now),
+            };
+            if expired_now {
                 expired.push((conn.id, "keep-alive timeout or controller gone".to_string()));
                 continue;
             }
@@ -676,8 +788,11 @@ impl Reactor {
         let Some(slot) = self.conns.get_mut(id.index()) else { return };
         let Some(mut conn) = slot.take_if(|c| c.id == id) else { return };
         tracing::info!(reactor = self.index, peer = %conn.peer, "closing: {reason}");
-        self.closed_io.add(&conn.session.io);
-        conn.session.on_close();
+        self.closed_io.add(conn.proto.io());
+        match &mut conn.proto {
+            Proto::Nvme(s) => s.on_close(),
+            Proto::Iscsi(s) => s.on_close(&mut self.pool),
+        }
         let _ = self.group.close(id);
         let _ = self.released.send(conn.placement);
     }
@@ -743,39 +858,122 @@ impl Drop for Reactor {
 /// Moves a connection's outputs to the socket and its commands to the session.
 /// Returns whether the connection is now closing (so the reactor knows to reap it).
 fn pump(group: &mut SockGroup<TxBuf>, id: SockId, conn: &mut Conn, env: &mut Env<'_>) -> Result<bool, String> {
-    while let Some(out) = conn.session.conn.poll_output() {
+    let close = match &mut conn.proto {
+        Proto::Nvme(s) => pump_nvme(group, id, conn.peer, s, env)?,
+        Proto::Iscsi(s) => pump_iscsi(group, id, conn.peer, s, env)?,
+    };
+    conn.closing |= close;
+    Ok(conn.closing)
+}
+
+/// Queues one PDU (head, data buffers, trailer) on socket `id`.
+fn send_pdu(
+    group: &mut SockGroup<TxBuf>,
+    id: SockId,
+    head: &[u8],
+    data: impl IntoIterator<Item = TxBuf>,
+    tail: &[u8],
+    pool: &mut BufPool,
+) -> Result<(), String> {
+    let Some(mut req) = WriteReq::new(head, 0) else {
+        return Err("PDU header too large".into());
+    };
+    for d in data {
+        req.push_data(d);
+    }
+    if !tail.is_empty() && !req.set_tail(tail) {
+        return Err("PDU trailer too large".into());
+    }
+    if let Err((e, req)) = group.write(id, req) {
+        for b in req.into_data() {
+            b.recycle(pool);
+        }
+        return Err(format!("cannot queue a PDU: {e}"));
+    }
+    Ok(())
+}
+
+fn pump_nvme(
+    group: &mut SockGroup<TxBuf>,
+    id: SockId,
+    peer: SocketAddr,
+    session: &mut Session,
+    env: &mut Env<'_>,
+) -> Result<bool, String> {
+    let mut close = false;
+    while let Some(out) = session.conn.poll_output() {
         match out {
-            TargetOutput::Send(tx) => {
-                let Some(mut req) = WriteReq::new(tx.head(), 0) else {
-                    return Err("PDU header too large".into());
-                };
-                if let Some(d) = tx.data {
-                    req.push_data(d);
-                }
-                if let Some(g) = tx.ddgst {
-                    req.set_tail(&g);
-                }
-                if let Err((e, req)) = group.write(id, req) {
-                    for b in req.into_data() {
-                        b.recycle(env.pool);
-                    }
-                    return Err(format!("cannot queue a PDU: {e}"));
-                }
+            TargetOutput::Send(mut tx) => {
+                let data = tx.data.take();
+                let tail = tx.ddgst;
+                send_pdu(group, id, tx.head(), data, tail.as_ref().map_or(&[][..], |g| &g[..]), env.pool)?;
             }
             TargetOutput::Command(cmd) => {
                 let cid = cmd.sqe.cid;
-                if let Some(c) = conn.session.execute(cmd, env) {
-                    conn.session.conn.complete(cid, c);
+                if let Some(c) = session.execute(cmd, env) {
+                    session.conn.complete(cid, c);
                 }
             }
             TargetOutput::Close(reason) => {
-                tracing::warn!(peer = %conn.peer, ?reason, "terminating connection");
-                conn.closing = true;
+                tracing::warn!(%peer, ?reason, "terminating connection");
+                close = true;
             }
         }
     }
-    if conn.session.wants_close {
-        conn.closing = true;
+    Ok(close || session.wants_close)
+}
+
+fn pump_iscsi(
+    group: &mut SockGroup<TxBuf>,
+    id: SockId,
+    peer: SocketAddr,
+    session: &mut IscsiSession,
+    env: &mut Env<'_>,
+) -> Result<bool, String> {
+    use ff_iscsi::{TargetOutput as Out, TxData};
+    let mut close = false;
+    while let Some(out) = session.conn.poll_output() {
+        match out {
+            Out::Send(tx) => {
+                let data = match &tx.data {
+                    TxData::Owned(v) => Some(TxBuf::Vec(v.clone())),
+                    _ => None,
+                };
+                send_pdu(group, id, tx.head(), data, tx.trailer(), env.pool)?;
+            }
+            Out::SendBuf { buf, pdus } => {
+                // One PDU covering the whole buffer sends it as is; several share it.
+                let whole = |r: &std::ops::Range<usize>| r.start == 0 && r.end == buf.as_ref().len();
+                if let [tx] = pdus.as_slice()
+                    && matches!(&tx.data, TxData::Range(r) if whole(r))
+                {
+                    send_pdu(group, id, tx.head(), Some(buf), tx.trailer(), env.pool)?;
+                    continue;
+                }
+                let shared = std::rc::Rc::new(buf);
+                for tx in &pdus {
+                    let data = match &tx.data {
+                        TxData::Range(r) => Some(TxBuf::Part(shared.clone(), r.clone())),
+                        TxData::Owned(v) => Some(TxBuf::Vec(v.clone())),
+                        TxData::None => None,
+                    };
+                    send_pdu(group, id, tx.head(), data, tx.trailer(), env.pool)?;
+                }
+                if let Ok(b) = std::rc::Rc::try_unwrap(shared) {
+                    b.recycle(env.pool);
+                }
+            }
+            Out::SessionRequest(req) => session.session_request(req),
+            Out::Command(cmd) => session.execute(cmd, env),
+            Out::TaskMgmt(t) => session.task_mgmt(t),
+            Out::PingReply(_) | Out::Logout(_) => {}
+            Out::Close(reason) => {
+                if !matches!(reason, ff_iscsi::CloseReason::Logout) {
+                    tracing::warn!(%peer, ?reason, "closing iSCSI connection");
+                }
+                close = true;
+            }
+        }
     }
-    Ok(conn.closing)
+    Ok(close)
 }

@@ -135,6 +135,35 @@ pub struct QueueIds {
     pub subnqn: String,
 }
 
+/// This reactor's handle of namespace `ns` in `devs`, opened on first use (attached to the ring when
+/// the reactor runs one); `None` when it cannot be opened.
+pub(crate) fn open_dev<'d>(
+    devs: &'d mut Vec<Option<Box<dyn BlockDev>>>,
+    on_ring: bool,
+    ns: &crate::shared::NsBackend,
+) -> Option<&'d mut Box<dyn BlockDev>> {
+    if devs.len() <= ns.index {
+        devs.resize_with(ns.index + 1, || None);
+    }
+    let slot = devs.get_mut(ns.index)?;
+    if slot.is_none() {
+        match ns.factory.open_handle() {
+            Ok(mut h) => {
+                // A namespace added while serving: its handle joins the ring like the first ones.
+                if on_ring {
+                    h.attach_uring();
+                }
+                *slot = Some(h)
+            }
+            Err(e) => {
+                tracing::error!("cannot open device handle: {e}");
+                return None;
+            }
+        }
+    }
+    slot.as_mut()
+}
+
 /// One connection's session; see the module docs.
 pub struct Session {
     /// The transport core.
@@ -269,26 +298,7 @@ impl Session {
     }
 
     fn dev<'e>(env: &'e mut Env<'_>, ns: &crate::shared::NsBackend) -> Result<&'e mut Box<dyn BlockDev>, Status> {
-        if env.devs.len() <= ns.index {
-            env.devs.resize_with(ns.index + 1, || None);
-        }
-        let slot = &mut env.devs[ns.index];
-        if slot.is_none() {
-            match ns.factory.open_handle() {
-                Ok(mut h) => {
-                    // A namespace added while serving: its handle joins the ring like the first ones.
-                    if env.on_ring {
-                        h.attach_uring();
-                    }
-                    *slot = Some(h)
-                }
-                Err(e) => {
-                    tracing::error!("cannot open device handle: {e}");
-                    return Err(status::INTERNAL_ERROR);
-                }
-            }
-        }
-        slot.as_mut().ok_or(status::INTERNAL_ERROR)
+        open_dev(env.devs, env.on_ring, ns).ok_or(status::INTERNAL_ERROR)
     }
 
     fn submit_io(

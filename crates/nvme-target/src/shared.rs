@@ -45,6 +45,8 @@ pub struct Shared {
     retired: Mutex<Vec<usize>>,
     /// Per-connection transport settings.
     pub conn: TargetConnConfig,
+    /// iSCSI targets and sessions, when iSCSI portals are open.
+    pub iscsi: Option<Arc<crate::iscsi::IscsiShared>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -70,6 +72,7 @@ impl Shared {
             next_index: AtomicUsize::new(ns_count),
             retired: Mutex::new(Vec::new()),
             conn,
+            iscsi: None,
         }
     }
 

@@ -1,9 +1,12 @@
 //! The buffers a target connection sends and receives: I/O buffers from the reactor's pool (block data,
-//! zero copy) or small heap vectors (admin data such as Identify pages).
+//! zero copy), small heap vectors (admin data such as Identify pages), and slices of one shared buffer
+//! (an iSCSI read answered in several Data-In PDUs, each sending its part without a copy).
 
 use ff_blockdev::{BufPool, IoBuf};
 use ff_nvme_tcp::target::{BufAlloc, DataBuf};
 use ff_sock::StableBuf;
+use std::ops::Range;
+use std::rc::Rc;
 
 /// A data buffer of a target connection.
 #[derive(Debug)]
@@ -12,6 +15,8 @@ pub enum TxBuf {
     Io(IoBuf),
     /// A heap vector (admin data).
     Vec(Vec<u8>),
+    /// `range` of a buffer other parts share; the last part to go recycles it.
+    Part(Rc<TxBuf>, Range<usize>),
 }
 
 impl AsRef<[u8]> for TxBuf {
@@ -19,15 +24,18 @@ impl AsRef<[u8]> for TxBuf {
         match self {
             TxBuf::Io(b) => b,
             TxBuf::Vec(v) => v,
+            TxBuf::Part(b, r) => b.as_ref().as_ref().get(r.clone()).unwrap_or(&[]),
         }
     }
 }
 
 impl AsMut<[u8]> for TxBuf {
+    /// A shared part is never written: it reads as empty here.
     fn as_mut(&mut self) -> &mut [u8] {
         match self {
             TxBuf::Io(b) => b,
             TxBuf::Vec(v) => v,
+            TxBuf::Part(..) => &mut [],
         }
     }
 }
@@ -41,12 +49,14 @@ impl DataBuf for TxBuf {
                 }
             }
             TxBuf::Vec(v) => v.truncate(len),
+            TxBuf::Part(_, r) => r.end = r.end.min(r.start + len),
         }
     }
 }
 
-// SAFETY: both variants own one heap allocation that does not move when the value moves, and neither
-// can reallocate through a shared reference.
+// SAFETY: `Io` and `Vec` own one heap allocation that does not move when the value moves, and neither
+// can reallocate through a shared reference; a `Part` points into the buffer its `Rc` keeps alive on
+// the heap, which nothing mutates while parts exist (`as_mut` of a part is empty).
 unsafe impl StableBuf for TxBuf {
     fn bytes(&self) -> &[u8] {
         self.as_ref()
@@ -56,8 +66,28 @@ unsafe impl StableBuf for TxBuf {
 impl TxBuf {
     /// Gives an I/O buffer back to `pool`; vectors are just dropped.
     pub fn recycle(self, pool: &mut BufPool) {
-        if let TxBuf::Io(b) = self {
-            pool.put(b);
+        match self {
+            TxBuf::Io(b) => pool.put(b),
+            TxBuf::Vec(_) => {}
+            TxBuf::Part(shared, _) => {
+                if let Ok(b) = Rc::try_unwrap(shared) {
+                    b.recycle(pool);
+                }
+            }
+        }
+    }
+
+    /// The I/O buffer holding these bytes: itself, or a pool buffer they are copied into.
+    pub fn into_io(self, pool: &mut BufPool) -> IoBuf {
+        match self {
+            TxBuf::Io(b) => b,
+            other => {
+                let src = other.as_ref();
+                let mut b = pool.get(src.len());
+                b.copy_from_slice(src);
+                other.recycle(pool);
+                b
+            }
         }
     }
 }
@@ -74,5 +104,11 @@ impl BufAlloc<TxBuf> for PoolAlloc<'_> {
             return None;
         }
         Some(TxBuf::Io(self.0.get(len)))
+    }
+}
+
+impl ff_iscsi::BufAlloc<TxBuf> for PoolAlloc<'_> {
+    fn alloc(&mut self, len: usize) -> Option<TxBuf> {
+        BufAlloc::alloc(self, len)
     }
 }

@@ -1,6 +1,7 @@
-//! `ferrofabric target`: serves NVMe/TCP. With no arguments it serves a 1 GiB RAM namespace under
-//! [`DEFAULT_NQN`] on 127.0.0.1:4420 (discovery there and on 127.0.0.1:8009) and prints the NQN and
-//! addresses once ready. The management RPC listens on `--rpc-socket`; SIGHUP re-reads `--config` and
+//! `ferrofabric target`: serves NVMe/TCP and iSCSI. With no arguments it serves a 1 GiB RAM namespace
+//! under [`DEFAULT_NQN`] on 127.0.0.1:4420 (discovery there and on 127.0.0.1:8009), the same namespace
+//! as LUN 0 of [`DEFAULT_IQN`] on the iSCSI portal 127.0.0.1:3260, and prints names and addresses once
+//! ready. The management RPC listens on `--rpc-socket`; SIGHUP re-reads `--config` and
 //! applies the difference; SIGINT or SIGTERM shut it down cleanly.
 
 use anyhow::{Context, Result};
@@ -8,7 +9,7 @@ use clap::Args;
 use ff_blockdev::{BackendSpec, parse_size};
 use ff_nvme_tcp::target::C2hSuccess;
 use ff_sock::{Backend, PlacementMode};
-use ff_target::config::DEFAULT_NQN;
+use ff_target::config::{DEFAULT_IQN, DEFAULT_ISCSI_LISTEN, DEFAULT_NQN, DigestArg};
 use ff_target::{PollMode, TargetOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,30 @@ pub struct TargetArgs {
     /// whose host disabled SQ flow control; default) or always (one PDU per read, as SPDK's target).
     #[arg(long)]
     c2h_success: Option<C2hSuccess>,
+    /// iSCSI portal (repeatable); default 127.0.0.1:3260 when the default target is served.
+    #[arg(long)]
+    iscsi_listen: Vec<SocketAddr>,
+    /// Serve no iSCSI.
+    #[arg(long, conflicts_with = "iscsi_listen")]
+    no_iscsi: bool,
+    /// iSCSI target name of the flag-defined namespace (LUN 0).
+    #[arg(long)]
+    iqn: Option<String>,
+    /// Require CHAP of iSCSI initiators: USER:SECRET (the secret 12 to 255 bytes).
+    #[arg(long)]
+    iscsi_chap: Option<String>,
+    /// Mutual CHAP: the target's USER:SECRET.
+    #[arg(long, requires = "iscsi_chap")]
+    iscsi_mutual_chap: Option<String>,
+    /// Only these iSCSI initiator names may log in (repeatable).
+    #[arg(long)]
+    iscsi_initiator: Vec<String>,
+    /// iSCSI header digest: allow (the initiator chooses), require or never.
+    #[arg(long)]
+    iscsi_header_digest: Option<DigestArg>,
+    /// iSCSI data digest: allow, require or never.
+    #[arg(long)]
+    iscsi_data_digest: Option<DigestArg>,
     /// Start with no subsystem (management adds them), whatever the defaults.
     #[arg(long, conflicts_with_all = ["nqn", "backend", "size", "block_size"])]
     empty: bool,
@@ -115,7 +140,49 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
         let mut spec: BackendSpec = a.backend.as_deref().unwrap_or("ram").parse()?;
         spec.size = a.size.as_deref().map(parse_size).transpose()?;
         spec.block_size = a.block_size;
-        o = o.with_default_subsystem(a.nqn.as_deref().unwrap_or(DEFAULT_NQN), spec);
+        let nqn = a.nqn.as_deref().unwrap_or(DEFAULT_NQN);
+        o = o.with_default_subsystem(nqn, spec);
+        if !a.no_iscsi {
+            o = o.with_default_iscsi_target(a.iqn.as_deref().unwrap_or(DEFAULT_IQN), nqn);
+            if o.iscsi.listen.is_empty() {
+                o.iscsi.listen = vec![DEFAULT_ISCSI_LISTEN.parse()?];
+            }
+        }
+    }
+    if !a.iscsi_listen.is_empty() {
+        o.iscsi.listen = a.iscsi_listen.clone();
+    }
+    if a.no_iscsi {
+        o.iscsi.listen.clear();
+    }
+    if let Some(d) = a.iscsi_header_digest {
+        o.iscsi.header_digest = d.0;
+    }
+    if let Some(d) = a.iscsi_data_digest {
+        o.iscsi.data_digest = d.0;
+    }
+    let split = |s: &str, what: &str| -> Result<(String, String)> {
+        let (u, p) = s.split_once(':').with_context(|| format!("{what} takes USER:SECRET"))?;
+        Ok((u.to_string(), p.to_string()))
+    };
+    if let Some(c) = &a.iscsi_chap {
+        let (user, secret) = split(c, "--iscsi-chap")?;
+        let mutual = a.iscsi_mutual_chap.as_deref().map(|m| split(m, "--iscsi-mutual-chap")).transpose()?;
+        let (mutual_user, mutual_secret) = mutual.unzip();
+        for t in &mut o.iscsi_targets {
+            t.chap = Some(ff_target::ChapSpec {
+                user: user.clone(),
+                secret: secret.clone(),
+                mutual_user: mutual_user.clone(),
+                mutual_secret: mutual_secret.clone(),
+            });
+        }
+    }
+    if !a.iscsi_initiator.is_empty() {
+        for t in &mut o.iscsi_targets {
+            t.allow_any_initiator = false;
+            t.initiators = a.iscsi_initiator.clone();
+        }
     }
     Ok(o)
 }
@@ -146,6 +213,12 @@ pub fn run(a: TargetArgs) -> Result<()> {
     }
     for a in &t.discovery_addrs {
         println!("  listening on {a} (discovery)");
+    }
+    for iqn in &t.iqns {
+        println!("ferrofabric target ready: iqn {iqn}");
+    }
+    for a in &t.iscsi_addrs {
+        println!("  listening on {a} (iscsi)");
     }
     println!(
         "  {} reactor(s), poll {:?}, sock {}, placement {}, c2h_success {}",
