@@ -42,6 +42,8 @@ pub struct Measured {
     pub window: Option<(Instant, Instant)>,
     /// The client's syscalls per I/O over the window (NaN when not counted).
     pub client_syscalls_per_io: f64,
+    /// CPUs the client process kept busy over the window (CPU seconds per second), where measured.
+    pub client_cpu: Option<f64>,
     /// The target's syscalls per I/O over the window (NaN when not counted).
     pub target_syscalls_per_io: f64,
     /// Where the target's CPU went over the window (profile rounds).

@@ -5,6 +5,7 @@
 
 use super::targets::{BLOCK_SIZE, OURS_NQN};
 use crate::measure::{Measured, Probe, Probes, per_io, tail, window};
+use crate::procs::CpuSampler;
 use crate::target::Workload;
 use anyhow::{Context, Result, bail, ensure};
 use ff_perf::Pattern;
@@ -159,6 +160,8 @@ fn iscsi_perf(run: &Run, addr: SocketAddr, iqn: &str, lun: u32) -> Result<Measur
         .context("starting iscsi-perf")?;
     let spawned = Instant::now();
     let pid = child.id();
+    // A single-threaded client may be what limits the figure: its CPU says whether it was saturated.
+    let sampler = CpuSampler::start(pid);
     let (tx, rx) = mpsc::channel::<(String, Instant)>();
     let out = child.stdout.take().context("iscsi-perf stdout")?;
     let err = child.stderr.take().context("iscsi-perf stderr")?;
@@ -196,6 +199,7 @@ fn iscsi_perf(run: &Run, addr: SocketAddr, iqn: &str, lun: u32) -> Result<Measur
             }
         }
     }
+    let client_cpu = sampler.finish(win.0, win.1);
     let status = child.wait()?;
     for r in readers {
         let _ = r.join();
@@ -210,6 +214,7 @@ fn iscsi_perf(run: &Run, addr: SocketAddr, iqn: &str, lun: u32) -> Result<Measur
         bail!("iscsi-perf against {url} exited with {status}: {}", tail(&text));
     }
     m.window = started.map(|_| win);
+    m.client_cpu = Some(client_cpu).filter(|c| c.is_finite());
     m.target_syscalls_per_io = per_io(target_count, m.iops, win);
     m.client_syscalls_per_io = per_io(client_count, m.iops, win);
     Ok(m)

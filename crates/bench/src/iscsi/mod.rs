@@ -6,7 +6,7 @@
 //! all from the other CPU ([`clients`]: libiscsi's `iscsi-perf`); our `ff perf` also drives our target's
 //! NVMe/TCP listener on the same namespace. Each round measures every cell once, back to back, the
 //! order reversed every other round; a comparison is the median of its per-round ratios. A quota mode
-//! repeats 4K randread QD32 with the target under a CPU cap (a cgroup), and a last, untimed round
+//! repeats both workloads with the target under a CPU cap (a cgroup), and a last, untimed round
 //! counts syscalls (`perf stat`) of target and client over the measured window.
 
 pub mod clients;
@@ -116,7 +116,9 @@ fn plan(cfg: &Config) -> Vec<Group> {
     let mut groups: Vec<Group> =
         [RR4K_QD32, R128K_QD16].map(|workload| Group { workload, mode: Mode::Free, cells: free.clone() }).into();
     if cfg.quota_percent.is_some() {
-        groups.push(Group { workload: RR4K_QD32, mode: Mode::Quota, cells: iscsi });
+        for workload in [RR4K_QD32, R128K_QD16] {
+            groups.push(Group { workload, mode: Mode::Quota, cells: iscsi.clone() });
+        }
     }
     groups
 }
@@ -318,11 +320,12 @@ pub fn run(cfg: &Config) -> Result<Report> {
             samples.push(Sample { round, kind, key, m, target_cpu: cpu });
         }
     }
+    let missing = targets.missing.clone();
     let threads: Vec<String> =
         targets.procs.values().map(|t| format!("{}: {} threads", t.kind.name(), thread_count(t.pid()))).collect();
     drop(targets);
     drop(quota);
-    let mut rep = build_report(cfg, &groups, &samples, counting, &logs);
+    let mut rep = build_report(cfg, &groups, &samples, &missing, counting, &logs);
     rep.notes.push(format!("threads of each target process at the end of the run: {}", threads.join(", ")));
     if let Err(why) = &spdk {
         rep.notes.push(format!("SPDK: {why}; its cells are empty"));
@@ -351,7 +354,15 @@ fn little_us(qd: u16, iops: f64) -> f64 {
     if iops > 0.0 { f64::from(qd) / iops * 1e6 } else { f64::NAN }
 }
 
-fn build_report(cfg: &Config, groups: &[Group], samples: &[Sample], counting: bool, logs: &Path) -> Report {
+/// The report of `samples`; `missing` names the targets that could not run and why.
+fn build_report(
+    cfg: &Config,
+    groups: &[Group],
+    samples: &[Sample],
+    missing: &HashMap<TargetKind, String>,
+    counting: bool,
+    logs: &Path,
+) -> Report {
     let mut rep = Report::new(
         "iscsi",
         json!({
@@ -432,6 +443,7 @@ fn build_report(cfg: &Config, groups: &[Group], samples: &[Sample], counting: bo
         "mean_lat_us",
         "p99_us",
         "target_cpu",
+        "client_cpu",
         "target_syscalls_per_io",
         "client_syscalls_per_io",
         "samples",
@@ -448,6 +460,7 @@ fn build_report(cfg: &Config, groups: &[Group], samples: &[Sample], counting: bo
             let mib = median(&ok(&v, &|m| m.mib_s));
             let p99 = median(&ok(&v, &|m| m.p99_us));
             let cpu = median(&v.iter().filter(|s| s.m.is_ok()).map(|s| s.target_cpu).collect::<Vec<_>>());
+            let ccpu = median(&ok(&v, &|m| m.client_cpu.unwrap_or(f64::NAN)));
             let tsys = median(&ok(&counted, &|m| m.target_syscalls_per_io));
             let csys = median(&ok(&counted, &|m| m.client_syscalls_per_io));
             let lat = little_us(g.workload.qd, iops);
@@ -461,7 +474,7 @@ fn build_report(cfg: &Config, groups: &[Group], samples: &[Sample], counting: bo
             med_json.push(json!({
                 "workload": g.workload.name(), "mode": mode_name(g.mode, cfg), "target": target.name(),
                 "client": client.name(), "iops": iops, "mib_s": mib, "mean_lat_us": lat, "p99_us": p99,
-                "target_cpu": cpu, "target_syscalls_per_io": tsys, "client_syscalls_per_io": csys, "samples": good,
+                "target_cpu": cpu, "client_cpu": ccpu, "target_syscalls_per_io": tsys, "client_syscalls_per_io": csys, "samples": good,
             }));
             medians.push(vec![
                 g.workload.name().into(),
@@ -473,6 +486,7 @@ fn build_report(cfg: &Config, groups: &[Group], samples: &[Sample], counting: bo
                 lat.into(),
                 p99.into(),
                 cpu.into(),
+                ccpu.into(),
                 tsys.into(),
                 csys.into(),
                 good.into(),
@@ -508,11 +522,13 @@ fn build_report(cfg: &Config, groups: &[Group], samples: &[Sample], counting: bo
         let p = PairRatios::of(&ra, &rb);
         let am = median(&ra.values().copied().collect::<Vec<_>>());
         let bm = median(&rb.values().copied().collect::<Vec<_>>());
-        let verdict = match c.goal {
+        let absent = [c.a.0, c.b.0].into_iter().find_map(|t| missing.get(&t).map(|why| format!("{}: {why}", t.name())));
+        let verdict = match (absent, c.goal) {
+            (Some(why), _) => why,
             _ if p.pairs.is_empty() => "no pairs".to_string(),
-            Some(g) if p.median >= g => "met".into(),
-            Some(_) => "not met".into(),
-            None => String::new(),
+            (None, Some(g)) if p.median >= g => "met".into(),
+            (None, Some(_)) => "not met".into(),
+            (None, None) => String::new(),
         };
         let side = |x: (TargetKind, ClientKind)| format!("{} / {}", x.0.name(), x.1.name());
         if c.goal.is_some() {
@@ -600,7 +616,8 @@ fn build_report(cfg: &Config, groups: &[Group], samples: &[Sample], counting: bo
             .into(),
     );
     rep.notes.push(
-        "target_cpu: CPU seconds per second of the whole target process inside the measured window. syscalls per \
+        "target_cpu, client_cpu: CPU seconds per second of the whole process inside the measured window (a \
+         client near 1.0 is saturated: the figure is then the client's, and the quota rows are the targets'). syscalls per \
          I/O: perf stat -e raw_syscalls:sys_enter on target and client over the window of one extra untimed round \
          (ff perf: its own sock counters). A busy-polling target's count includes its idle spin."
             .into(),
@@ -630,7 +647,9 @@ mod tests {
     fn the_plan_holds_every_goal_of_the_issue() {
         let groups = plan(&Config::new(PathBuf::from("ferrofabric")));
         let cmps = comparisons(&groups);
-        for (w, mode) in [(RR4K_QD32, Mode::Free), (R128K_QD16, Mode::Free), (RR4K_QD32, Mode::Quota)] {
+        for (w, mode) in
+            [(RR4K_QD32, Mode::Free), (R128K_QD16, Mode::Free), (RR4K_QD32, Mode::Quota), (R128K_QD16, Mode::Quota)]
+        {
             assert!(
                 cmps.iter().any(|c| c.name == "ours vs spdk iscsi_tgt"
                     && c.workload == w
@@ -691,7 +710,7 @@ mod tests {
             s(3, TargetKind::Ours, ok(500.0)),
             s(3, TargetKind::Spdk, Err("down".into())),
         ];
-        let rep = build_report(&cfg, &groups, &samples, false, Path::new("/tmp"));
+        let rep = build_report(&cfg, &groups, &samples, &HashMap::new(), false, Path::new("/tmp"));
         let c = rep.summary["comparisons"]
             .as_array()
             .unwrap()

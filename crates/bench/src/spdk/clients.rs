@@ -203,6 +203,7 @@ pub fn ff_perf(run: &Run<'_>) -> Result<Measured> {
         p99_us: r.latency.p99_us,
         errors,
         window: Some(win),
+        client_cpu: None,
         client_syscalls_per_io: if matches!(run.probe, Probe::Syscalls { .. }) { r.syscalls_per_io } else { f64::NAN },
         target_syscalls_per_io: per_io(target_count, r.iops, win),
         target_profile,
