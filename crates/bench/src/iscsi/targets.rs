@@ -140,9 +140,9 @@ impl IscsiTarget {
     }
 
     /// Starts `tgtd -f` on `cpu` (taskset on the launch, so every thread it ever starts inherits the one
-    /// CPU) with its own control port and portal,
-    /// then adds the target, a null LUN 1 of 4 KiB blocks and an allow-all ACL with `tgtadm`. tgt's null
-    /// store has a fixed size (1 TiB), which a null device's reads do not care about.
+    /// CPU) with its own control port and portal, then adds the target, a null LUN 1 of 4 KiB blocks and
+    /// an allow-all ACL with `tgtadm`. tgt's null store has a fixed size (1 TiB), which a null device's
+    /// reads do not care about.
     pub fn start_tgt(cpu: usize, log_dir: &Path) -> Result<IscsiTarget> {
         let control = free_control_port()?;
         let port = free_port()?;
@@ -201,8 +201,8 @@ fn free_control_port() -> Result<u16> {
 
 impl Drop for IscsiTarget {
     fn drop(&mut self) {
-        // tgtd ignores SIGTERM; it exits on its own management's "delete system", which wants the
-        // system offline and no target left.
+        // A tgtd that has served a session does not exit on SIGTERM; it does on its management's
+        // "delete system", which wants the system offline and no target left.
         if let Some(c) = self.control
             && self.daemon.resume().is_ok()
         {
