@@ -395,14 +395,17 @@ impl TargetOptions {
             let mut luns = std::collections::HashSet::new();
             for l in &t.luns {
                 ensure!(l.lun < 16384, "iscsi_target {:?}: lun {} is over 16383", t.name, l.lun);
-                ensure!(
-                    self.subsystems.iter().any(|s| s.nqn == l.nqn && s.namespaces.iter().any(|n| n.nsid == l.nsid)),
-                    "iscsi_target {:?}: lun {} names namespace {} of {}, which is not configured",
-                    t.name,
-                    l.lun,
-                    l.nsid,
-                    l.nqn
-                );
+                // Not an error: management may add the namespace later (the LUN appears then), and a
+                // saved configuration must start even after its namespace was removed.
+                if !self.subsystems.iter().any(|s| s.nqn == l.nqn && s.namespaces.iter().any(|n| n.nsid == l.nsid)) {
+                    tracing::warn!(
+                        target = %t.name,
+                        lun = l.lun,
+                        "LUN names namespace {} of {}, which does not exist (yet): not reported until it does",
+                        l.nsid,
+                        l.nqn
+                    );
+                }
                 ensure!(luns.insert(l.lun), "iscsi_target {:?}: lun {} is defined twice", t.name, l.lun);
             }
             if let Some(c) = &t.chap {

@@ -18,7 +18,7 @@ use ff_iscsi::{
     Auth, ChapAuth, ChapSecret, Command, Completion, ConnConfig, Limits, LoginStatus, Phase, PortalConfig,
     SessionRequest, SessionType, TargetConn, TargetDesc, TaskMgmt, TmfResponseCode,
 };
-use ff_scsi::{DataDir, LogicalUnit, Nexus, Outcome, Sense};
+use ff_scsi::{DataDir, ItNexus, LogicalUnit, Nexus, Outcome, Reply, Reservations, Sense};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,12 +53,33 @@ struct Sessions {
     live: HashMap<(String, [u8; 6], String), LiveSession>,
 }
 
+/// One logical unit's reservations, shared by every session that reaches it.
+#[derive(Default)]
+struct LuReservations {
+    /// Set once any reservation command ran: until then commands skip the lock (the common case).
+    active: AtomicBool,
+    state: Mutex<Reservations>,
+}
+
+impl LuReservations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reservations> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Opcodes that act on reservations (PERSISTENT RESERVE IN/OUT, RESERVE and RELEASE 6/10).
+fn is_reservation_opcode(op: u8) -> bool {
+    matches!(op, 0x5e | 0x5f | 0x16 | 0x17 | 0x56 | 0x57)
+}
+
 /// What every iSCSI connection of a target shares.
 pub struct IscsiShared {
     portal: Arc<PortalConfig>,
     /// LUN maps by lower-case target name.
     luns: HashMap<String, Vec<LunSpec>>,
     sessions: Mutex<Sessions>,
+    /// Reservations by namespace (subsystem NQN, nsid): a namespace exported twice shares them.
+    reservations: Mutex<HashMap<(String, u32), Arc<LuReservations>>>,
 }
 
 /// The negotiation limits `opts` asks for.
@@ -112,7 +133,18 @@ impl IscsiShared {
             limits: limits(opts),
         };
         let luns = opts.iscsi_targets.iter().map(|t| (t.name.to_ascii_lowercase(), t.luns.clone())).collect();
-        IscsiShared { portal: Arc::new(portal), luns, sessions: Mutex::new(Sessions::default()) }
+        IscsiShared {
+            portal: Arc::new(portal),
+            luns,
+            sessions: Mutex::new(Sessions::default()),
+            reservations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The reservations of namespace `nsid` of `nqn`.
+    fn reservations(&self, nqn: &str, nsid: u32) -> Arc<LuReservations> {
+        let mut m = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry((nqn.to_string(), nsid)).or_default().clone()
     }
 
     /// The portal configuration a connection arriving at `local` sees: wildcard portals are answered
@@ -180,6 +212,7 @@ struct LunRt {
     lun: u16,
     ns: Arc<NsBackend>,
     lu: LogicalUnit,
+    res: Arc<LuReservations>,
 }
 
 /// A command whose block work is in flight.
@@ -268,6 +301,10 @@ pub struct IscsiSession {
     session: Option<SessionKey>,
     /// The target of a normal session.
     target: Option<String>,
+    /// This session's I_T nexus (reservations are held by it).
+    nexus: ItNexus,
+    /// Reservations of every LU of the target (released for this nexus when it ends).
+    all_res: Vec<Arc<LuReservations>>,
     /// The LUN table, and the namespace generation it was built at.
     luns: Vec<LunRt>,
     luns_generation: Option<u64>,
@@ -292,6 +329,8 @@ impl IscsiSession {
             created: Instant::now(),
             session: None,
             target: None,
+            nexus: ItNexus::iscsi("", [0; 6], PORTAL_GROUP),
+            all_res: Vec::new(),
             luns: Vec::new(),
             luns_generation: None,
             lun_ids: Vec::new(),
@@ -314,6 +353,10 @@ impl IscsiSession {
             Ok((key, tsih)) => {
                 if req.session_type == SessionType::Normal {
                     self.target = req.target.clone();
+                    self.nexus = ItNexus::iscsi(&req.initiator_name, req.isid, PORTAL_GROUP);
+                    let specs = req.target.as_deref().and_then(|t| self.shared.luns.get(&t.to_ascii_lowercase()));
+                    self.all_res =
+                        specs.into_iter().flatten().map(|l| self.shared.reservations(&l.nqn, l.nsid)).collect();
                     let name = req.target.as_deref().unwrap_or("");
                     let port_name = format!("{name},t,0x{PORTAL_GROUP:04x}");
                     let mut d = ff_scsi::inquiry::designator::relative_target_port(PROTOCOL_ISCSI, PORTAL_GROUP);
@@ -352,7 +395,8 @@ impl IscsiSession {
         for spec in specs.into_iter().flatten() {
             if let Some(ns) = shared.backends(&spec.nqn).and_then(|b| b.by_nsid.get(&spec.nsid).cloned()) {
                 let lu = logical_unit(spec, &ns);
-                self.luns.push(LunRt { lun: spec.lun, ns, lu });
+                let res = self.shared.reservations(&spec.nqn, spec.nsid);
+                self.luns.push(LunRt { lun: spec.lun, ns, lu, res });
             }
         }
         self.luns.sort_by_key(|l| l.lun);
@@ -377,7 +421,32 @@ impl IscsiSession {
             };
             return self.conn.complete(itt, c);
         };
-        let outcome = ff_scsi::execute(cdb, &rt.lu, &nexus);
+        let outcome =
+            if rt.res.active.load(Ordering::Relaxed) || cdb.first().is_some_and(|&op| is_reservation_opcode(op)) {
+                let data_out = cmd.data.as_ref().map_or(&[][..], |b| b.as_ref());
+                let mut res = rt.res.lock();
+                rt.res.active.store(true, Ordering::Relaxed);
+                let reply = ff_scsi::execute_with_reservations(cdb, &rt.lu, &nexus, data_out, &mut res, &self.nexus);
+                let preempted = res.take_aborted();
+                drop(res);
+                if !preempted.is_empty() {
+                    // PREEMPT AND ABORT: the preempted nexuses' commands run to completion here (their
+                    // sessions may be on other reactors); the reservation change itself is in force.
+                    tracing::info!(peer = %self.peer, nexuses = preempted.len(), "reservations preempted");
+                }
+                match reply {
+                    Reply::Outcome(o) => o,
+                    Reply::ReservationConflict => {
+                        if let Some(b) = cmd.data {
+                            b.recycle(env.pool);
+                        }
+                        let c = Completion { status: ff_scsi::Status::ReservationConflict as u8, ..Completion::good() };
+                        return self.conn.complete(itt, c);
+                    }
+                }
+            } else {
+                ff_scsi::execute(cdb, &rt.lu, &nexus)
+            };
         let t = ff_scsi::transfer(cdb, &rt.lu);
         // What the CDB wants written against what the initiator sent (the residual).
         let sent = if cmd.write { cmd.edtl } else { 0 };
@@ -489,6 +558,8 @@ impl IscsiSession {
             if let TaskEnd::Good(Some(b)) = end {
                 env.pool.put(b);
             }
+            // The core holds an aborted task (and its ITT) until this call; it sends nothing for it.
+            self.conn.complete(s.itt, Completion::good());
             self.finish_tmfs(slot);
             return;
         }
@@ -509,6 +580,21 @@ impl IscsiSession {
             }
         }
         tracing::info!(peer = %self.peer, function = ?t.function, aborted = t.aborted.len(), "task management");
+        // Resets release SPC-2 reservations (persistent ones survive, as SPC-4 says).
+        match t.function {
+            ff_iscsi::TmfFunction::LunReset => {
+                let lun = ff_scsi::luns::decode_lun(t.lun.to_be_bytes());
+                for r in self.luns.iter().filter(|r| Some(r.lun) == lun) {
+                    r.res.lock().reset();
+                }
+            }
+            ff_iscsi::TmfFunction::TargetWarmReset => {
+                for r in &self.all_res {
+                    r.lock().reset();
+                }
+            }
+            _ => {}
+        }
         if waiting.is_empty() {
             self.conn.complete_tmf(t.itt, TmfResponseCode::Complete);
         } else {
@@ -549,6 +635,9 @@ impl IscsiSession {
         }
         if let Some(k) = self.session.take() {
             self.shared.release(&k);
+        }
+        for r in &self.all_res {
+            r.lock().nexus_lost(&self.nexus);
         }
     }
 }

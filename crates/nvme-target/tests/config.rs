@@ -144,6 +144,55 @@ fn bad_configs_are_clear_errors() {
 }
 
 #[test]
+fn bad_iscsi_configs_name_the_field() {
+    let target = |body: &str| format!("[[iscsi_target]]\n{body}\n");
+    let cases: Vec<(String, &str)> = vec![
+        ("[iscsi]\nheader_digest = \"sometimes\"\n".into(), "allow, require or never"),
+        ("[iscsi]\nmax_burst_length = 100\n".into(), "iscsi.max_burst_length"),
+        ("[iscsi]\nfirst_burst_length = 2097152\nmax_burst_length = 1048576\n".into(), "iscsi.first_burst_length"),
+        ("[iscsi]\nqueue_depth = 0\n".into(), "iscsi.queue_depth"),
+        ("[iscsi]\nmax_recv_data_segment_length = 16777216\n".into(), "max_recv_data_segment_length"),
+        (target("name = \"disk0\""), "starts with iqn."),
+        (target("name = \"iqn.2026-12.x:a b\""), "only letters"),
+        (format!("{}{}", target("name = \"iqn.2026-12.x:a\""), target("name = \"IQN.2026-12.x:A\"")), "defined twice"),
+        (target("name = \"iqn.2026-12.x:a\"\n[[iscsi_target.lun]]\nlun = 16384\nnqn = \"n\"\nnsid = 1"), "over 16383"),
+        (
+            target(
+                "name = \"iqn.2026-12.x:a\"\n[[iscsi_target.lun]]\nlun = 1\nnqn = \"n\"\nnsid = 1\n[[iscsi_target.lun]]\nlun = 1\nnqn = \"n\"\nnsid = 2",
+            ),
+            "lun 1 is defined twice",
+        ),
+        (
+            target("name = \"iqn.2026-12.x:a\"\n[iscsi_target.chap]\nuser = \"u\"\nsecret = \"short\""),
+            "12 to 255 bytes",
+        ),
+        (
+            target(
+                "name = \"iqn.2026-12.x:a\"\n[iscsi_target.chap]\nuser = \"u\"\nsecret = \"twelve-bytes-ok\"\nmutual_user = \"t\"",
+            ),
+            "both mutual_user and mutual_secret",
+        ),
+        (
+            target(
+                "name = \"iqn.2026-12.x:a\"\n[iscsi_target.chap]\nuser = \"u\"\nsecret = \"twelve-bytes-ok\"\nmutual_user = \"t\"\nmutual_secret = \"twelve-bytes-ok\"",
+            ),
+            "differ from the initiator's",
+        ),
+    ];
+    for (toml, needle) in cases {
+        let err = match TargetOptions::from_toml(&toml) {
+            Err(e) => e.to_string(),
+            Ok(o) => o.validate().map(|()| String::new()).unwrap_or_else(|e| e.to_string()),
+        };
+        assert!(err.contains(needle), "{toml:?}: error {err:?} does not say {needle:?}");
+    }
+    // A LUN whose namespace does not exist yet is fine (management may add it).
+    let later =
+        target("name = \"iqn.2026-12.x:a\"\n[[iscsi_target.lun]]\nlun = 0\nnqn = \"nqn.2026-12.x:later\"\nnsid = 1");
+    assert!(TargetOptions::from_toml(&later).unwrap().validate().is_ok());
+}
+
+#[test]
 fn per_reactor_accept_serves_on_every_backend() {
     for backend in ["epoll", "poll", "uring"] {
         let text = format!(

@@ -1,4 +1,5 @@
-//! A short, bounded cargo-fuzz run of each fuzz target (`pdu_decode`, `command_path`, `rpc_request`) with
+//! A short, bounded cargo-fuzz run of each fuzz target (`pdu_decode`, `command_path`, `rpc_request`,
+//! `iscsi_pdu`, `iscsi_login`) with
 //! coverage feedback and AddressSanitizer. CI installs cargo-fuzz (.ci/run) and must run this; on a
 //! machine without cargo-fuzz it skips loudly.
 
@@ -46,4 +47,14 @@ fn fuzz_command_path_briefly() {
 #[test]
 fn fuzz_rpc_request_briefly() {
     run("rpc_request", 20);
+}
+
+#[test]
+fn fuzz_iscsi_pdu_briefly() {
+    run("iscsi_pdu", 20);
+}
+
+#[test]
+fn fuzz_iscsi_login_briefly() {
+    run("iscsi_login", 20);
 }

@@ -1,5 +1,6 @@
 //! Capacity and provisioning: READ CAPACITY (10) and (16), the block limits
-//! VPD page (B0h) and the logical block provisioning VPD page (B2h).
+//! VPD page (B0h), the logical block provisioning VPD page (B2h), GET LBA
+//! STATUS and READ DEFECT DATA (an emulated disk has no defects).
 //!
 //! Owns how the LU's size, block geometry, transfer limits and thin
 //! provisioning are reported; the executor enforces the same limits.
@@ -7,6 +8,7 @@
 use crate::bytes::{put_be, put_u8};
 use crate::inquiry::{PDT_DISK, vpd_page};
 use crate::lu::LogicalUnit;
+use crate::sense::Sense;
 
 /// Length of READ CAPACITY (16) parameter data.
 pub const READ_CAPACITY_16_LEN: usize = 32;
@@ -77,6 +79,36 @@ pub fn provisioning(lu: &LogicalUnit) -> Vec<u8> {
     b
 }
 
+/// GET LBA STATUS parameter data (SBC-4 5.7) from `lba`: one descriptor
+/// covering `lba` to the end of the medium (at most FFFFFFFFh blocks) with
+/// PROVISIONING STATUS 0h, "mapped or unknown". The backend's allocation
+/// map is not known here, so a deallocated extent is reported as unknown
+/// rather than guessed; SBC-4 allows that answer. An LBA past the last
+/// block is LOGICAL BLOCK ADDRESS OUT OF RANGE.
+pub fn get_lba_status(lu: &LogicalUnit, lba: u64) -> Result<Vec<u8>, Sense> {
+    if lba >= lu.num_blocks {
+        return Err(Sense::lba_out_of_range());
+    }
+    let mut b = vec![0u8; 24];
+    // PARAMETER DATA LENGTH: the bytes after this field (4 reserved + 16).
+    put_be(&mut b, 0, 4, 20);
+    put_be(&mut b, 8, 8, lba);
+    put_be(&mut b, 16, 4, (lu.num_blocks - lba).min(u64::from(u32::MAX)));
+    // Byte 20, PROVISIONING STATUS 0h; the rest reserved.
+    Ok(b)
+}
+
+/// READ DEFECT DATA (10) or (12) parameter data: the header alone, with an
+/// empty list in the requested format; PLISTV and GLISTV are set for the
+/// lists asked for, which are valid and empty.
+pub fn read_defect_data(twelve: bool, plist: bool, glist: bool, format: u8) -> Vec<u8> {
+    let mut b = vec![0u8; if twelve { 8 } else { 4 }];
+    let valid = if plist { 0x10 } else { 0 } | if glist { 0x08 } else { 0 };
+    put_u8(&mut b, 1, valid | (format & 0x07));
+    // DEFECT LIST LENGTH (and, for (12), the generation code) stay 0.
+    b
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod tests {
@@ -141,5 +173,28 @@ mod tests {
         assert_eq!(provisioning(&l), vec![0, 0xB2, 0, 4, 0, 0, 0, 0]);
         l.thin = true;
         assert_eq!(provisioning(&l), vec![0, 0xB2, 0, 4, 0, 0xE4, 0x02, 0]);
+    }
+
+    #[test]
+    fn lba_status_one_descriptor_to_the_end() {
+        let l = lu(1000);
+        let b = get_lba_status(&l, 10).unwrap_or_default();
+        assert_eq!(b.len(), 24);
+        assert_eq!(&b[..8], &[0, 0, 0, 20, 0, 0, 0, 0]);
+        assert_eq!(&b[8..16], &10u64.to_be_bytes());
+        assert_eq!(&b[16..20], &990u32.to_be_bytes());
+        assert_eq!(&b[20..24], &[0; 4]);
+        assert_eq!(get_lba_status(&l, 999).map(|b| b[19]), Ok(1));
+        assert_eq!(get_lba_status(&l, 1000), Err(Sense::lba_out_of_range()));
+        assert_eq!(get_lba_status(&l, u64::MAX), Err(Sense::lba_out_of_range()));
+        let big = lu(1 << 40);
+        assert_eq!(get_lba_status(&big, 0).map(|b| b[16..20].to_vec()), Ok(vec![0xFF; 4]));
+    }
+
+    #[test]
+    fn defect_data_headers() {
+        assert_eq!(read_defect_data(false, false, false, 0), vec![0, 0, 0, 0]);
+        assert_eq!(read_defect_data(false, true, true, 3), vec![0, 0x1B, 0, 0]);
+        assert_eq!(read_defect_data(true, false, true, 5), vec![0, 0x0D, 0, 0, 0, 0, 0, 0]);
     }
 }

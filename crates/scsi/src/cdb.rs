@@ -24,6 +24,10 @@ pub mod opcode {
     pub const INQUIRY: u8 = 0x12;
     /// MODE SELECT (6) (not supported).
     pub const MODE_SELECT_6: u8 = 0x15;
+    /// RESERVE (6) (SPC-2 reservation; needs [`crate::reservations`]).
+    pub const RESERVE_6: u8 = 0x16;
+    /// RELEASE (6).
+    pub const RELEASE_6: u8 = 0x17;
     /// MODE SENSE (6).
     pub const MODE_SENSE_6: u8 = 0x1A;
     /// START STOP UNIT.
@@ -44,12 +48,22 @@ pub mod opcode {
     pub const PRE_FETCH_10: u8 = 0x34;
     /// SYNCHRONIZE CACHE (10).
     pub const SYNCHRONIZE_CACHE_10: u8 = 0x35;
+    /// READ DEFECT DATA (10).
+    pub const READ_DEFECT_DATA_10: u8 = 0x37;
     /// WRITE SAME (10).
     pub const WRITE_SAME_10: u8 = 0x41;
     /// UNMAP.
     pub const UNMAP: u8 = 0x42;
+    /// RESERVE (10) (SPC-2 reservation; needs [`crate::reservations`]).
+    pub const RESERVE_10: u8 = 0x56;
+    /// RELEASE (10).
+    pub const RELEASE_10: u8 = 0x57;
     /// MODE SENSE (10).
     pub const MODE_SENSE_10: u8 = 0x5A;
+    /// PERSISTENT RESERVE IN (needs [`crate::reservations`]).
+    pub const PERSISTENT_RESERVE_IN: u8 = 0x5E;
+    /// PERSISTENT RESERVE OUT (needs [`crate::reservations`]).
+    pub const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
     /// Variable-length CDBs (32 bytes; not supported).
     pub const VARIABLE_LENGTH: u8 = 0x7F;
     /// READ (16).
@@ -68,7 +82,8 @@ pub mod opcode {
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
     /// WRITE SAME (16).
     pub const WRITE_SAME_16: u8 = 0x93;
-    /// SERVICE ACTION IN (16); READ CAPACITY (16) is its action 10h.
+    /// SERVICE ACTION IN (16); READ CAPACITY (16) is its action 10h, GET
+    /// LBA STATUS its action 12h.
     pub const SERVICE_ACTION_IN_16: u8 = 0x9E;
     /// REPORT LUNS.
     pub const REPORT_LUNS: u8 = 0xA0;
@@ -82,12 +97,16 @@ pub mod opcode {
     pub const WRITE_AND_VERIFY_12: u8 = 0xAE;
     /// VERIFY (12).
     pub const VERIFY_12: u8 = 0xAF;
+    /// READ DEFECT DATA (12).
+    pub const READ_DEFECT_DATA_12: u8 = 0xB7;
 }
 
 /// Service actions this crate knows.
 pub mod service_action {
     /// SERVICE ACTION IN (16): READ CAPACITY (16).
     pub const READ_CAPACITY_16: u8 = 0x10;
+    /// SERVICE ACTION IN (16): GET LBA STATUS.
+    pub const GET_LBA_STATUS: u8 = 0x12;
     /// MAINTENANCE IN: REPORT SUPPORTED OPERATION CODES.
     pub const REPORT_SUPPORTED_OPCODES: u8 = 0x0C;
 }
@@ -151,6 +170,26 @@ pub enum Command {
         /// Allocation length.
         alloc: u32,
     },
+    /// GET LBA STATUS.
+    GetLbaStatus {
+        /// Starting LBA.
+        lba: u64,
+        /// Allocation length.
+        alloc: u32,
+    },
+    /// READ DEFECT DATA (10) or (12).
+    ReadDefectData {
+        /// The (12) form: 8-byte header with a 4-byte list length.
+        twelve: bool,
+        /// REQ_PLIST: the primary defect list is asked for.
+        plist: bool,
+        /// REQ_GLIST: the grown defect list is asked for.
+        glist: bool,
+        /// DEFECT LIST FORMAT (0..=6).
+        format: u8,
+        /// Allocation length.
+        alloc: u32,
+    },
     /// REPORT LUNS.
     ReportLuns {
         /// SELECT REPORT.
@@ -171,6 +210,29 @@ pub enum Command {
         /// Allocation length.
         alloc: u32,
     },
+    /// PERSISTENT RESERVE IN (answered by [`crate::reservations`]).
+    PersistentReserveIn {
+        /// Service action (0..=3; others fail to decode).
+        action: u8,
+        /// Allocation length.
+        alloc: u16,
+    },
+    /// PERSISTENT RESERVE OUT (answered by [`crate::reservations`]); the
+    /// parameter list follows as data-out.
+    PersistentReserveOut {
+        /// Service action (0..=6; REGISTER AND MOVE and later fail to decode).
+        action: u8,
+        /// SCOPE (byte 2 bits 7:4).
+        scope: u8,
+        /// TYPE (byte 2 bits 3:0).
+        pr_type: u8,
+        /// Parameter list length in bytes.
+        param_len: u32,
+    },
+    /// RESERVE (6) or (10): an SPC-2 reservation of the whole LU.
+    Reserve,
+    /// RELEASE (6) or (10).
+    Release,
     /// START STOP UNIT (accepted, nothing to do for a fixed disk).
     StartStopUnit,
     /// PREVENT ALLOW MEDIUM REMOVAL (accepted, the medium is not removable).
@@ -340,6 +402,7 @@ fn decode_fields(op: u8, cdb: &[u8], size: usize) -> Result<Command, Sense> {
         }
         SERVICE_ACTION_IN_16 => match b1 & 0x1F {
             service_action::READ_CAPACITY_16 => Command::ReadCapacity16 { alloc: be32(cdb, 10) },
+            service_action::GET_LBA_STATUS => Command::GetLbaStatus { lba: be64(cdb, 2), alloc: be32(cdb, 10) },
             // Pointer at byte 1: initiators read that as "not implemented".
             _ => return Err(Sense::invalid_field_in_cdb(1, Some(4))),
         },
@@ -353,6 +416,53 @@ fn decode_fields(op: u8, cdb: &[u8], size: usize) -> Result<Command, Sense> {
             },
             _ => return Err(Sense::invalid_field_in_cdb(1, Some(4))),
         },
+        READ_DEFECT_DATA_10 | READ_DEFECT_DATA_12 => {
+            let twelve = op == READ_DEFECT_DATA_12;
+            let flags = if twelve { b1 } else { u8_at(cdb, 2) };
+            // 111b is the one reserved format (SBC-4 6.2.2 table).
+            if flags & 0x07 == 0x07 {
+                return Err(Sense::invalid_field_in_cdb(if twelve { 1 } else { 2 }, Some(2)));
+            }
+            Command::ReadDefectData {
+                twelve,
+                plist: flags & 0x10 != 0,
+                glist: flags & 0x08 != 0,
+                format: flags & 0x07,
+                alloc: if twelve { be32(cdb, 6) } else { u32::from(be16(cdb, 7)) },
+            }
+        }
+        PERSISTENT_RESERVE_IN => match b1 & 0x1F {
+            action @ 0..=3 => Command::PersistentReserveIn { action, alloc: be16(cdb, 7) },
+            _ => return Err(Sense::invalid_field_in_cdb(1, Some(4))),
+        },
+        PERSISTENT_RESERVE_OUT => match b1 & 0x1F {
+            // REGISTER AND MOVE (7) and REPLACE LOST RESERVATION (8) are not
+            // supported (REPORT CAPABILITIES says so).
+            action @ 0..=6 => Command::PersistentReserveOut {
+                action,
+                scope: u8_at(cdb, 2) >> 4,
+                pr_type: u8_at(cdb, 2) & 0x0F,
+                param_len: be32(cdb, 5),
+            },
+            _ => return Err(Sense::invalid_field_in_cdb(1, Some(4))),
+        },
+        RESERVE_6 | RELEASE_6 | RESERVE_10 | RELEASE_10 => {
+            // Third-party (3RDPTY, bit 4), extent (EXTENT, bit 0 of the (6)
+            // forms) and LONGID (bit 1 of the (10) forms) reservations are
+            // obsolete and not done: only whole-LU reservations.
+            let bad = if size == 6 { 0x11 } else { 0x12 };
+            if b1 & bad != 0 {
+                let bit = if b1 & 0x10 != 0 {
+                    4
+                } else if size == 6 {
+                    0
+                } else {
+                    1
+                };
+                return Err(Sense::invalid_field_in_cdb(1, Some(bit)));
+            }
+            if op == RESERVE_6 || op == RESERVE_10 { Command::Reserve } else { Command::Release }
+        }
         REPORT_LUNS => Command::ReportLuns { select: u8_at(cdb, 2), alloc: be32(cdb, 6) },
         START_STOP_UNIT => Command::StartStopUnit,
         PREVENT_ALLOW_MEDIUM_REMOVAL => Command::PreventAllow,
@@ -511,7 +621,12 @@ pub fn command_transfer(cmd: &Command, block_size: u64) -> Transfer {
         | Command::ModeSense { alloc, .. }
         | Command::ReadCapacity16 { alloc }
         | Command::ReportLuns { alloc, .. }
-        | Command::ReportOpcodes { alloc, .. } => Transfer::to_initiator(u64::from(alloc)),
+        | Command::ReportOpcodes { alloc, .. }
+        | Command::GetLbaStatus { alloc, .. }
+        | Command::ReadDefectData { alloc, .. } => Transfer::to_initiator(u64::from(alloc)),
+        Command::PersistentReserveIn { alloc, .. } => Transfer::to_initiator(u64::from(alloc)),
+        // Any length but 24 is an error, found once the data arrived.
+        Command::PersistentReserveOut { param_len, .. } => Transfer::from_initiator(u64::from(param_len), true),
         Command::ReadCapacity10 => Transfer::to_initiator(8),
         Command::Read { blocks, .. } => Transfer::to_initiator(u64::from(blocks) * block_size),
         Command::Write { blocks, .. } => Transfer::from_initiator(u64::from(blocks) * block_size, false),
@@ -524,6 +639,8 @@ pub fn command_transfer(cmd: &Command, block_size: u64) -> Transfer {
         Command::Unmap { param_len } => Transfer::from_initiator(u64::from(param_len), true),
         Command::CompareAndWrite { blocks, .. } => Transfer::from_initiator(2 * u64::from(blocks) * block_size, true),
         Command::TestUnitReady
+        | Command::Reserve
+        | Command::Release
         | Command::StartStopUnit
         | Command::PreventAllow
         | Command::Verify { .. }

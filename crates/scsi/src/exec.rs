@@ -16,6 +16,7 @@ use crate::lu::LogicalUnit;
 use crate::luns;
 use crate::mode::{self, ModeSenseRequest};
 use crate::opcodes::{self, OpcodesRequest};
+use crate::reservations::{ItNexus, Reservations};
 use crate::sense::{Sense, Status};
 
 /// What the transport knows about the I_T nexus and port a command came
@@ -62,6 +63,37 @@ impl Outcome {
     }
 }
 
+/// What a command comes to once reservations are taken into account
+/// ([`execute_with_reservations`]): an [`Outcome`] as [`execute`] gives,
+/// or RESERVATION CONFLICT. A separate type rather than a new [`Outcome`]
+/// variant so that existing exhaustive matches on [`Outcome`] still
+/// compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Complete as for this outcome.
+    Outcome(Outcome),
+    /// Complete with status RESERVATION CONFLICT (18h): no sense data, no
+    /// data-in, nothing done; discard any data-out that came with it.
+    ReservationConflict,
+}
+
+impl Reply {
+    /// The status this reply completes with (once any block operation
+    /// succeeds).
+    pub fn status(&self) -> Status {
+        match self {
+            Reply::Outcome(o) => o.status(),
+            Reply::ReservationConflict => Status::ReservationConflict,
+        }
+    }
+}
+
+impl From<Outcome> for Reply {
+    fn from(o: Outcome) -> Reply {
+        Reply::Outcome(o)
+    }
+}
+
 /// Data-in after allocation-length truncation; no data is plain GOOD.
 fn data(v: Vec<u8>, alloc: u32) -> Outcome {
     let v = truncate(v, alloc);
@@ -85,8 +117,78 @@ pub fn execute(cdb: &[u8], lu: &LogicalUnit, nexus: &Nexus<'_>) -> Outcome {
     }
 }
 
-/// [`execute`] for an already decoded command.
+/// [`execute`] for an already decoded command. Reservation commands
+/// (RESERVE, RELEASE, PERSISTENT RESERVE IN/OUT) need the LU's
+/// [`Reservations`]: here they are an invalid operation code, as they were
+/// before this crate had them; use [`execute_with_reservations`].
 pub fn execute_command(cmd: &Command, lu: &LogicalUnit, nexus: &Nexus<'_>) -> Outcome {
+    execute_inner(cmd, lu, nexus, false)
+}
+
+/// Executes a CDB with the LU's reservation state: decodes it, reports a
+/// unit attention the reservation state holds for `it` (CHECK CONDITION
+/// for any command but INQUIRY, REPORT LUNS and REQUEST SENSE, which
+/// returns it as its data unless `nexus.pending_sense` already has
+/// something; reporting clears it), answers RESERVATION CONFLICT when a
+/// reservation held through another I_T nexus forbids the command
+/// ([`Reservations::check`]), runs RESERVE, RELEASE and
+/// PERSISTENT RESERVE IN/OUT on `reservations`, and everything else as
+/// [`execute`] does (REPORT SUPPORTED OPERATION CODES then lists the
+/// reservation commands too).
+///
+/// `it` is the I_T nexus the command came through; `data_out` is the
+/// command's data-out, used only by PERSISTENT RESERVE OUT (whose
+/// parameter list [`crate::transfer`] announces as an exact data-out):
+/// collect it before calling, or pass an empty slice for other commands.
+/// A block operation in the reply runs after the call, outside the
+/// runtime's lock on `reservations`: a reservation taken meanwhile does
+/// not stop a command already past its check, as in any target.
+pub fn execute_with_reservations(
+    cdb: &[u8],
+    lu: &LogicalUnit,
+    nexus: &Nexus<'_>,
+    data_out: &[u8],
+    reservations: &mut Reservations,
+    it: &ItNexus,
+) -> Reply {
+    let cmd = match decode(cdb) {
+        Ok(c) => c,
+        Err(s) => return Reply::Outcome(Outcome::Check(s)),
+    };
+    match cmd {
+        Command::Inquiry { .. } | Command::ReportLuns { .. } => {}
+        Command::RequestSense { .. } if nexus.pending_sense.is_none() => {
+            if let Some(ua) = reservations.take_unit_attention(it) {
+                let with_ua = Nexus { pending_sense: Some(ua), ..*nexus };
+                return Reply::Outcome(execute_inner(&cmd, lu, &with_ua, true));
+            }
+        }
+        Command::RequestSense { .. } => {}
+        _ => {
+            if let Some(ua) = reservations.take_unit_attention(it) {
+                return Reply::Outcome(Outcome::Check(ua));
+            }
+        }
+    }
+    if let Err(conflict) = reservations.check(cdb, &cmd, it) {
+        return conflict;
+    }
+    match cmd {
+        Command::PersistentReserveIn { action, alloc } => reservations.persistent_reserve_in(action, alloc),
+        Command::PersistentReserveOut { action, scope, pr_type, param_len } => {
+            // The CDB's length rules; data-out beyond it is ignored, and
+            // data-out short of it leaves fields missing (a length error).
+            let n = usize::try_from(param_len).unwrap_or(usize::MAX).min(data_out.len());
+            let params = data_out.get(..n).unwrap_or(data_out);
+            reservations.prout(action, scope, pr_type, u64::from(param_len), params, it)
+        }
+        Command::Reserve => reservations.reserve(it),
+        Command::Release => reservations.release(it),
+        _ => Reply::Outcome(execute_inner(&cmd, lu, nexus, true)),
+    }
+}
+
+fn execute_inner(cmd: &Command, lu: &LogicalUnit, nexus: &Nexus<'_>, with_reservations: bool) -> Outcome {
     match *cmd {
         Command::TestUnitReady | Command::StartStopUnit | Command::PreventAllow => Outcome::Good,
         Command::RequestSense { desc, alloc } => request_sense(nexus.pending_sense, desc, alloc),
@@ -98,10 +200,18 @@ pub fn execute_command(cmd: &Command, lu: &LogicalUnit, nexus: &Nexus<'_>) -> Ou
         Command::ReadCapacity10 => Outcome::Data(capacity::read_capacity_10(lu)),
         Command::ReadCapacity16 { alloc } => data(capacity::read_capacity_16(lu), alloc),
         Command::ReportLuns { select, alloc } => answer(luns::report_luns(select, alloc, nexus.luns), alloc),
+        Command::GetLbaStatus { lba, alloc } => answer(capacity::get_lba_status(lu, lba), alloc),
+        Command::ReadDefectData { twelve, plist, glist, format, alloc } => {
+            data(capacity::read_defect_data(twelve, plist, glist, format), alloc)
+        }
         Command::ReportOpcodes { rctd, options, opcode, sa, alloc } => {
             let req = OpcodesRequest { rctd, options, opcode, service_action: sa };
-            answer(opcodes::report(lu, &req), alloc)
+            answer(opcodes::report_with(lu, &req, with_reservations), alloc)
         }
+        Command::PersistentReserveIn { .. }
+        | Command::PersistentReserveOut { .. }
+        | Command::Reserve
+        | Command::Release => Outcome::Check(Sense::invalid_opcode()),
         _ => match block::check(cmd, lu) {
             Ok(BlockCheck::Done) => Outcome::Good,
             Ok(BlockCheck::Op(op)) => Outcome::Block(op),

@@ -79,8 +79,16 @@ pub mod asc {
     pub const LOGICAL_UNIT_NOT_SUPPORTED: (u8, u8) = (0x25, 0x00);
     /// INVALID FIELD IN PARAMETER LIST.
     pub const INVALID_FIELD_IN_PARAMETER_LIST: (u8, u8) = (0x26, 0x00);
+    /// INVALID RELEASE OF PERSISTENT RESERVATION.
+    pub const INVALID_RELEASE_OF_PERSISTENT_RESERVATION: (u8, u8) = (0x26, 0x04);
     /// WRITE PROTECTED.
     pub const WRITE_PROTECTED: (u8, u8) = (0x27, 0x00);
+    /// RESERVATIONS PREEMPTED.
+    pub const RESERVATIONS_PREEMPTED: (u8, u8) = (0x2A, 0x03);
+    /// RESERVATIONS RELEASED.
+    pub const RESERVATIONS_RELEASED: (u8, u8) = (0x2A, 0x04);
+    /// REGISTRATIONS PREEMPTED.
+    pub const REGISTRATIONS_PREEMPTED: (u8, u8) = (0x2A, 0x05);
     /// SAVING PARAMETERS NOT SUPPORTED.
     pub const SAVING_PARAMETERS_NOT_SUPPORTED: (u8, u8) = (0x39, 0x00);
     /// INTERNAL TARGET FAILURE.
@@ -173,6 +181,31 @@ impl Sense {
     /// length disagrees with the CDB for a command that moves data out.
     pub const fn invalid_field_in_information_unit() -> Sense {
         Sense::new(SenseKey::IllegalRequest, asc::INVALID_FIELD_IN_INFORMATION_UNIT)
+    }
+
+    /// ILLEGAL REQUEST, INVALID RELEASE OF PERSISTENT RESERVATION: a
+    /// PERSISTENT RESERVE OUT RELEASE from the holder whose scope or type
+    /// differs from the reservation's.
+    pub const fn invalid_release_of_persistent_reservation() -> Sense {
+        Sense::new(SenseKey::IllegalRequest, asc::INVALID_RELEASE_OF_PERSISTENT_RESERVATION)
+    }
+
+    /// UNIT ATTENTION, RESERVATIONS PREEMPTED: another I_T nexus cleared
+    /// the persistent reservations and registrations (PROUT CLEAR).
+    pub const fn reservations_preempted() -> Sense {
+        Sense::new(SenseKey::UnitAttention, asc::RESERVATIONS_PREEMPTED)
+    }
+
+    /// UNIT ATTENTION, RESERVATIONS RELEASED: a Registrants Only or All
+    /// Registrants reservation was released, or replaced by a preemption.
+    pub const fn reservations_released() -> Sense {
+        Sense::new(SenseKey::UnitAttention, asc::RESERVATIONS_RELEASED)
+    }
+
+    /// UNIT ATTENTION, REGISTRATIONS PREEMPTED: another I_T nexus removed
+    /// this nexus's registration (PROUT PREEMPT).
+    pub const fn registrations_preempted() -> Sense {
+        Sense::new(SenseKey::UnitAttention, asc::REGISTRATIONS_PREEMPTED)
     }
 
     /// DATA PROTECT, WRITE PROTECTED.
@@ -323,6 +356,10 @@ mod tests {
             (Sense::internal_target_failure(), 0x04, 0x44, 0x00),
             (Sense::invalid_field_in_information_unit(), 0x05, 0x0E, 0x03),
             (Sense::no_sense(), 0x00, 0x00, 0x00),
+            (Sense::invalid_release_of_persistent_reservation(), 0x05, 0x26, 0x04),
+            (Sense::reservations_preempted(), 0x06, 0x2A, 0x03),
+            (Sense::reservations_released(), 0x06, 0x2A, 0x04),
+            (Sense::registrations_preempted(), 0x06, 0x2A, 0x05),
         ];
         for (s, key, a, q) in cases {
             let b = s.to_fixed();

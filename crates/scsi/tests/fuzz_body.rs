@@ -12,7 +12,7 @@ fn next(s: &mut u64) -> u64 {
     *s
 }
 
-const SEEDS: [&[u8]; 12] = [
+const SEEDS: [&[u8]; 16] = [
     &[0x12, 0x01, 0x83, 0x01, 0x00, 0x00],
     &[0x1A, 0x00, 0x3F, 0x00, 0xFF, 0x00],
     &[0x5A, 0x18, 0x3F, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00],
@@ -25,6 +25,10 @@ const SEEDS: [&[u8]; 12] = [
     &[0xA3, 0x0C, 0x82, 0x2A, 0, 0, 0, 0, 1, 0, 0, 0],
     &[0xA0, 0x00, 0x00, 0, 0, 0, 0, 0, 1, 0, 0, 0],
     &[0x35, 0x02, 0, 0, 0, 0, 0, 0, 0, 0],
+    &[0x5E, 0x03, 0, 0, 0, 0, 0, 0x10, 0, 0],
+    &[0x5F, 0x01, 0x03, 0, 0, 0, 0, 0, 24, 0],
+    &[0x16, 0, 0, 0, 0, 0],
+    &[0x9E, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 24, 0, 0],
 ];
 
 #[test]
@@ -52,4 +56,15 @@ fn fuzz_body_on_pseudo_random_inputs() {
     }
     execute_cdb(&[]);
     execute_cdb(&[0xFF]);
+}
+
+#[test]
+fn reservation_sequences_keep_their_invariants() {
+    let mut s = 0xD1B5_4A32_D192_ED03u64;
+    for _ in 0..5_000 {
+        let n = (next(&mut s) % 80) as usize;
+        let input: Vec<u8> = (0..n).map(|_| next(&mut s) as u8).collect();
+        ff_scsi::fuzzing::reservation_sequence(&input);
+    }
+    ff_scsi::fuzzing::reservation_sequence(&[]);
 }

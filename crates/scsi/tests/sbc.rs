@@ -275,3 +275,47 @@ fn transfer_directions_for_responses() {
     assert_eq!(transfer(&cdb10(0x2A, 0, 0, 4), &lu()).dir, DataDir::FromInitiator);
     assert_eq!(transfer(&mode_sense10(false, false, 0, 0x3F, 300), &lu()).len, 300);
 }
+
+fn get_lba_status(lba: u64, alloc: u32) -> [u8; 16] {
+    let mut c = cdb16(0x9E, 0x12, lba, alloc);
+    c[1] = 0x12;
+    c
+}
+
+#[test]
+fn get_lba_status_as_libiscsi_asks() {
+    // GetLBAStatus.Simple: the first and last 256 blocks, 24 bytes each.
+    for i in 1..=256u64 {
+        for lba in [i, BLOCKS - i] {
+            let d = data(run(&get_lba_status(lba, 24), &thin()));
+            assert_eq!(d.len(), 24);
+            assert_eq!(u32::from_be_bytes([d[0], d[1], d[2], d[3]]), 20);
+            assert_eq!(u64::from_be_bytes(d[8..16].try_into().unwrap()), lba);
+            assert_eq!(u64::from(u32::from_be_bytes(d[16..20].try_into().unwrap())), BLOCKS - lba);
+            assert_eq!(d[20] & 0x0F, 0);
+        }
+    }
+    // GetLBAStatus.BeyondEol.
+    for lba in [BLOCKS, BLOCKS + 1, 1 << 63, u64::MAX] {
+        assert_eq!(code(run(&get_lba_status(lba, 24), &lu())), LBA_OOB);
+    }
+    assert_eq!(data(run(&get_lba_status(0, 8), &lu())).len(), 8);
+    assert_eq!(run(&get_lba_status(0, 0), &lu()), Outcome::Good);
+    assert_eq!(transfer(&get_lba_status(0, 24), &lu()), Transfer { dir: DataDir::ToInitiator, len: 24, exact: false });
+}
+
+#[test]
+fn read_defect_data_is_an_empty_list() {
+    // ReadDefectData10/12.Simple: no list asked for, format 0, 32 bytes.
+    assert_eq!(data(run(&[0x37, 0, 0, 0, 0, 0, 0, 0, 32, 0], &lu())), vec![0, 0, 0, 0]);
+    assert_eq!(data(run(&[0xB7, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0], &lu())), vec![0; 8]);
+    // Both lists, long block format: valid and empty.
+    assert_eq!(data(run(&[0x37, 0, 0x1B, 0, 0, 0, 0, 0, 32, 0], &lu())), vec![0, 0x1B, 0, 0]);
+    assert_eq!(data(run(&[0xB7, 0x15, 0, 0, 0, 9, 0, 0, 0, 32, 0, 0], &lu()))[1], 0x15);
+    assert_eq!(data(run(&[0x37, 0, 0x18, 0, 0, 0, 0, 0, 2, 0], &lu())), vec![0, 0x18]);
+    // Format 111b is reserved.
+    let s = sense(run(&[0x37, 0, 0x07, 0, 0, 0, 0, 0, 32, 0], &lu()));
+    assert_eq!((s.asc, s.field.map(|f| f.byte)), (0x24, Some(2)));
+    let s = sense(run(&[0xB7, 0x07, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0], &lu()));
+    assert_eq!((s.asc, s.field.map(|f| f.byte)), (0x24, Some(1)));
+}

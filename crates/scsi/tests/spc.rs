@@ -106,7 +106,7 @@ fn read_capacity() {
     // Another SERVICE ACTION IN action: INVALID FIELD pointing at byte 1,
     // which libiscsi reads as "not implemented".
     let mut c = rc16(32);
-    c[1] = 0x12;
+    c[1] = 0x13;
     let s = sense(run(&c, &lu()));
     assert_eq!((s.asc, s.field.map(|f| f.byte)), (0x24, Some(1)));
 }

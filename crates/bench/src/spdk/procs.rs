@@ -114,7 +114,7 @@ impl TargetProc {
         let (log, f) = log_file(log_dir, &format!("target-{}.log", kind.name().replace([' ', '='], "-")))?;
         let mut cmd = Command::new("taskset");
         cmd.args(["-c", &cpu.to_string()]).arg(ff_bin).arg("target");
-        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--no-discovery-port", "--nqn", OURS_NQN]);
+        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--no-discovery-port", "--no-iscsi", "--nqn", OURS_NQN]);
         cmd.args(["--backend", "null-nofill", "--size", "1G", "--block-size", "4096", "--cores", "1", "--no-rpc"]);
         match kind {
             TargetKind::Ours => cmd.args(["--poll", "busy"]),

@@ -548,6 +548,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TargetConn<B> {
 
     /// Decides where a PDU's data goes, from its header alone.
     fn on_header(&mut self, h: &Header, alloc: &mut impl BufAlloc<B>) -> Rx {
+        // During login a bad or foreign header fails the login at once, without waiting for a data
+        // segment that may be megabytes long or never come.
+        if matches!(self.phase, Phase::Login | Phase::AwaitAdmit) {
+            match h.pdu {
+                Ok(Pdu::LoginRequest(_)) if self.phase == Phase::Login => {}
+                Ok(Pdu::LoginRequest(_)) | Err(_) => {
+                    self.login_fail_raw(&h.bhs, LoginStatus::INITIATOR_ERROR);
+                    return Rx::Discard;
+                }
+                Ok(_) => {
+                    self.login_fail_raw(&h.bhs, LoginStatus::INVALID_DURING_LOGIN);
+                    return Rx::Discard;
+                }
+            }
+        }
         let Ok(pdu) = h.pdu else { return Rx::Discard };
         match (self.phase, pdu) {
             (Phase::Login, Pdu::LoginRequest(_)) => Rx::Small,
