@@ -383,6 +383,7 @@ fn build_report(
         "p50_us",
         "p99_us",
         "target_cpu",
+        "client_cpu",
         "target_syscalls_per_io",
         "client_syscalls_per_io",
         "errors",
@@ -392,6 +393,7 @@ fn build_report(
     for s in samples {
         let k = &s.key;
         let nan = f64::NAN;
+        let ccpu = s.m.as_ref().ok().and_then(|m| m.client_cpu).unwrap_or(nan);
         let (iops, mib, p50, p99, tsys, csys, errs, fail) = match &s.m {
             Ok(m) => {
                 for e in &m.errors {
@@ -420,6 +422,7 @@ fn build_report(
             p50.into(),
             p99.into(),
             s.target_cpu.into(),
+            ccpu.into(),
             tsys.into(),
             csys.into(),
             errs.into(),
