@@ -22,7 +22,8 @@ enum Command {
     Target(cmd::target::TargetArgs),
     /// Run a benchmark and write its report (rows.csv, summary.json, SVG plots).
     Bench(cmd::bench::BenchArgs),
-    /// Drive a namespace with ff-perf (spdk_nvme_perf-style flags and output, --json).
+    /// Drive an NVMe/TCP namespace or (--iscsi) an iSCSI LU with ff-perf (spdk_nvme_perf-style flags and
+    /// output, --json).
     Perf(cmd::perf::PerfArgs),
     /// Print a discovery controller's log, like `nvme discover`.
     Discover(cmd::discover::DiscoverArgs),

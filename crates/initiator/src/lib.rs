@@ -1,4 +1,4 @@
-//! The ferrofabric NVMe/TCP initiator: the host side of NVMe over TCP on the sock layer, without an async
+//! The ferrofabric initiator: the NVMe/TCP host (and, in [`iscsi`], the iSCSI host) without an async
 //! runtime. The transport state of every connection lives in the sans-IO [`ff_nvme_tcp::host`] core; this
 //! crate moves its bytes over [`ff_sock`] socket groups.
 //!
@@ -9,6 +9,8 @@
 //! - [`admin`]: [`Controller`]: association setup, admin commands, keep-alive, aborts, shutdown, discovery;
 //! - [`io`]: [`IoQueue`] and [`IoGroup`]: I/O queues driven by a reactor thread, timeouts and reconnects;
 //! - [`identify`]: Identify and discovery log parsing;
+//! - [`iscsi`]: the iSCSI host: a sans-IO session core (login, SCSI commands, R2T, discovery) and its
+//!   socket driver;
 //! - [`error`]: [`Error`] (setup/admin) and [`IoError`] (one I/O command).
 
 pub mod admin;
@@ -16,6 +18,7 @@ pub mod buf;
 pub mod error;
 pub mod identify;
 pub mod io;
+pub mod iscsi;
 pub mod link;
 pub mod options;
 

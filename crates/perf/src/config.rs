@@ -11,6 +11,26 @@ use std::str::FromStr;
 /// here so the load engine does not depend on the target).
 pub const DEFAULT_NQN: &str = "nqn.2026-11.io.ferrofabric:default";
 
+/// The target `ferrofabric target` serves over iSCSI by default.
+pub const DEFAULT_ISCSI_TARGET: &str = "iqn.2026-11.io.ferrofabric:default";
+
+/// The initiator name perf logs in with unless told otherwise.
+pub const DEFAULT_INITIATOR: &str = ff_initiator::iscsi::DEFAULT_INITIATOR;
+
+/// An iSCSI logical unit to drive instead of an NVMe/TCP namespace (the portal is [`PerfConfig::addr`],
+/// digests are [`PerfConfig::hdgst`] and [`PerfConfig::ddgst`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IscsiTarget {
+    /// TargetName.
+    pub target: String,
+    /// Logical unit number.
+    pub lun: u16,
+    /// InitiatorName.
+    pub initiator: String,
+    /// CHAP credentials, when the target wants them.
+    pub chap: Option<ff_initiator::iscsi::Chap>,
+}
+
 /// Access pattern, named as in fio and spdk_nvme_perf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,6 +140,8 @@ pub struct PerfConfig {
     pub progress: bool,
     /// A command not completed in this time is aborted and its queue reconnected.
     pub command_timeout: std::time::Duration,
+    /// Drive this iSCSI logical unit (one session per queue) instead of the NVMe/TCP subsystem `nqn`.
+    pub iscsi: Option<IscsiTarget>,
 }
 
 impl Default for PerfConfig {
@@ -146,6 +168,7 @@ impl Default for PerfConfig {
             busy_poll: false,
             progress: false,
             command_timeout: std::time::Duration::from_secs(10),
+            iscsi: None,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! ff-perf: the ferrofabric load engine (the spdk_nvme_perf / fio class) on [`ff_initiator`].
+//! ff-perf: the ferrofabric load engine (the spdk_nvme_perf / fio class) on [`ff_initiator`], for NVMe/TCP
+//! and iSCSI alike.
 //!
-//! [`run`] connects one controller with `queues` I/O queues, spreads them over `cores` reactor threads
+//! [`run`] connects one controller (or, with [`PerfConfig::iscsi`], logs in one iSCSI session per queue) with `queues` I/O queues, spreads them over `cores` reactor threads
 //! (each an [`ff_initiator::IoGroup`]), keeps every queue at its depth for the warm-up and the measured
 //! window, and returns a [`PerfReport`]: IOPS, MiB/s, latency percentiles from hdrhistograms merged over
 //! the threads, process CPU, errors, and per thread the sock syscalls per I/O.
@@ -15,10 +16,12 @@ pub mod affinity;
 pub mod clock;
 pub mod config;
 pub mod data;
+mod iscsi;
 pub mod report;
 mod worker;
 
-pub use config::{DEFAULT_NQN, Pattern, PerfConfig};
+pub use config::DEFAULT_NQN;
+pub use config::{DEFAULT_INITIATOR, DEFAULT_ISCSI_TARGET, IscsiTarget, Pattern, PerfConfig};
 pub use report::{Cpu, Latency, PerfReport, ThreadReport, VerifyCounts};
 
 use affinity::CpuTime;
@@ -30,7 +33,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-use worker::{Shared, WorkerSpec, new_histogram};
+use worker::{QueueSet, Shared, WorkerSpec, new_histogram};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,9 @@ pub enum PerfError {
     /// Connecting, an admin command or a socket group failed.
     #[error("initiator: {0}")]
     Initiator(#[from] ff_initiator::Error),
+    /// An iSCSI login or setup command failed.
+    #[error("iSCSI: {0}")]
+    Iscsi(#[from] ff_initiator::iscsi::IscsiError),
     /// A read did not return what this run wrote.
     #[error("VERIFY FAILED: namespace {nsid} LBA {lba}: {detail}")]
     Verify {
@@ -60,6 +66,26 @@ pub enum PerfError {
 /// goes on, reconnecting queues that went down); a verify mismatch ends it with [`PerfError::Verify`].
 pub fn run(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
     cfg.validate().map_err(PerfError::Invalid)?;
+    match &cfg.iscsi {
+        Some(t) => iscsi::run(cfg, t),
+        None => run_nvme(cfg),
+    }
+}
+
+/// What the threads drive, for the report and their slices.
+pub(crate) struct Unit {
+    pub transport: &'static str,
+    pub name: String,
+    /// NVMe namespace or iSCSI LUN.
+    pub id: u32,
+    pub block_size: usize,
+    /// `io_size` slots in the range.
+    pub slots: u64,
+    /// Queues (connections) over all threads.
+    pub queues: usize,
+}
+
+fn run_nvme(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
     // Setup links never use io_uring: their sockets move to the reactors' groups afterwards.
     let mut setup_group = cfg.group.clone();
     if setup_group.backend == Backend::Uring {
@@ -124,6 +150,18 @@ pub fn run(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
             v.push(q);
         }
     }
+    let unit = Unit { transport: "nvme-tcp", name: cfg.nqn.clone(), id: nsid, block_size: bs, slots, queues: nq };
+    let r = launch(cfg, &unit, per_thread.into_iter().map(QueueSet::Nvme).collect());
+    if let Err(e) = ctrl.shutdown() {
+        tracing::warn!("controller shutdown: {e}");
+    }
+    r
+}
+
+/// Runs one thread per queue set, each on its slice of the range, and merges what they report.
+pub(crate) fn launch(cfg: &PerfConfig, unit: &Unit, sets: Vec<QueueSet>) -> Result<PerfReport, PerfError> {
+    let cores = sets.len();
+    let (slots, bs, nsid, nq) = (unit.slots, unit.block_size, unit.id, unit.queues);
     let shared = Arc::new(Shared {
         barrier: Barrier::new(cores + 1),
         stop: AtomicBool::new(false),
@@ -132,7 +170,7 @@ pub fn run(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
     let cfg_arc = Arc::new(cfg.clone());
     let clock = Clock::new();
     let mut handles = Vec::new();
-    for (t, qs) in per_thread.into_iter().enumerate() {
+    for (t, qs) in sets.into_iter().enumerate() {
         let (lo, hi) = (slots * t as u64 / cores as u64, slots * (t as u64 + 1) / cores as u64);
         let spec = WorkerSpec {
             index: t,
@@ -173,9 +211,6 @@ pub fn run(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
             Err(_) => failure = failure.or(Some(PerfError::Io("a reactor thread panicked".into()))),
         }
     }
-    if let Err(e) = ctrl.shutdown() {
-        tracing::warn!("controller shutdown: {e}");
-    }
     if let Some(e) = failure {
         return Err(e);
     }
@@ -197,8 +232,9 @@ pub fn run(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
         threads.push(r.report);
     }
     Ok(PerfReport {
+        transport: unit.transport.to_string(),
         addr: cfg.addr.to_string(),
-        nqn: cfg.nqn.clone(),
+        nqn: unit.name.clone(),
         nsid,
         block_size: bs as u32,
         range_bytes: slots * cfg.io_size as u64,

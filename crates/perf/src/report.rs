@@ -110,11 +110,13 @@ pub struct ThreadReport {
 /// The result of one run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct PerfReport {
+    /// `nvme-tcp` or `iscsi`.
+    pub transport: String,
     /// Target address.
     pub addr: String,
-    /// Subsystem NQN.
+    /// Subsystem NQN (iSCSI: the TargetName).
     pub nqn: String,
-    /// Namespace.
+    /// Namespace (iSCSI: the LUN).
     pub nsid: u32,
     /// Its block size.
     pub block_size: u32,
@@ -200,7 +202,11 @@ impl PerfReport {
             "{:<48}: {:>10} {:>10} {:>10} {:>10} {:>10}",
             "Device Information", "IOPS", "MiB/s", "Average", "min", "max"
         );
-        let dev = format!("TCP (addr:{} subnqn:{}) NSID {}", self.addr, self.nqn, self.nsid);
+        let dev = if self.transport == "iscsi" {
+            format!("iSCSI (addr:{} target:{}) LUN {}", self.addr, self.nqn, self.nsid)
+        } else {
+            format!("TCP (addr:{} subnqn:{}) NSID {}", self.addr, self.nqn, self.nsid)
+        };
         for t in &self.threads {
             let mib = t.bytes as f64 / (1 << 20) as f64 / self.seconds.max(f64::MIN_POSITIVE);
             let _ = writeln!(

@@ -1,4 +1,5 @@
-//! One reactor thread of a run: it owns an [`IoGroup`] with its share of the queues, keeps every queue
+//! One reactor thread of a run: it owns a [`Driver`] with its share of the queues (NVMe/TCP I/O queues on
+//! an [`IoGroup`], or iSCSI sessions on an [`IscsiGroup`]), keeps every queue
 //! at its depth, picks offsets in its own slice of the namespace (so verify never races another
 //! thread), times each command from submit to completion, and in verify mode tracks a write generation
 //! per slot, reads every write back and checks every read of a slot it wrote.
@@ -10,10 +11,13 @@ use crate::config::PerfConfig;
 use crate::data::{self, Rng};
 use crate::report::{Latency, ThreadReport, VerifyCounts};
 use ff_blockdev::BufPool;
-use ff_initiator::{Buf, IoCompletion, IoGroup, IoQueue, QueueId};
+use ff_initiator::iscsi::{self, ConnId, IscsiGroup, IscsiOptions};
+use ff_initiator::{Buf, IoGroup, IoQueue, QueueId};
 use ff_sock::GroupCounters;
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::ops::DerefMut;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -28,8 +32,9 @@ pub(crate) struct Shared {
 /// One thread's assignment.
 pub(crate) struct WorkerSpec {
     pub index: usize,
-    pub queues: Vec<IoQueue>,
+    pub queues: QueueSet,
     pub cfg: Arc<PerfConfig>,
+    /// NVMe namespace, or iSCSI LUN.
     pub nsid: u32,
     pub block_size: usize,
     /// First slot (in `io_size` units from LBA 0) of this thread's slice, and how many.
@@ -50,6 +55,199 @@ pub(crate) struct WorkerResult {
 /// Latency histogram in nanoseconds: 1 ns to 100 s, 3 significant digits.
 pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("constant bounds are valid")
+}
+
+/// A thread's queues before its driver exists: NVMe/TCP queues connected by the main thread, or the
+/// iSCSI sessions this thread logs in itself.
+pub(crate) enum QueueSet {
+    Nvme(Vec<IoQueue>),
+    Iscsi {
+        addr: SocketAddr,
+        /// One session per queue (each with its own ISID), numbered from `first_qid`.
+        sessions: Vec<IscsiOptions>,
+        first_qid: u16,
+    },
+}
+
+/// One finished I/O as the worker books it.
+pub(crate) struct Done<B> {
+    pub tag: u64,
+    pub result: Result<(), String>,
+    pub buf: Option<B>,
+}
+
+/// What the worker needs of a transport: queues to submit reads and writes on, a poll, and the sock
+/// counters of its group.
+pub(crate) trait Driver {
+    /// The I/O buffer type.
+    type B: DerefMut<Target = [u8]>;
+    fn qids(&self) -> Vec<u16>;
+    fn get_buf(&mut self, len: usize) -> Self::B;
+    fn put_buf(&mut self, b: Self::B);
+    /// Whether queue `q` takes a command now.
+    fn ready(&mut self, q: usize) -> bool;
+    #[allow(clippy::too_many_arguments, reason = "one I/O's fields")]
+    fn submit(
+        &mut self,
+        q: usize,
+        write: bool,
+        unit: u32,
+        lba: u64,
+        nlb: u32,
+        buf: Self::B,
+        tag: u64,
+    ) -> Result<(), (String, Option<Self::B>)>;
+    fn poll(&mut self, wait: Duration, out: &mut Vec<Done<Self::B>>) -> Result<(), PerfError>;
+    fn down_reason(&mut self, q: usize) -> Option<String>;
+    fn reconnect(&mut self, q: usize, out: &mut Vec<Done<Self::B>>) -> Result<(), String>;
+    fn counters(&self) -> GroupCounters;
+    fn backend(&self) -> String;
+}
+
+/// NVMe/TCP: I/O queues on one [`IoGroup`].
+struct NvmeDriver {
+    g: IoGroup,
+    qids: Vec<u16>,
+    pool: BufPool,
+    out: Vec<ff_initiator::IoCompletion>,
+}
+
+impl NvmeDriver {
+    fn drain(&mut self, out: &mut Vec<Done<Buf>>) {
+        out.extend(self.out.drain(..).map(|c| Done {
+            tag: c.tag,
+            result: c.result.map_err(|e| e.to_string()),
+            buf: c.buf,
+        }));
+    }
+}
+
+impl Driver for NvmeDriver {
+    type B = Buf;
+    fn qids(&self) -> Vec<u16> {
+        self.qids.clone()
+    }
+    fn get_buf(&mut self, len: usize) -> Buf {
+        Buf::from(self.pool.get(len))
+    }
+    fn put_buf(&mut self, b: Buf) {
+        self.pool.put(b.into_inner());
+    }
+    fn ready(&mut self, q: usize) -> bool {
+        self.g.queue(QueueId(q)).is_some_and(|q| q.free_slots() > 0 && q.down_reason().is_none())
+    }
+    fn submit(
+        &mut self,
+        q: usize,
+        write: bool,
+        unit: u32,
+        lba: u64,
+        nlb: u32,
+        buf: Buf,
+        tag: u64,
+    ) -> Result<(), (String, Option<Buf>)> {
+        let Some(q) = self.g.queue(QueueId(q)) else { return Err(("no such queue".into(), Some(buf))) };
+        let r = if write {
+            q.submit_write(unit, lba, nlb, buf, false, tag)
+        } else {
+            q.submit_read(unit, lba, nlb, buf, tag)
+        };
+        r.map_err(|(e, b)| (e.to_string(), b))
+    }
+    fn poll(&mut self, wait: Duration, out: &mut Vec<Done<Buf>>) -> Result<(), PerfError> {
+        self.g.poll(Some(wait), &mut self.out)?;
+        self.drain(out);
+        Ok(())
+    }
+    fn down_reason(&mut self, q: usize) -> Option<String> {
+        self.g.queue(QueueId(q)).and_then(|q| q.down_reason().map(str::to_string))
+    }
+    fn reconnect(&mut self, q: usize, out: &mut Vec<Done<Buf>>) -> Result<(), String> {
+        let r = self.g.reconnect(QueueId(q), &mut self.out).map_err(|e| e.to_string());
+        self.drain(out);
+        r
+    }
+    fn counters(&self) -> GroupCounters {
+        self.g.sock_group().counters()
+    }
+    fn backend(&self) -> String {
+        self.g.sock_group().backend().to_string()
+    }
+}
+
+/// iSCSI: one session per queue on one [`IscsiGroup`]; a failed session is not reconnected (the run
+/// reports it).
+struct IscsiDriver {
+    g: IscsiGroup,
+    conns: Vec<ConnId>,
+    first_qid: u16,
+    pool: Vec<Vec<u8>>,
+    out: Vec<(ConnId, iscsi::Completion)>,
+}
+
+impl Driver for IscsiDriver {
+    type B = Vec<u8>;
+    fn qids(&self) -> Vec<u16> {
+        (0..self.conns.len() as u16).map(|i| self.first_qid + i).collect()
+    }
+    fn get_buf(&mut self, len: usize) -> Vec<u8> {
+        let mut b = self.pool.pop().unwrap_or_default();
+        b.resize(len, 0);
+        b
+    }
+    fn put_buf(&mut self, b: Vec<u8>) {
+        self.pool.push(b);
+    }
+    fn ready(&mut self, q: usize) -> bool {
+        self.conns.get(q).and_then(|c| self.g.session(*c)).is_some_and(iscsi::Session::is_logged_in)
+    }
+    fn submit(
+        &mut self,
+        q: usize,
+        write: bool,
+        unit: u32,
+        lba: u64,
+        nlb: u32,
+        buf: Vec<u8>,
+        tag: u64,
+    ) -> Result<(), (String, Option<Vec<u8>>)> {
+        let Some(&c) = self.conns.get(q) else { return Err(("no such session".into(), Some(buf))) };
+        let (cdb, data) = if write {
+            (iscsi::scsi::write16(lba, nlb), iscsi::DataDir::Write(buf))
+        } else {
+            (iscsi::scsi::read16(lba, nlb), iscsi::DataDir::Read(buf))
+        };
+        let cmd = iscsi::Command { lun: iscsi::scsi::lun_to_wire(unit as u16), cdb, data, tag };
+        self.g.submit(c, cmd).map(|_| ()).map_err(|(e, cmd)| {
+            let b = match cmd.data {
+                iscsi::DataDir::Read(b) | iscsi::DataDir::Write(b) => Some(b),
+                iscsi::DataDir::None => None,
+            };
+            (e.to_string(), b)
+        })
+    }
+    fn poll(&mut self, wait: Duration, out: &mut Vec<Done<Vec<u8>>>) -> Result<(), PerfError> {
+        self.g.poll(Some(wait), &mut self.out).map_err(|e| PerfError::Io(e.to_string()))?;
+        out.extend(self.out.drain(..).map(|(_, c)| Done {
+            tag: c.tag,
+            result: c.result.map_err(|e| e.to_string()),
+            buf: c.buf,
+        }));
+        Ok(())
+    }
+    fn down_reason(&mut self, q: usize) -> Option<String> {
+        let s = self.g.session(*self.conns.get(q)?)?;
+        s.error().map(|e| e.to_string()).or_else(|| s.is_closed().then(|| "logged out".to_string()))
+    }
+    fn reconnect(&mut self, _q: usize, _out: &mut Vec<Done<Vec<u8>>>) -> Result<(), String> {
+        Err("iSCSI sessions are not reconnected".into())
+    }
+    fn counters(&self) -> GroupCounters {
+        self.g.sock_group().counters()
+    }
+    fn backend(&self) -> String {
+        self.g.sock_group().backend().to_string()
+    }
 }
 
 struct Op {
@@ -78,7 +276,6 @@ struct Worker {
     ops: Vec<Option<Op>>,
     free_tags: Vec<usize>,
     inflight: Vec<usize>,
-    pool: BufPool,
     // Measured window.
     measuring: bool,
     clock: Clock,
@@ -116,12 +313,11 @@ impl Worker {
     }
 
     /// Fills queue `i` up to the queue depth.
-    fn submit(&mut self, g: &mut IoGroup, i: usize) {
+    fn submit<D: Driver>(&mut self, g: &mut D, i: usize) {
         let qd = usize::from(self.cfg.queue_depth);
         let io_size = self.cfg.io_size;
         while self.inflight.get(i).copied().unwrap_or(usize::MAX) < qd {
-            let Some(q) = g.queue(QueueId(i)) else { return };
-            if q.free_slots() == 0 || q.down_reason().is_some() {
+            if !g.ready(i) {
                 return;
             }
             let (slot, write, generation, readback) = if let Some((s, gen_)) = self.readbacks.pop_front() {
@@ -137,7 +333,7 @@ impl Worker {
                 (s, write, generation, false)
             };
             let lba = self.lba(slot);
-            let mut buf = self.pool.get(io_size);
+            let mut buf = g.get_buf(io_size);
             if write && self.cfg.verify {
                 data::fill(&mut buf, lba, self.block_size, generation, self.cfg.seed);
             }
@@ -145,11 +341,7 @@ impl Worker {
                 self.ops.push(None);
                 self.ops.len() - 1
             });
-            let r = if write {
-                q.submit_write(self.nsid, lba, self.nlb, Buf::from(buf), false, tag as u64)
-            } else {
-                q.submit_read(self.nsid, lba, self.nlb, Buf::from(buf), tag as u64)
-            };
+            let r = g.submit(i, write, self.nsid, lba, self.nlb, buf, tag as u64);
             match r {
                 Ok(()) => {
                     if let Some(o) = self.ops.get_mut(tag) {
@@ -165,7 +357,7 @@ impl Worker {
                 Err((e, b)) => {
                     tracing::debug!(queue = i, "submit refused: {e}");
                     if let Some(b) = b {
-                        self.pool.put(b.into_inner());
+                        g.put_buf(b);
                     }
                     self.free_tags.push(tag);
                     if readback {
@@ -178,7 +370,7 @@ impl Worker {
     }
 
     /// Books one completion; a verify mismatch is fatal.
-    fn complete(&mut self, c: IoCompletion, now: Tick) -> Result<(), PerfError> {
+    fn complete<D: Driver>(&mut self, g: &mut D, c: Done<D::B>, now: Tick) -> Result<(), PerfError> {
         let Some(op) = self.ops.get_mut(c.tag as usize).and_then(Option::take) else { return Ok(()) };
         self.free_tags.push(c.tag as usize);
         if let Some(n) = self.inflight.get_mut(op.queue) {
@@ -253,7 +445,7 @@ impl Worker {
             *b = false;
         }
         if let Some(b) = c.buf {
-            self.pool.put(b.into_inner());
+            g.put_buf(b);
         }
         if let Err(e) = outcome {
             tracing::warn!(queue = op.queue, write = op.write, "I/O failed: {e}");
@@ -272,25 +464,51 @@ struct Snapshot {
 }
 
 /// Runs one thread's share of the run.
-pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, PerfError> {
+pub(crate) fn run(mut spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, PerfError> {
     if let Some(cpu) = spec.cpu
         && let Err(e) = pin_current(cpu)
     {
         tracing::warn!("pinning perf thread {} to CPU {cpu}: {e}", spec.index);
     }
-    let qids: Vec<u16> = spec.queues.iter().map(IoQueue::qid).collect();
-    let nq = spec.queues.len();
-    let setup = (|| -> Result<IoGroup, PerfError> {
-        let mut g = IoGroup::new(spec.cfg.group.clone())?;
-        for q in spec.queues {
-            g.add(q)?;
-        }
-        Ok(g)
-    })();
+    let cfg = spec.cfg.clone();
     // Every thread reaches the start line, even one whose setup failed, so nobody waits forever.
-    shared.barrier.wait();
-    let mut g = setup?;
-    let cfg = spec.cfg;
+    match std::mem::replace(&mut spec.queues, QueueSet::Nvme(Vec::new())) {
+        QueueSet::Nvme(queues) => {
+            let qids: Vec<u16> = queues.iter().map(IoQueue::qid).collect();
+            let setup = (|| -> Result<IoGroup, PerfError> {
+                let mut g = IoGroup::new(cfg.group.clone())?;
+                for q in queues {
+                    g.add(q)?;
+                }
+                Ok(g)
+            })();
+            shared.barrier.wait();
+            drive(NvmeDriver { g: setup?, qids, pool: BufPool::new(), out: Vec::new() }, spec, shared)
+        }
+        QueueSet::Iscsi { addr, sessions, first_qid } => {
+            let setup = (|| -> Result<IscsiDriver, PerfError> {
+                let mut g = IscsiGroup::new(cfg.group.clone())?;
+                let deadline = std::time::Instant::now() + cfg.command_timeout;
+                let mut conns = Vec::new();
+                for o in sessions {
+                    let c = g.connect(addr, &cfg.group.sock, o, deadline)?;
+                    // Each new session sees a UNIT ATTENTION once: take it here, not as an I/O error.
+                    g.wait_ready(c, spec.nsid as u16, deadline)?;
+                    conns.push(c);
+                }
+                Ok(IscsiDriver { g, conns, first_qid, pool: Vec::new(), out: Vec::new() })
+            })();
+            shared.barrier.wait();
+            drive(setup?, spec, shared)
+        }
+    }
+}
+
+/// The thread's load loop on its driver.
+fn drive<D: Driver>(mut g: D, spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, PerfError> {
+    let qids = g.qids();
+    let nq = qids.len();
+    let cfg = spec.cfg.clone();
     let clock = spec.clock;
     let t0 = clock.now();
     let measure_at = clock.after(t0, Duration::from_secs_f64(cfg.warmup_seconds));
@@ -312,7 +530,6 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
         ops: Vec::new(),
         free_tags: Vec::new(),
         inflight: vec![0; nq],
-        pool: BufPool::new(),
         measuring: false,
         clock,
         end_at,
@@ -327,7 +544,7 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
     };
     let mut start: Option<Snapshot> = None;
     let mut end: Option<Snapshot> = None;
-    let snap = |g: &IoGroup| Snapshot { cpu: CpuTime::thread(), sock: g.sock_group().counters() };
+    let snap = |g: &D| Snapshot { cpu: CpuTime::thread(), sock: g.counters() };
     let poll_wait = if cfg.busy_poll { Duration::ZERO } else { Duration::from_millis(5) };
     let drain_limit = cfg.command_timeout * 2 + Duration::from_secs(1);
     let mut out = Vec::new();
@@ -358,15 +575,15 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
                 break Ok(());
             }
         }
-        if let Err(e) = g.poll(Some(poll_wait), &mut out) {
-            break Err(PerfError::from(e));
+        if let Err(e) = g.poll(poll_wait, &mut out) {
+            break Err(e);
         }
         let now = clock.now();
         shared.completions.fetch_add(out.len() as u64, Ordering::Relaxed);
         let mut failed = None;
         for c in out.drain(..) {
             if failed.is_none()
-                && let Err(e) = w.complete(c, now)
+                && let Err(e) = w.complete(&mut g, c, now)
             {
                 failed = Some(e);
             }
@@ -377,14 +594,14 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
         // A queue that went down (connection lost, command timeout) is reconnected; one that stays down
         // ends the run.
         for (i, since) in down_since.iter_mut().enumerate() {
-            let down = g.queue(QueueId(i)).is_some_and(|q| q.down_reason().is_some());
+            let down = g.down_reason(i).is_some();
             if !down {
                 *since = None;
                 continue;
             }
             let first = *since.get_or_insert(now);
             if now > clock.after(first, drain_limit) {
-                let why = g.queue(QueueId(i)).and_then(|q| q.down_reason().map(str::to_string)).unwrap_or_default();
+                let why = g.down_reason(i).unwrap_or_default();
                 shared.stop.store(true, Ordering::Relaxed);
                 return Err(PerfError::Io(format!("queue {} stayed down: {why}", qids.get(i).copied().unwrap_or(0))));
             }
@@ -394,11 +611,11 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
                 if let Some(n) = w.inflight.get_mut(i) {
                     *n = 0;
                 }
-                if let Err(e) = g.reconnect(QueueId(i), &mut out) {
+                if let Err(e) = g.reconnect(i, &mut out) {
                     tracing::warn!("reconnecting queue {}: {e}", qids.get(i).copied().unwrap_or(0));
                 }
                 for c in out.drain(..) {
-                    w.complete(c, now)?;
+                    w.complete(&mut g, c, now)?;
                 }
             }
         }
@@ -416,7 +633,7 @@ pub(crate) fn run(spec: WorkerSpec, shared: &Shared) -> Result<WorkerResult, Per
         thread: spec.index,
         cpu: spec.cpu,
         qids,
-        sock_backend: g.sock_group().backend().to_string(),
+        sock_backend: g.backend(),
         ios: w.ios,
         reads: w.reads,
         writes: w.writes,

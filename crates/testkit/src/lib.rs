@@ -1,7 +1,10 @@
 //! Test support shared by the crates whose tests boot a Linux guest (`shared/tools/linux-nvme-vm`):
-//! where the VM tool is, and why a test must skip here (it skips loudly, never passes silently).
+//! where the VM tool is, and why a test must skip here (it skips loudly, never passes silently); and
+//! [`tgt`], a Linux tgt iSCSI target per test.
 
 use std::path::PathBuf;
+
+pub mod tgt;
 
 /// Finds `run-vm`: `$FF_LINUX_NVME_VM`, or `shared/tools/linux-nvme-vm/run-vm` in a folder above
 /// `start` (a crate's `CARGO_MANIFEST_DIR`).

@@ -1,12 +1,14 @@
-//! `ferrofabric perf`: drives an NVMe/TCP namespace with ff-perf (spdk_nvme_perf's flags where they
-//! exist: `-q` depth, `-o` I/O size, `-w` pattern, `-t` seconds, `-M`/`--rwmixread`) and prints the
-//! spdk_nvme_perf-style table, or the report as JSON with `--json`. Exits non-zero on any I/O error or
-//! verify mismatch. Also owns the sock flags the other host-side commands share.
+//! `ferrofabric perf`: drives an NVMe/TCP namespace, or with `--iscsi` an iSCSI logical unit, with ff-perf
+//! (spdk_nvme_perf's flags where they exist: `-q` depth, `-o` I/O size, `-w` pattern, `-t` seconds,
+//! `-M`/`--rwmixread`) and prints the spdk_nvme_perf-style table, or the report as JSON with `--json`
+//! (the same for both protocols). Exits non-zero on any I/O error or verify mismatch. Also owns the sock
+//! flags the other host-side commands share.
 
 use anyhow::{Result, bail};
 use clap::Args;
 use ff_blockdev::parse_size;
-use ff_perf::{Pattern, PerfConfig};
+use ff_initiator::iscsi::Chap;
+use ff_perf::{DEFAULT_INITIATOR, DEFAULT_ISCSI_TARGET, IscsiTarget, Pattern, PerfConfig};
 use ff_sock::{Backend, GroupOptions};
 use ff_target::config::DEFAULT_NQN;
 use std::net::SocketAddr;
@@ -58,17 +60,50 @@ impl SockArgs {
 }
 
 /// Arguments of `ferrofabric perf`.
+///
+/// NVMe/TCP (default): `ferrofabric perf --addr 127.0.0.1:4420 --nqn NQN -q 32 -o 4K -w randread -t 10`.
+/// iSCSI: `ferrofabric perf --iscsi --addr 127.0.0.1:3260 --target IQN --lun 0 -q 32 -o 4K -w randread -t 10`
+/// (one session per `--queues`; `--hdgst`/`--ddgst` ask for CRC32C digests).
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    NVMe/TCP: ferrofabric perf --addr 127.0.0.1:4420 --nqn NQN -q 32 -o 4K -w randread -t 10\n  \
+    iSCSI:    ferrofabric perf --iscsi --addr 127.0.0.1:3260 --target IQN --lun 0 -q 32 -o 4K -w randread -t 10\n\
+    With --iscsi, each of --queues is one session (its own connection); the report and --json are the same \
+    for both protocols (\"transport\" tells them apart).")]
 pub struct PerfArgs {
-    /// Target I/O address.
-    #[arg(long, default_value = "127.0.0.1:4420")]
-    addr: SocketAddr,
-    /// Subsystem NQN.
-    #[arg(long, default_value = DEFAULT_NQN)]
-    nqn: String,
-    /// Namespace (default: the first active one).
+    /// Target address [default: 127.0.0.1:4420, or 127.0.0.1:3260 with --iscsi].
     #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Subsystem NQN (NVMe/TCP).
+    #[arg(long, default_value = DEFAULT_NQN, conflicts_with = "iscsi")]
+    nqn: String,
+    /// Namespace (NVMe/TCP; default: the first active one).
+    #[arg(long, conflicts_with = "iscsi")]
     nsid: Option<u32>,
+    /// Drive an iSCSI logical unit instead of an NVMe/TCP namespace (same workloads and report).
+    #[arg(long)]
+    iscsi: bool,
+    /// iSCSI TargetName.
+    #[arg(long, requires = "iscsi", default_value = DEFAULT_ISCSI_TARGET)]
+    target: String,
+    /// iSCSI logical unit number.
+    #[arg(long, requires = "iscsi", default_value_t = 0)]
+    lun: u16,
+    /// iSCSI InitiatorName we log in as.
+    #[arg(long, requires = "iscsi", default_value = DEFAULT_INITIATOR)]
+    initiator: String,
+    /// iSCSI CHAP name (with --chap-secret); logs in with AuthMethod=CHAP.
+    #[arg(long, requires_all = ["iscsi", "chap_secret"])]
+    chap_user: Option<String>,
+    /// iSCSI CHAP secret (visible to `ps`: prefer a dedicated test secret).
+    #[arg(long, requires = "chap_user")]
+    chap_secret: Option<String>,
+    /// Mutual CHAP: the name the target must answer with (with --chap-target-secret).
+    #[arg(long, requires_all = ["chap_user", "chap_target_secret"])]
+    chap_target_user: Option<String>,
+    /// Mutual CHAP: the target's secret.
+    #[arg(long, requires = "chap_target_user")]
+    chap_target_secret: Option<String>,
     /// Commands in flight per queue.
     #[arg(short = 'q', long = "queue-depth", default_value_t = 32)]
     queue_depth: u16,
@@ -123,8 +158,22 @@ pub struct PerfArgs {
 
 /// The run these arguments describe.
 pub fn config(a: &PerfArgs) -> Result<PerfConfig> {
+    let iscsi = a.iscsi.then(|| IscsiTarget {
+        target: a.target.clone(),
+        lun: a.lun,
+        initiator: a.initiator.clone(),
+        chap: a.chap_user.clone().map(|user| Chap {
+            user,
+            secret: a.chap_secret.clone().unwrap_or_default().into_bytes(),
+            mutual: a
+                .chap_target_user
+                .clone()
+                .map(|u| (u, a.chap_target_secret.clone().unwrap_or_default().into_bytes())),
+        }),
+    });
+    let default_port = if a.iscsi { ff_initiator::iscsi::ISCSI_PORT } else { 4420 };
     let c = PerfConfig {
-        addr: a.addr,
+        addr: a.addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], default_port))),
         nqn: a.nqn.clone(),
         nsid: a.nsid,
         queue_depth: a.queue_depth,
@@ -144,6 +193,7 @@ pub fn config(a: &PerfArgs) -> Result<PerfConfig> {
         cpus: a.cpus.clone(),
         busy_poll: a.busy_poll,
         progress: !a.json,
+        iscsi,
         ..PerfConfig::default()
     };
     c.validate().map_err(anyhow::Error::msg)?;
@@ -231,6 +281,42 @@ mod tests {
         assert_eq!((c.group.pipe_size, c.group.cutover, c.group.zerocopy_threshold), (0, 4096, None));
         assert!(!c.group.sock.zerocopy);
         assert_eq!(c.group.sock.mark, Some(7));
+    }
+
+    #[test]
+    fn iscsi_flags_parse() {
+        let c =
+            parse(&["--iscsi", "--target", "iqn.x:t", "--lun", "3", "-q", "16", "-o", "128K", "-w", "read"]).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:3260".parse().unwrap());
+        let t = c.iscsi.unwrap();
+        assert_eq!((t.target.as_str(), t.lun, t.initiator.as_str(), t.chap), ("iqn.x:t", 3, DEFAULT_INITIATOR, None));
+        assert_eq!((c.queue_depth, c.io_size, c.pattern), (16, 128 * 1024, Pattern::Read));
+        let c = parse(&[
+            "--iscsi",
+            "--addr",
+            "10.0.0.2:3261",
+            "--initiator",
+            "iqn.me",
+            "--chap-user",
+            "u",
+            "--chap-secret",
+            "s3cret",
+            "--chap-target-user",
+            "t",
+            "--chap-target-secret",
+            "t-secret",
+        ])
+        .unwrap();
+        assert_eq!(c.addr, "10.0.0.2:3261".parse().unwrap());
+        let t = c.iscsi.unwrap();
+        assert_eq!(t.target, DEFAULT_ISCSI_TARGET);
+        let chap = t.chap.unwrap();
+        assert_eq!((chap.user.as_str(), chap.secret.as_slice()), ("u", &b"s3cret"[..]));
+        assert_eq!(chap.mutual, Some(("t".into(), b"t-secret".to_vec())));
+        assert!(parse(&["--target", "iqn.x"]).is_err(), "--target needs --iscsi");
+        assert!(parse(&["--iscsi", "--nqn", "nqn.x"]).is_err());
+        assert!(parse(&["--iscsi", "--chap-user", "u"]).is_err(), "a CHAP name needs its secret");
+        assert!(parse(&[]).unwrap().iscsi.is_none());
     }
 
     #[test]
