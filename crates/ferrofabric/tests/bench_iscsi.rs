@@ -1,5 +1,6 @@
 //! `ferrofabric bench iscsi --quick` end to end, as a user runs it: our target serves iSCSI and
-//! NVMe/TCP from its own process, iscsi-perf and ff perf drive it, tgt runs next to it when installed,
+//! NVMe/TCP from its own process, iscsi-perf and ff perf (over both) drive it, tgt runs next to it when
+//! installed,
 //! and without an SPDK build SPDK's cells and comparisons say so instead of showing a number. No timing
 //! is asserted: benchmarks report.
 
@@ -38,15 +39,17 @@ fn bench_iscsi_quick_runs_ours_and_marks_spdk_not_built() {
             .find(|m| m["target"] == target && m["client"] == client && m["workload"] == "4K randread QD32")
             .unwrap_or_else(|| panic!("{target} / {client} in {medians:?}"))
     };
-    for (target, client) in [("ours", "iscsi-perf"), ("ours", "ff perf nvme/tcp")] {
+    for (target, client) in [("ours", "iscsi-perf"), ("ours", "ff perf iscsi"), ("ours", "ff perf nvme/tcp")] {
         let c = cell(target, client);
         assert_eq!(c["samples"], 2, "{c}");
         assert!(c["iops"].as_f64().unwrap() > 0.0, "{c}");
         assert!(c["target_cpu"].as_f64().is_some_and(|x| x > 0.0), "the target's CPU was read: {c}");
     }
     if tgt {
-        let c = cell("tgt", "iscsi-perf");
-        assert_eq!(c["samples"], 2, "{c}");
+        for client in ["iscsi-perf", "ff perf iscsi"] {
+            let c = cell("tgt", client);
+            assert_eq!(c["samples"], 2, "{c}");
+        }
     }
     let spdk = cell("spdk iscsi_tgt", "iscsi-perf");
     assert_eq!(spdk["samples"], 0, "{spdk}");

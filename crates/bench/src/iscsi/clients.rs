@@ -8,7 +8,7 @@ use crate::measure::{Measured, Probe, Probes, per_io, tail, window};
 use crate::procs::CpuSampler;
 use crate::target::Workload;
 use anyhow::{Context, Result, bail, ensure};
-use ff_perf::Pattern;
+use ff_perf::{IscsiTarget, Pattern, PerfConfig};
 use serde::Serialize;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -24,6 +24,8 @@ pub const INITIATOR_IQN: &str = "iqn.2026-11.io.ferrofabric:bench";
 pub enum ClientKind {
     /// libiscsi's `iscsi-perf`: READ(16) only, one connection, `poll()` loop, no latency figures.
     IscsiPerf,
+    /// Our `ff perf` engine over iSCSI (one session, one busy-polling reactor).
+    FfPerfIscsi,
     /// Our `ff perf` engine over NVMe/TCP (our target's NVMe listener on the same namespace).
     FfPerfNvme,
 }
@@ -33,6 +35,7 @@ impl ClientKind {
     pub fn name(self) -> &'static str {
         match self {
             ClientKind::IscsiPerf => "iscsi-perf",
+            ClientKind::FfPerfIscsi => "ff perf iscsi",
             ClientKind::FfPerfNvme => "ff perf nvme/tcp",
         }
     }
@@ -91,6 +94,27 @@ pub fn run(client: ClientKind, run: &Run) -> Result<Measured> {
                 probe: run.probe.clone(),
             };
             crate::spdk::clients::ff_perf(&nvme)
+        }
+        (ClientKind::FfPerfIscsi, Endpoint::Iscsi { addr, iqn, lun }) => {
+            let w = run.workload;
+            let cfg = PerfConfig {
+                addr: *addr,
+                queue_depth: w.qd,
+                io_size: w.io_size,
+                pattern: w.pattern,
+                seconds: f64::from(run.seconds),
+                warmup_seconds: f64::from(run.warmup),
+                cpus: vec![run.cpu],
+                busy_poll: true,
+                iscsi: Some(IscsiTarget {
+                    target: iqn.clone(),
+                    lun: u16::try_from(*lun).context("LUN over 65535")?,
+                    initiator: INITIATOR_IQN.into(),
+                    chap: None,
+                }),
+                ..PerfConfig::default()
+            };
+            crate::spdk::clients::ff_perf_with(&cfg, &run.probe)
         }
         (c, e) => bail!("{} cannot drive {e:?}", c.name()),
     }

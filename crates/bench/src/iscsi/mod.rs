@@ -47,7 +47,9 @@ pub struct Config {
     pub quota_percent: Option<u32>,
     /// Count syscalls in one extra, untimed round.
     pub syscalls: bool,
-    /// Also drive our target's NVMe/TCP listener with ff perf.
+    /// Also drive every target with ff perf over iSCSI.
+    pub ff_client: bool,
+    /// Also drive our target's NVMe/TCP listener with ff perf (the same namespace).
     pub nvme_client: bool,
     /// CPU of the targets.
     pub target_cpu: usize,
@@ -67,6 +69,7 @@ impl Config {
             warmup: 1,
             quota_percent: Some(50),
             syscalls: true,
+            ff_client: true,
             nvme_client: true,
             target_cpu: 0,
             // One CPU only: both sides share it (the figures then say little, but the run works).
@@ -107,8 +110,14 @@ struct Group {
 }
 
 fn plan(cfg: &Config) -> Vec<Group> {
-    let iscsi: Vec<(TargetKind, ClientKind)> =
-        TargetKind::ALL.iter().filter(|t| cfg.targets.contains(t)).map(|&t| (t, ClientKind::IscsiPerf)).collect();
+    let mut clients = vec![ClientKind::IscsiPerf];
+    if cfg.ff_client {
+        clients.push(ClientKind::FfPerfIscsi);
+    }
+    let iscsi: Vec<(TargetKind, ClientKind)> = clients
+        .iter()
+        .flat_map(|&c| TargetKind::ALL.iter().filter(|t| cfg.targets.contains(t)).map(move |&t| (t, c)))
+        .collect();
     let mut free = iscsi.clone();
     if cfg.nvme_client && cfg.targets.contains(&TargetKind::Ours) {
         free.push((TargetKind::Ours, ClientKind::FfPerfNvme));
@@ -134,7 +143,7 @@ struct Comparison {
 }
 
 fn comparisons(groups: &[Group]) -> Vec<Comparison> {
-    use ClientKind::{FfPerfNvme, IscsiPerf};
+    use ClientKind::{FfPerfIscsi, FfPerfNvme, IscsiPerf};
     use TargetKind::{Ours, Spdk, Tgt};
     let mut out = Vec::new();
     for g in groups {
@@ -143,12 +152,14 @@ fn comparisons(groups: &[Group]) -> Vec<Comparison> {
                 out.push(Comparison { name, workload: g.workload, mode: g.mode, a, b, goal });
             }
         };
-        add("ours vs spdk iscsi_tgt", (Ours, IscsiPerf), (Spdk, IscsiPerf), Some(1.15));
-        add("ours vs tgt", (Ours, IscsiPerf), (Tgt, IscsiPerf), None);
-        add("spdk iscsi_tgt vs tgt", (Spdk, IscsiPerf), (Tgt, IscsiPerf), None);
-        // Not the issue's goal (ours over iSCSI within 10% of ours over NVMe/TCP): that needs one client
-        // speaking both; these two clients differ, so this only places the two protocols side by side.
-        add("ours iscsi (iscsi-perf) vs ours nvme/tcp (ff perf)", (Ours, IscsiPerf), (Ours, FfPerfNvme), None);
+        for c in [IscsiPerf, FfPerfIscsi] {
+            add("ours vs spdk iscsi_tgt", (Ours, c), (Spdk, c), Some(1.15));
+            add("ours vs tgt", (Ours, c), (Tgt, c), None);
+            add("spdk iscsi_tgt vs tgt", (Spdk, c), (Tgt, c), None);
+        }
+        // The same client, the same namespace, the same target process: only the protocol differs.
+        add("ours: iscsi vs nvme/tcp (ff perf both)", (Ours, FfPerfIscsi), (Ours, FfPerfNvme), Some(0.9));
+        add("client: ff perf vs iscsi-perf on spdk iscsi_tgt", (Spdk, FfPerfIscsi), (Spdk, IscsiPerf), None);
     }
     out
 }
@@ -223,7 +234,7 @@ impl Targets {
         }
         let pid = t.pid();
         let endpoint = match key.client {
-            ClientKind::IscsiPerf => {
+            ClientKind::IscsiPerf | ClientKind::FfPerfIscsi => {
                 Endpoint::Iscsi { addr: t.daemon.addr, iqn: key.target.iqn().into(), lun: key.target.lun() }
             }
             ClientKind::FfPerfNvme => match t.nvme {
@@ -614,8 +625,9 @@ fn build_report(
     rep.notes.push(
         "iscsi-perf: libiscsi's, READ(16) only, one session, one poll() loop; it prints IOPS once a second and no \
          latency: iops is the mean of the per-second figures after the warm-up, mean_lat_us is QD/IOPS (Little's \
-         law). ff perf nvme/tcp is another client (busy-polling, io in process): its row and the iSCSI-vs-NVMe \
-         ratio place the protocols side by side, not the issue's like-for-like goal."
+         law). ff perf: our initiator in this process, one busy-polling reactor on the client CPU, one iSCSI \
+         session (or one NVMe/TCP queue pair to our target's NVMe listener on the same namespace); its p99 is \
+         measured."
             .into(),
     );
     rep.notes.push(
@@ -661,6 +673,10 @@ mod tests {
                 "{w:?} {mode:?}"
             );
         }
+        // Ours over iSCSI within 10% of ours over NVMe/TCP, the same client on both.
+        assert!(cmps.iter().any(|c| c.a == (TargetKind::Ours, ClientKind::FfPerfIscsi)
+            && c.b == (TargetKind::Ours, ClientKind::FfPerfNvme)
+            && c.goal == Some(0.9)));
         for g in &groups {
             let mut c = g.cells.clone();
             c.dedup();
@@ -679,7 +695,11 @@ mod tests {
 
     #[test]
     fn targets_left_out_leave_their_cells_and_comparisons_out() {
-        let cfg = Config { targets: vec![TargetKind::Spdk, TargetKind::Tgt], ..Config::quick(PathBuf::from("x")) };
+        let cfg = Config {
+            targets: vec![TargetKind::Spdk, TargetKind::Tgt],
+            ff_client: false,
+            ..Config::quick(PathBuf::from("x"))
+        };
         let groups = plan(&cfg);
         assert!(
             groups.iter().all(|g| g.cells

@@ -182,16 +182,23 @@ pub fn ff_perf(run: &Run<'_>) -> Result<Measured> {
         busy_poll: true,
         ..PerfConfig::default()
     };
+    ff_perf_with(&cfg, &run.probe)
+}
+
+/// Runs our load engine in process with `cfg` (NVMe/TCP or iSCSI, as `cfg` says) and `probe` over its
+/// measured window.
+pub fn ff_perf_with(cfg: &PerfConfig, probe: &Probe) -> Result<Measured> {
+    let (warmup, seconds) = (cfg.warmup_seconds.ceil() as u32, cfg.seconds.ceil() as u32);
     let t0 = Instant::now();
     // Connecting takes a few ms: the window starts after it as it does after spdk_nvme_perf's start-up.
-    let win = window(t0 + Duration::from_millis(50), run.warmup, run.seconds);
+    let win = window(t0 + Duration::from_millis(50), warmup, seconds);
     let (report, (target_count, _, target_profile, client_profile)) = std::thread::scope(|s| {
-        let h = s.spawn(|| ff_perf::run(&cfg));
+        let h = s.spawn(|| ff_perf::run(cfg));
         // The client is this process (its perf reactor and the bench's own idle threads).
-        let probes = Probes::start(&run.probe, win, std::process::id()).finish();
+        let probes = Probes::start(probe, win, std::process::id()).finish();
         (h.join().unwrap_or_else(|_| Err(ff_perf::PerfError::Io("perf thread panicked".into()))), probes)
     });
-    let r = report.with_context(|| format!("ff perf against {}", run.addr))?;
+    let r = report.with_context(|| format!("ff perf against {}", cfg.addr))?;
     let mut errors = Vec::new();
     if r.errors > 0 {
         errors.push(format!("{} I/O errors", r.errors));
@@ -204,7 +211,7 @@ pub fn ff_perf(run: &Run<'_>) -> Result<Measured> {
         errors,
         window: Some(win),
         client_cpu: None,
-        client_syscalls_per_io: if matches!(run.probe, Probe::Syscalls { .. }) { r.syscalls_per_io } else { f64::NAN },
+        client_syscalls_per_io: if matches!(probe, Probe::Syscalls { .. }) { r.syscalls_per_io } else { f64::NAN },
         target_syscalls_per_io: per_io(target_count, r.iops, win),
         target_profile,
         client_profile,

@@ -138,7 +138,7 @@ enum Bench {
         no_ff_client: bool,
     },
     /// Our iSCSI target side by side with SPDK's iscsi_tgt and Linux's tgtd (4K randread QD32, 128K read
-    /// QD16; client: libiscsi's iscsi-perf; ours also over NVMe/TCP with ff perf): interleaved samples,
+    /// QD16; clients: libiscsi's iscsi-perf and ff perf; ours also over NVMe/TCP): interleaved samples,
     /// free and under a CPU quota on the target, medians, per-round ratios, syscalls per I/O.
     Iscsi {
         #[command(flatten)]
@@ -164,6 +164,9 @@ enum Bench {
         /// Skip the untimed round that counts syscalls with perf stat.
         #[arg(long)]
         no_syscalls: bool,
+        /// Drive the targets with iscsi-perf only (no ff perf over iSCSI).
+        #[arg(long)]
+        no_ff_client: bool,
         /// Leave out ff perf over NVMe/TCP against our target.
         #[arg(long)]
         no_nvme: bool,
@@ -256,7 +259,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.ff_client &= !no_ff_client;
             (spdk_bench::run(&cfg)?, common.out)
         }
-        Bench::Iscsi { common, spdk_dir, samples, seconds, warmup, quota, no_quota, no_syscalls, no_nvme, targets } => {
+        Bench::Iscsi {
+            common,
+            spdk_dir,
+            samples,
+            seconds,
+            warmup,
+            quota,
+            no_quota,
+            no_syscalls,
+            no_ff_client,
+            no_nvme,
+            targets,
+        } => {
             let bin = std::env::current_exe()?;
             let mut cfg = if common.quick { iscsi_bench::Config::quick(bin) } else { iscsi_bench::Config::new(bin) };
             cfg.spdk_dir = spdk_dir;
@@ -270,6 +285,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 cfg.quota_percent = None;
             }
             cfg.syscalls &= !no_syscalls;
+            cfg.ff_client &= !no_ff_client;
             cfg.nvme_client &= !no_nvme;
             cfg.targets = targets.unwrap_or(cfg.targets);
             (iscsi_bench::run(&cfg)?, common.out)
