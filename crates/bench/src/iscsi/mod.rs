@@ -601,7 +601,8 @@ fn build_report(
     if !ratio_series.is_empty() {
         rep.plots.push(Plot {
             file: "ratio_by_round.svg".into(),
-            title: "ours over SPDK's iscsi_tgt, per round (goal 1.15)".into(),
+            title: "comparisons with a goal, per round (ours over SPDK's iscsi_tgt: 1.15; iSCSI over NVMe/TCP: 0.9)"
+                .into(),
             x_label: "round".into(),
             y_label: "IOPS ratio".into(),
             log_x: false,
