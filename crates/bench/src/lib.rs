@@ -11,12 +11,18 @@
 //! - [`target`]: our NVMe/TCP target on one busy-polling core under ff-perf, and the end-to-end trick matrix;
 //! - [`uring`]: io_uring vs epoll end to end through the target, by queue depth and feature by feature;
 //! - [`spdk`]: our target and initiator side by side with SPDK's, interleaved, free and under a CPU quota;
+//! - [`iscsi`]: our iSCSI target side by side with SPDK's `iscsi_tgt` and Linux's `tgtd`, interleaved;
+//! - [`procs`], [`measure`]: target processes, their CPU and syscalls, a client run's window and probes
+//!   (shared by the side-by-side benches);
 //! - [`stats`]: medians and ratios; [`sys`]: thread CPU time, machine facts, UTC timestamps.
 
 #![warn(missing_docs)]
 
 pub mod core_path;
+pub mod iscsi;
+pub mod measure;
 pub mod plain;
+pub mod procs;
 pub mod recv_cutover;
 pub mod report;
 pub mod servers;

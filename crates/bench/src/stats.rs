@@ -1,6 +1,8 @@
 //! The few statistics the reports use: medians over repeats and guarded ratios. Repeats are interleaved
 //! across configurations, so a median per configuration is robust to a noisy neighbour on 2 cores.
 
+use std::collections::HashMap;
+
 /// Median of `v` (mean of the middle two for an even count); NaN for an empty slice.
 pub fn median(v: &[f64]) -> f64 {
     let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
@@ -20,6 +22,57 @@ pub fn ratio(a: f64, b: f64) -> f64 {
 /// `x / count` as a float, 0 when `count` is 0 (per-PDU and per-message figures).
 pub fn per(x: u64, count: u64) -> f64 {
     if count == 0 { 0.0 } else { x as f64 / count as f64 }
+}
+
+/// A comparison of two cells measured back to back in the same rounds: each round's ratio, and their
+/// median and range. Pairing by round cancels the machine's slow and fast phases, which move both
+/// cells of a round together.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PairRatios {
+    /// (round, a over b) for every round where both sides have a finite value, in round order.
+    pub pairs: Vec<(usize, f64)>,
+    /// Median of the ratios (NaN with no pairs).
+    pub median: f64,
+    /// Smallest ratio (NaN with no pairs).
+    pub min: f64,
+    /// Largest ratio (NaN with no pairs).
+    pub max: f64,
+}
+
+impl PairRatios {
+    /// Pairs `a` and `b` by round (rounds only one side has are left out) and takes `a / b` per round.
+    pub fn of(a: &HashMap<usize, f64>, b: &HashMap<usize, f64>) -> PairRatios {
+        let mut pairs: Vec<(usize, f64)> = a
+            .iter()
+            .filter_map(|(r, x)| {
+                let q = ratio(*x, *b.get(r)?);
+                q.is_finite().then_some((*r, q))
+            })
+            .collect();
+        pairs.sort_by_key(|p| p.0);
+        let v: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        if v.is_empty() {
+            return PairRatios { pairs, median: f64::NAN, min: f64::NAN, max: f64::NAN };
+        }
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        PairRatios { median: median(&v), min, max, pairs }
+    }
+
+    /// The ratios alone, in round order.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.pairs.iter().map(|p| p.1).collect()
+    }
+}
+
+/// The order of `n` cells in round `round`: forwards in even rounds, backwards in odd ones, so no cell
+/// always follows the same one (a cell measured after a busy one can inherit its heat or its caches).
+pub fn round_order(n: usize, round: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    if round % 2 == 1 {
+        v.reverse();
+    }
+    v
 }
 
 /// Bytes in a GiB.
@@ -77,5 +130,25 @@ mod tests {
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_size("512"), Ok(512));
         assert!(parse_size("x").is_err());
+    }
+    #[test]
+    fn pair_ratios_pair_by_round_and_skip_the_unpaired() {
+        let a: HashMap<usize, f64> = [(0, 200.0), (1, 100.0), (2, 300.0), (3, 50.0)].into();
+        // Round 3 has no b, round 4 no a, round 2's b is zero (no ratio).
+        let b: HashMap<usize, f64> = [(0, 100.0), (1, 100.0), (2, 0.0), (4, 10.0)].into();
+        let p = PairRatios::of(&a, &b);
+        assert_eq!(p.pairs, vec![(0, 2.0), (1, 1.0)]);
+        assert_eq!((p.median, p.min, p.max), (1.5, 1.0, 2.0));
+        assert_eq!(p.ratios(), vec![2.0, 1.0]);
+        let none = PairRatios::of(&a, &HashMap::new());
+        assert!(none.pairs.is_empty() && none.median.is_nan() && none.min.is_nan() && none.max.is_nan());
+    }
+
+    #[test]
+    fn rounds_alternate_direction() {
+        assert_eq!(round_order(3, 0), vec![0, 1, 2]);
+        assert_eq!(round_order(3, 1), vec![2, 1, 0]);
+        assert_eq!(round_order(3, 2), vec![0, 1, 2]);
+        assert!(round_order(0, 1).is_empty());
     }
 }

@@ -3,14 +3,15 @@
 //! client CPU). Each run reports the window it measured so the target's CPU time and syscalls can be
 //! read over exactly that window.
 
-use super::procs::{Profile, ProfileSummary, SpdkBuild, SyscallCount};
+use super::procs::SpdkBuild;
+pub use crate::measure::{Measured, Probe};
+use crate::measure::{Probes, per_io, tail, window};
 use crate::target::Workload;
 use anyhow::{Context, Result, bail};
 use ff_perf::PerfConfig;
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -52,118 +53,6 @@ pub struct Run<'a> {
     pub shm_id: u32,
     /// What to watch over the measured window besides the figures.
     pub probe: Probe,
-}
-
-/// What a run watches over its measured window (in untimed rounds: both slow the processes down).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Probe {
-    /// Nothing.
-    None,
-    /// The syscalls of the target (this pid) and of the client.
-    Syscalls {
-        /// The target's pid.
-        target: u32,
-    },
-    /// `perf record` of the target (this pid) and of the client, files in `dir`.
-    Profile {
-        /// The target's pid.
-        target: u32,
-        /// Where the recordings go (removed once summarised).
-        dir: PathBuf,
-    },
-}
-
-/// What one client run measured.
-#[derive(Clone, Debug, Default)]
-pub struct Measured {
-    /// I/Os per second.
-    pub iops: f64,
-    /// MiB per second.
-    pub mib_s: f64,
-    /// Median latency.
-    pub p50_us: f64,
-    /// 99th percentile latency.
-    pub p99_us: f64,
-    /// Error lines the client printed (teardown noise excluded, see [`is_teardown_noise`]).
-    pub errors: Vec<String>,
-    /// The measured window: from its first to its last instant.
-    pub window: Option<(Instant, Instant)>,
-    /// The client's syscalls per I/O over the window (NaN when not counted).
-    pub client_syscalls_per_io: f64,
-    /// The target's syscalls per I/O over the window (NaN when not counted).
-    pub target_syscalls_per_io: f64,
-    /// Where the target's CPU went over the window (profile rounds).
-    pub target_profile: Option<ProfileSummary>,
-    /// Where the client's CPU went over the window (profile rounds; ff perf: the bench process).
-    pub client_profile: Option<ProfileSummary>,
-}
-
-/// The measured window of a run whose load started at `t0`: after the warm-up, trimmed at both ends
-/// so it never reaches into connection setup or teardown.
-fn window(t0: Instant, warmup: u32, seconds: u32) -> (Instant, Instant) {
-    let start = t0 + Duration::from_secs(u64::from(warmup)) + Duration::from_millis(150);
-    let end = t0 + Duration::from_secs(u64::from(warmup + seconds)) - Duration::from_millis(100);
-    (start, end.max(start + Duration::from_millis(100)))
-}
-
-fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        std::thread::sleep(t - now);
-    }
-}
-
-/// The probes of one run, started at the window's start.
-#[derive(Default)]
-struct Probes {
-    target_sys: Option<SyscallCount>,
-    client_sys: Option<SyscallCount>,
-    target_prof: Option<Profile>,
-    client_prof: Option<Profile>,
-}
-
-/// What the probes saw: syscall counts of target and client, profiles of target and client.
-type ProbeResults = (Option<u64>, Option<u64>, Option<ProfileSummary>, Option<ProfileSummary>);
-
-impl Probes {
-    /// Waits for the window and starts what `probe` asks for on the target and on `client`.
-    fn start(probe: &Probe, win: (Instant, Instant), client: u32) -> Probes {
-        if *probe == Probe::None {
-            return Probes::default();
-        }
-        sleep_until(win.0);
-        let secs = (win.1 - win.0).as_secs_f64();
-        match probe {
-            Probe::None => Probes::default(),
-            Probe::Syscalls { target } => Probes {
-                target_sys: SyscallCount::start(*target, secs),
-                client_sys: SyscallCount::start(client, secs),
-                ..Probes::default()
-            },
-            Probe::Profile { target, dir } => Probes {
-                target_prof: Profile::start(*target, secs, dir.join(format!("target-{target}.perf.data"))),
-                client_prof: Profile::start(client, secs, dir.join(format!("client-{client}.perf.data"))),
-                ..Probes::default()
-            },
-        }
-    }
-
-    fn finish(self) -> ProbeResults {
-        (
-            self.target_sys.and_then(SyscallCount::finish),
-            self.client_sys.and_then(SyscallCount::finish),
-            self.target_prof.and_then(Profile::finish),
-            self.client_prof.and_then(Profile::finish),
-        )
-    }
-}
-
-/// A count over the window, per I/O at `iops`.
-fn per_io(count: Option<u64>, iops: f64, win: (Instant, Instant)) -> f64 {
-    match count {
-        Some(n) if iops > 0.0 => n as f64 / (iops * (win.1 - win.0).as_secs_f64()),
-        _ => f64::NAN,
-    }
 }
 
 /// The one error SPDK's host prints at every detach, against SPDK's own target as against ours: its I/O
@@ -242,11 +131,6 @@ pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
     Ok(m)
 }
 
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
-}
-
 /// Parses spdk_nvme_perf's output: the `Total` row (IOPS, MiB/s, average, min, max latency in µs) and
 /// the latency summary `-L` prints (`50.00000% : 59.166us`). Error lines from either stream are kept.
 pub fn parse_spdk_perf(stdout: &str, stderr: &str) -> Result<Measured> {
@@ -298,16 +182,23 @@ pub fn ff_perf(run: &Run<'_>) -> Result<Measured> {
         busy_poll: true,
         ..PerfConfig::default()
     };
+    ff_perf_with(&cfg, &run.probe)
+}
+
+/// Runs our load engine in process with `cfg` (NVMe/TCP or iSCSI, as `cfg` says) and `probe` over its
+/// measured window.
+pub fn ff_perf_with(cfg: &PerfConfig, probe: &Probe) -> Result<Measured> {
+    let (warmup, seconds) = (cfg.warmup_seconds.ceil() as u32, cfg.seconds.ceil() as u32);
     let t0 = Instant::now();
     // Connecting takes a few ms: the window starts after it as it does after spdk_nvme_perf's start-up.
-    let win = window(t0 + Duration::from_millis(50), run.warmup, run.seconds);
+    let win = window(t0 + Duration::from_millis(50), warmup, seconds);
     let (report, (target_count, _, target_profile, client_profile)) = std::thread::scope(|s| {
-        let h = s.spawn(|| ff_perf::run(&cfg));
+        let h = s.spawn(|| ff_perf::run(cfg));
         // The client is this process (its perf reactor and the bench's own idle threads).
-        let probes = Probes::start(&run.probe, win, std::process::id()).finish();
+        let probes = Probes::start(probe, win, std::process::id()).finish();
         (h.join().unwrap_or_else(|_| Err(ff_perf::PerfError::Io("perf thread panicked".into()))), probes)
     });
-    let r = report.with_context(|| format!("ff perf against {}", run.addr))?;
+    let r = report.with_context(|| format!("ff perf against {}", cfg.addr))?;
     let mut errors = Vec::new();
     if r.errors > 0 {
         errors.push(format!("{} I/O errors", r.errors));
@@ -319,7 +210,8 @@ pub fn ff_perf(run: &Run<'_>) -> Result<Measured> {
         p99_us: r.latency.p99_us,
         errors,
         window: Some(win),
-        client_syscalls_per_io: if matches!(run.probe, Probe::Syscalls { .. }) { r.syscalls_per_io } else { f64::NAN },
+        client_cpu: None,
+        client_syscalls_per_io: if matches!(probe, Probe::Syscalls { .. }) { r.syscalls_per_io } else { f64::NAN },
         target_syscalls_per_io: per_io(target_count, r.iops, win),
         target_profile,
         client_profile,

@@ -16,7 +16,7 @@ pub mod clients;
 pub mod procs;
 
 use crate::report::{Cell, Plot, Report, Series, Table};
-use crate::stats::{median, ratio};
+use crate::stats::{PairRatios, median, round_order};
 use crate::target::Workload;
 use anyhow::{Context, Result, ensure};
 use clients::{ClientKind, Measured, Probe, Run};
@@ -288,7 +288,7 @@ impl Targets {
             };
             match started.and_then(|p| p.pause().map(|()| p)) {
                 Ok(p) => {
-                    tracing::info!(target = k.name(), addr = %p.addr, pid = p.pid(), "target started");
+                    tracing::info!(target = k.name(), addr = %p.daemon.addr, pid = p.pid(), "target started");
                     t.procs.insert(k, p);
                 }
                 Err(e) => {
@@ -316,14 +316,14 @@ fn measure(
     }
     let Some(t) = targets.procs.get_mut(&key.target) else { return (Err("not started".into()), f64::NAN) };
     if !t.alive() {
-        let why = format!("{} exited; see {}", key.target.name(), t.log.display());
+        let why = format!("{} exited; see {}", key.target.name(), t.daemon.log.display());
         targets.missing.insert(key.target, why.clone());
         return (Err(why), f64::NAN);
     }
     let pid = t.pid();
     let run = Run {
         workload: key.workload,
-        addr: t.addr,
+        addr: t.daemon.addr,
         nqn: key.target.nqn(),
         seconds: cfg.seconds,
         warmup: cfg.warmup,
@@ -406,15 +406,9 @@ pub fn run(cfg: &Config) -> Result<Report> {
     }
     for (round, &kind) in kinds_of_rounds.iter().enumerate() {
         // Every other round runs the cells backwards, so no cell always follows the same one.
-        let order: Vec<(usize, usize)> = {
-            let mut v: Vec<(usize, usize)> =
-                groups.iter().enumerate().flat_map(|(gi, g)| (0..g.cells.len()).map(move |ci| (gi, ci))).collect();
-            if round % 2 == 1 {
-                v.reverse();
-            }
-            v
-        };
-        for (gi, ci) in order {
+        let all: Vec<(usize, usize)> =
+            groups.iter().enumerate().flat_map(|(gi, g)| (0..g.cells.len()).map(move |ci| (gi, ci))).collect();
+        for (gi, ci) in round_order(all.len(), round).into_iter().map(|i| all[i]) {
             let g = &groups[gi];
             // The profile round looks at the 4K randread cells only: the ones the goals are about.
             if kind == RoundKind::Profile && (g.mode != Mode::Free || ![RR4K_QD1, RR4K_QD32].contains(&g.workload)) {
@@ -622,18 +616,8 @@ fn build_report(
             timed(k).iter().filter_map(|s| s.m.as_ref().ok().map(|m| (s.round, value(m)))).collect()
         };
         let (ra, rb) = (by_round(&ka), by_round(&kb));
-        let mut pairs: Vec<(usize, f64)> = ra
-            .iter()
-            .filter_map(|(r, a)| {
-                let b = rb.get(r)?;
-                let x = if c.metric == Metric::Iops { ratio(*a, *b) } else { ratio(*b, *a) };
-                x.is_finite().then_some((*r, x))
-            })
-            .collect();
-        pairs.sort_by_key(|p| p.0);
-        let pr: Vec<f64> = pairs.iter().map(|p| p.1).collect();
-        let pm = median(&pr);
-        let (lo, hi) = pr.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+        let p = if c.metric == Metric::Iops { PairRatios::of(&ra, &rb) } else { PairRatios::of(&rb, &ra) };
+        let (pairs, pr, pm, lo, hi) = (&p.pairs, p.ratios(), p.median, p.min, p.max);
         let am = median(&ra.values().copied().collect::<Vec<_>>());
         let bm = median(&rb.values().copied().collect::<Vec<_>>());
         let missing = [c.a.0, c.b.0].iter().find(|t| t.is_spdk() && spdk.is_none()).map(|_| spdk_missing.to_string());
@@ -665,8 +649,8 @@ fn build_report(
             am.into(),
             bm.into(),
             pm.into(),
-            (if pr.is_empty() { f64::NAN } else { lo }).into(),
-            (if pr.is_empty() { f64::NAN } else { hi }).into(),
+            lo.into(),
+            hi.into(),
             pr.len().into(),
             c.goal.map_or(Cell::Float(f64::NAN), Cell::Float),
             verdict.into(),

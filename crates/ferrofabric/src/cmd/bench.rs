@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use ff_bench::iscsi as iscsi_bench;
 use ff_bench::report::{Report, default_out_dir};
 use ff_bench::servers::ServerKind;
 use ff_bench::spdk as spdk_bench;
@@ -136,6 +137,43 @@ enum Bench {
         #[arg(long)]
         no_ff_client: bool,
     },
+    /// Our iSCSI target side by side with SPDK's iscsi_tgt and Linux's tgtd (4K randread QD32, 128K read
+    /// QD16; clients: libiscsi's iscsi-perf and ff perf; ours also over NVMe/TCP): interleaved samples,
+    /// free and under a CPU quota on the target, medians, per-round ratios, syscalls per I/O.
+    Iscsi {
+        #[command(flatten)]
+        common: Common,
+        /// SPDK build tree (holds build/bin/iscsi_tgt); default $FF_SPDK_DIR.
+        #[arg(long)]
+        spdk_dir: Option<PathBuf>,
+        /// Timed samples per cell (rounds); same as --repeats.
+        #[arg(long)]
+        samples: Option<usize>,
+        /// Measured seconds per sample (whole seconds: iscsi-perf reports per second).
+        #[arg(long)]
+        seconds: Option<u32>,
+        /// Warm-up seconds before each sample.
+        #[arg(long)]
+        warmup: Option<u32>,
+        /// Target-bound mode's CPU quota, percent of one core.
+        #[arg(long)]
+        quota: Option<u32>,
+        /// Skip the target-bound (CPU quota) mode.
+        #[arg(long)]
+        no_quota: bool,
+        /// Skip the untimed round that counts syscalls with perf stat.
+        #[arg(long)]
+        no_syscalls: bool,
+        /// Drive the targets with iscsi-perf only (no ff perf over iSCSI).
+        #[arg(long)]
+        no_ff_client: bool,
+        /// Leave out ff perf over NVMe/TCP against our target.
+        #[arg(long)]
+        no_nvme: bool,
+        /// Targets to run, comma separated (ours, spdk, tgt); default all.
+        #[arg(long, value_delimiter = ',', value_parser = parse_iscsi_target)]
+        targets: Option<Vec<iscsi_bench::targets::TargetKind>>,
+    },
     /// io_uring vs epoll end to end through our target: 4K randread by queue depth, then each uring
     /// feature added in turn (4K QD32, 128K QD16); checks the goal (< 0.1 io_uring_enter per 4K I/O
     /// at QD32, more IOPS per busy core than epoll).
@@ -221,8 +259,49 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.ff_client &= !no_ff_client;
             (spdk_bench::run(&cfg)?, common.out)
         }
+        Bench::Iscsi {
+            common,
+            spdk_dir,
+            samples,
+            seconds,
+            warmup,
+            quota,
+            no_quota,
+            no_syscalls,
+            no_ff_client,
+            no_nvme,
+            targets,
+        } => {
+            let bin = std::env::current_exe()?;
+            let mut cfg = if common.quick { iscsi_bench::Config::quick(bin) } else { iscsi_bench::Config::new(bin) };
+            cfg.spdk_dir = spdk_dir;
+            cfg.samples = samples.or(common.repeats).unwrap_or(cfg.samples);
+            cfg.seconds = seconds.unwrap_or(cfg.seconds);
+            cfg.warmup = warmup.unwrap_or(cfg.warmup);
+            if quota.is_some() {
+                cfg.quota_percent = quota;
+            }
+            if no_quota {
+                cfg.quota_percent = None;
+            }
+            cfg.syscalls &= !no_syscalls;
+            cfg.ff_client &= !no_ff_client;
+            cfg.nvme_client &= !no_nvme;
+            cfg.targets = targets.unwrap_or(cfg.targets);
+            (iscsi_bench::run(&cfg)?, common.out)
+        }
     };
     emit(&report, out)
+}
+
+fn parse_iscsi_target(s: &str) -> Result<iscsi_bench::targets::TargetKind, String> {
+    use iscsi_bench::targets::TargetKind;
+    match s {
+        "ours" => Ok(TargetKind::Ours),
+        "spdk" => Ok(TargetKind::Spdk),
+        "tgt" => Ok(TargetKind::Tgt),
+        _ => Err(format!("unknown target {s:?} (ours, spdk, tgt)")),
+    }
 }
 
 fn emit(report: &Report, out: Option<PathBuf>) -> Result<()> {
