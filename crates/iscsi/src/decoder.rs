@@ -71,7 +71,7 @@ pub enum Need {
 }
 
 /// A received PDU's header, as [`Decoder::header`] shows it while its data arrives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// The raw BHS (for a Reject's data segment).
     pub bhs: Bhs,
@@ -84,7 +84,7 @@ pub struct Header {
 }
 
 /// A complete PDU: its header and whether its data digest matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// The header.
     pub header: Header,

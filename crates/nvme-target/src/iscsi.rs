@@ -421,7 +421,7 @@ impl IscsiSession {
             };
             return self.conn.complete(itt, c);
         };
-        let outcome =
+        let (outcome, t) =
             if rt.res.active.load(Ordering::Relaxed) || cdb.first().is_some_and(|&op| is_reservation_opcode(op)) {
                 let data_out = cmd.data.as_ref().map_or(&[][..], |b| b.as_ref());
                 let mut res = rt.res.lock();
@@ -435,7 +435,7 @@ impl IscsiSession {
                     tracing::info!(peer = %self.peer, nexuses = preempted.len(), "reservations preempted");
                 }
                 match reply {
-                    Reply::Outcome(o) => o,
+                    Reply::Outcome(o) => (o, ff_scsi::transfer(cdb, &rt.lu)),
                     Reply::ReservationConflict => {
                         if let Some(b) = cmd.data {
                             b.recycle(env.pool);
@@ -445,9 +445,15 @@ impl IscsiSession {
                     }
                 }
             } else {
-                ff_scsi::execute(cdb, &rt.lu, &nexus)
+                // Decoded once for both the execution and the expected transfer.
+                match ff_scsi::decode(cdb) {
+                    Ok(c) => (
+                        ff_scsi::execute_command(&c, &rt.lu, &nexus),
+                        ff_scsi::cdb::command_transfer(&c, u64::from(rt.lu.block_size)),
+                    ),
+                    Err(s) => (Outcome::Check(s), ff_scsi::Transfer::NONE),
+                }
             };
-        let t = ff_scsi::transfer(cdb, &rt.lu);
         // What the CDB wants written against what the initiator sent (the residual).
         let sent = if cmd.write { cmd.edtl } else { 0 };
         let mut wants = if t.dir == DataDir::FromInitiator { t.len.min(u64::from(u32::MAX)) as u32 } else { 0 };

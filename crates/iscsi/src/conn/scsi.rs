@@ -330,7 +330,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> TargetConn<B> {
         let cmd = Command {
             itt,
             lun: task.lun,
-            cdb: task.cdb,
+            // The task keeps only its state from here on: the CDB moves to the runtime.
+            cdb: std::mem::replace(&mut task.cdb, Cdb::new(&[])),
             attr: task.attr,
             read: task.read,
             write: task.write,

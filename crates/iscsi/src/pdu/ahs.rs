@@ -1,7 +1,8 @@
 //! Additional Header Segments (RFC 7143 section 11.2.2): the extended CDB and the expected
 //! bidirectional read data length, the only two the RFC defines.
 //!
-//! Owns their parsing (into fixed storage, so a hostile AHS costs no allocation) and encoding.
+//! Owns their parsing and encoding. A CDB of up to 16 bytes (every READ and WRITE) lives inline, so
+//! commands and headers stay small to move; only an extended CDB (rare) takes one bounded allocation.
 
 use crate::error::Error;
 
@@ -13,24 +14,37 @@ pub const AHS_EXTENDED_CDB: u8 = 1;
 pub const AHS_BIDI_READ_LEN: u8 = 2;
 
 /// A whole CDB: the BHS's 16 bytes followed by any extended part.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cdb {
-    bytes: [u8; MAX_CDB],
-    len: u16,
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Cdb(CdbRepr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum CdbRepr {
+    /// Up to 16 bytes, inline.
+    Short([u8; 16], u8),
+    /// Longer (an extended CDB), at most [`MAX_CDB`].
+    Long(Box<[u8]>),
 }
 
 impl Cdb {
     /// A CDB from its bytes (at most [`MAX_CDB`]; longer input is cut).
     pub fn new(bytes: &[u8]) -> Self {
         let n = bytes.len().min(MAX_CDB);
-        let mut c = Cdb { bytes: [0; MAX_CDB], len: n as u16 };
-        c.bytes[..n].copy_from_slice(&bytes[..n]);
-        c
+        let bytes = bytes.get(..n).unwrap_or(&[]);
+        if n <= 16 {
+            let mut b = [0u8; 16];
+            b[..n].copy_from_slice(bytes);
+            Cdb(CdbRepr::Short(b, n as u8))
+        } else {
+            Cdb(CdbRepr::Long(bytes.into()))
+        }
     }
 
     /// The CDB bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+        match &self.0 {
+            CdbRepr::Short(b, n) => b.get(..usize::from(*n)).unwrap_or(&[]),
+            CdbRepr::Long(b) => b,
+        }
     }
 }
 
@@ -41,32 +55,31 @@ impl core::fmt::Debug for Cdb {
 }
 
 /// What a command's AHS carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Ahs {
-    ext: [u8; MAX_CDB - 16],
-    ext_len: u8,
+    /// The CDB bytes past the BHS's 16 (an extended CDB), if any.
+    ext: Option<Box<[u8]>>,
     /// Expected Bidirectional Read Data Length, when present.
     pub bidi_read_len: Option<u32>,
-}
-
-impl Default for Ahs {
-    fn default() -> Self {
-        Ahs { ext: [0; MAX_CDB - 16], ext_len: 0, bidi_read_len: None }
-    }
 }
 
 impl Ahs {
     /// The CDB bytes past the 16 in the BHS.
     pub fn cdb_extension(&self) -> &[u8] {
-        self.ext.get(..usize::from(self.ext_len)).unwrap_or(&[])
+        self.ext.as_deref().unwrap_or(&[])
     }
 
     /// The whole CDB given the BHS part.
     pub fn cdb(&self, base: &[u8; 16]) -> Cdb {
-        let mut c = Cdb { bytes: [0; MAX_CDB], len: 16 + u16::from(self.ext_len) };
-        c.bytes[..16].copy_from_slice(base);
-        c.bytes[16..16 + usize::from(self.ext_len)].copy_from_slice(self.cdb_extension());
-        c
+        match &self.ext {
+            None => Cdb(CdbRepr::Short(*base, 16)),
+            Some(ext) => {
+                let mut v = Vec::with_capacity(16 + ext.len());
+                v.extend_from_slice(base);
+                v.extend_from_slice(ext);
+                Cdb(CdbRepr::Long(v.into()))
+            }
+        }
     }
 
     /// Parses a whole AHS area (TotalAHSLength * 4 bytes). Unknown types, repeated types, and
@@ -83,12 +96,11 @@ impl Ahs {
             let body = area.get(4..3 + len).ok_or(BAD("AHS entry longer than the AHS"))?;
             match ty {
                 AHS_EXTENDED_CDB => {
-                    if seen_ext || len < 2 || body.len() > out.ext.len() {
+                    if seen_ext || len < 2 || body.len() > MAX_CDB - 16 {
                         return Err(BAD("bad extended CDB AHS"));
                     }
                     seen_ext = true;
-                    out.ext[..body.len()].copy_from_slice(body);
-                    out.ext_len = body.len() as u8;
+                    out.ext = Some(body.into());
                 }
                 AHS_BIDI_READ_LEN => {
                     let Ok(v) = <[u8; 4]>::try_from(body) else { return Err(BAD("bad bidirectional length AHS")) };
