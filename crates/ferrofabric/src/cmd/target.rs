@@ -85,6 +85,20 @@ pub struct TargetArgs {
     /// iSCSI data digest: allow, require or never.
     #[arg(long)]
     iscsi_data_digest: Option<DigestArg>,
+    /// NVMe DH-HMAC-CHAP: HOSTNQN=DHHC-1:...: the host must authenticate with this secret (its
+    /// `nvme connect --dhchap-secret`) on every subsystem; it is also allowed to connect. Repeatable.
+    #[arg(long, value_name = "HOSTNQN=DHHC-1:...")]
+    dhchap_key: Vec<String>,
+    /// Bidirectional DH-HMAC-CHAP: HOSTNQN=DHHC-1:..., the controller secret the target proves itself
+    /// with (the host's `--dhchap-ctrl-secret`); needs a --dhchap-key for the same host. Repeatable.
+    #[arg(long, value_name = "HOSTNQN=DHHC-1:...")]
+    dhchap_ctrl_key: Vec<String>,
+    /// DH-HMAC-CHAP hashes allowed, most preferred first (sha256,sha384,sha512); default all.
+    #[arg(long, value_delimiter = ',')]
+    dhchap_hash: Vec<String>,
+    /// DH groups allowed, most preferred first (null,ffdhe2048,...,ffdhe8192); default all.
+    #[arg(long, value_delimiter = ',')]
+    dhchap_dhgroup: Vec<String>,
     /// Start with no subsystem (management adds them), whatever the defaults.
     #[arg(long, conflicts_with_all = ["nqn", "backend", "size", "block_size"])]
     empty: bool,
@@ -184,7 +198,47 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
             t.initiators = a.iscsi_initiator.clone();
         }
     }
+    apply_dhchap(a, &mut o)?;
     Ok(o)
+}
+
+/// Applies the `--dhchap-*` flags to every subsystem (they replace the file's entries for the same
+/// hosts).
+fn apply_dhchap(a: &TargetArgs, o: &mut TargetOptions) -> Result<()> {
+    let split = |s: &str, flag: &str| -> Result<(String, String)> {
+        // NQNs hold no '='; the secret may end in base64 padding, so split at the first one.
+        let (h, k) = s.split_once('=').with_context(|| format!("{flag} takes HOSTNQN=DHHC-1:..."))?;
+        anyhow::ensure!(!h.is_empty() && k.starts_with("DHHC-1:"), "{flag} takes HOSTNQN=DHHC-1:..., not {h}=...");
+        Ok((h.to_string(), k.to_string()))
+    };
+    let mut hosts: Vec<ff_target::HostAuthSpec> = Vec::new();
+    for k in &a.dhchap_key {
+        let (nqn, key) = split(k, "--dhchap-key")?;
+        anyhow::ensure!(!hosts.iter().any(|h| h.nqn == nqn), "--dhchap-key given twice for {nqn}");
+        hosts.push(ff_target::HostAuthSpec { nqn, dhchap_key: key, dhchap_ctrl_key: None });
+    }
+    for k in &a.dhchap_ctrl_key {
+        let (nqn, key) = split(k, "--dhchap-ctrl-key")?;
+        let h = hosts
+            .iter_mut()
+            .find(|h| h.nqn == nqn)
+            .with_context(|| format!("--dhchap-ctrl-key for {nqn} needs a --dhchap-key for it too"))?;
+        h.dhchap_ctrl_key = Some(key);
+    }
+    for h in &hosts {
+        h.validate().with_context(|| format!("--dhchap-key for {}", h.nqn))?;
+    }
+    for s in &mut o.subsystems {
+        s.auth_hosts.retain(|x| !hosts.iter().any(|h| h.nqn == x.nqn));
+        s.auth_hosts.extend(hosts.iter().cloned());
+    }
+    if !a.dhchap_hash.is_empty() {
+        o.auth.hashes = a.dhchap_hash.clone();
+    }
+    if !a.dhchap_dhgroup.is_empty() {
+        o.auth.dhgroups = a.dhchap_dhgroup.clone();
+    }
+    Ok(())
 }
 
 /// Runs the target until SIGINT/SIGTERM.
