@@ -203,7 +203,8 @@ pub struct Limits {
     /// discovery log TREQ). When false such Connects are rejected.
     pub allow_sq_flow_control_disable: bool,
     /// How long a DH-HMAC-CHAP transaction (or the wait for the first one after Connect) may
-    /// take before the queue is closed, in ms.
+    /// take before the queue is closed, in ms. Generous by default: an emulated host needs
+    /// seconds for one ffdhe8192 exponentiation.
     pub auth_timeout_ms: u32,
 }
 
@@ -218,7 +219,7 @@ impl Default for Limits {
             kato_default_ms: 120_000,
             max_namespaces: 1024,
             allow_sq_flow_control_disable: true,
-            auth_timeout_ms: 10_000,
+            auth_timeout_ms: 30_000,
         }
     }
 }

@@ -264,7 +264,10 @@ impl TargetController {
     /// KATO since the last one (or since Connect). The transport polls this
     /// and tears the association down when true.
     pub fn keep_alive_expired(&self, now: Instant) -> bool {
-        self.kato_ms != 0
+        // A host cannot send Keep Alive before it authenticated (and Linux starts it only once the
+        // controller is live): the authentication timeout bounds that phase instead.
+        !self.auth_pending()
+            && self.kato_ms != 0
             && now.saturating_duration_since(self.last_keep_alive) > Duration::from_millis(u64::from(self.kato_ms))
     }
 
@@ -314,7 +317,12 @@ impl TargetController {
                 return AdminOutcome::Complete(Response::err(cid, 0, e));
             }
             if sqe.opcode == opcode::FABRICS && matches!(sqe.fctype(), fctype::AUTH_SEND | fctype::AUTH_RECV) {
-                return match a.handle(sqe, data, now) {
+                let reply = a.handle(sqe, data, now);
+                if a.is_usable() {
+                    // The keep-alive timer starts when the host can send Keep Alive.
+                    self.last_keep_alive = now;
+                }
+                return match reply {
                     AuthReply::Complete(r) => AdminOutcome::Complete(r),
                     AuthReply::CompleteThenClose(r) => AdminOutcome::CompleteThenClose(r),
                 };
