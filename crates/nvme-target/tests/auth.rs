@@ -390,3 +390,121 @@ fn a_stalled_authentication_is_ended() {
     assert!(closed(&mut h), "transaction stalled after the Challenge: the queue is closed");
     t.stop();
 }
+
+#[test]
+fn toml_config_with_host_secrets_and_policy_serves_and_round_trips() {
+    let k = keys(11);
+    let toml = format!(
+        r#"
+listen = ["127.0.0.1:0"]
+discovery_listen = []
+
+[auth]
+hashes = ["sha384"]
+dhgroups = ["ffdhe3072", "null"]
+
+[[subsystem]]
+nqn = "{NQN}"
+allow_any_host = false
+hosts = ["{OPEN_HOST}"]
+
+[[subsystem.host]]
+nqn = "{AUTH_HOST}"
+dhchap_key = "{}"
+dhchap_ctrl_key = "{}"
+
+[[subsystem.namespaces]]
+nsid = 1
+backend = {{ kind = "ram", size = "16M" }}
+"#,
+        k.host.to_dhhc_string(),
+        k.ctrl.to_dhhc_string()
+    );
+    let o = TargetOptions::from_toml(&toml).unwrap();
+    o.validate().unwrap();
+    assert_eq!(TargetOptions::from_toml(&o.to_toml().unwrap()).unwrap(), o, "saved configuration reads back");
+    let t = ff_target::start(&o).unwrap();
+    // The policy is the file's: SHA-384 only, ffdhe3072 preferred over null.
+    let offered = host_cfg(&k, &k.host, Some(&k.ctrl), HashId::Sha384, DhGroup::Null);
+    let mut all = HostConfig::new(AUTH_HOST, NQN, clone_secret(&k.host));
+    all.controller_secret = Some(clone_secret(&k.ctrl));
+    assert_eq!(full_session(&t, &Arc::new(all)), (HashId::Sha384, DhGroup::Ffdhe3072));
+    assert_eq!(full_session(&t, &offered), (HashId::Sha384, DhGroup::Null));
+    // A hash outside the policy: the target refuses it.
+    let mut h = open(&t);
+    connect(&mut h, AUTH_HOST, 0, 0xFFFF);
+    let e = authenticate(&mut h, host_cfg(&k, &k.host, None, HashId::Sha256, DhGroup::Null), 1).unwrap_err();
+    assert_eq!(e, AuthError::PeerFailure(FailureReason::HashUnusable));
+    // The listed host without secrets still connects without authentication; others are refused.
+    let mut h = open(&t);
+    let c = connect(&mut h, OPEN_HOST, 0, 0xFFFF);
+    assert!(c.status().is_success() && !fabrics::connect_requires_auth(c.dw0));
+    let mut h = open(&t);
+    assert!(!connect(&mut h, "nqn.2014-08.org.nvmexpress:uuid:99", 0, 0xFFFF).status().is_success());
+    t.stop();
+}
+
+#[test]
+fn bad_secrets_and_policies_are_clear_errors_that_never_show_the_key() {
+    let k = keys(12);
+    let good = k.host.to_dhhc_string();
+    let mut broken = good.clone();
+    broken.replace_range(12..13, if &good[12..13] == "A" { "B" } else { "A" });
+    for (cfg, want) in [
+        (format!("[[subsystem]]\nnqn = \"{NQN}\"\n[[subsystem.host]]\nnqn = \"h\"\ndhchap_key = \"{broken}\""), "CRC"),
+        (format!("[[subsystem]]\nnqn = \"{NQN}\"\n[[subsystem.host]]\nnqn = \"h\"\ndhchap_key = \"secret\""), "DHHC-1"),
+        (format!("[auth]\nhashes = [\"md5\"]\n[[subsystem]]\nnqn = \"{NQN}\""), "unknown hash"),
+        (format!("[auth]\ndhgroups = [\"ffdhe1024\"]\n[[subsystem]]\nnqn = \"{NQN}\""), "unknown DH group"),
+        (
+            format!(
+                "[[subsystem]]\nnqn = \"{NQN}\"\n[[subsystem.host]]\nnqn = \"h\"\ndhchap_key = \"{good}\"\n[[subsystem.host]]\nnqn = \"h\"\ndhchap_key = \"{good}\""
+            ),
+            "two",
+        ),
+    ] {
+        let e = TargetOptions::from_toml(&cfg).and_then(|o| o.validate()).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains(want), "{msg:?} should mention {want:?}");
+        assert!(!msg.contains(&good[10..40]) && !msg.contains(&broken[10..40]), "the key leaked: {msg}");
+    }
+    let o = TargetOptions::from_toml(&format!(
+        "[[subsystem]]\nnqn = \"{NQN}\"\n[[subsystem.host]]\nnqn = \"h\"\ndhchap_key = \"{good}\""
+    ))
+    .unwrap();
+    assert!(!format!("{o:?}").contains(&good[10..40]), "Debug shows no secret");
+}
+
+#[test]
+fn rpc_add_host_takes_dhchap_keys_and_refuses_bad_ones_by_field() {
+    use ff_rpc::Handler;
+    use serde_json::json;
+    let k = keys(13);
+    let t = start(&k, false, |o| o.subsystems[0].auth_hosts.clear());
+    let m = t.manager();
+    let call = |p: serde_json::Value| m.call("nvmf_subsystem_add_host", Some(p));
+    let field = |e: ff_rpc::RpcError| e.data.and_then(|d| d["field"].as_str().map(str::to_string)).unwrap_or_default();
+    let e = call(json!({ "nqn": NQN, "host": AUTH_HOST, "dhchap_key": "key0" })).unwrap_err();
+    assert!(e.message.contains("keyring"), "{}", e.message);
+    assert_eq!(field(e), "dhchap_key");
+    let e = call(json!({ "nqn": NQN, "host": AUTH_HOST, "dhchap_ctrlr_key": k.ctrl.to_dhhc_string() })).unwrap_err();
+    assert_eq!(field(e), "dhchap_ctrlr_key");
+    let e = call(json!({ "nqn": NQN, "host": AUTH_HOST, "dhchap_key": "DHHC-1:00:AAAA:" })).unwrap_err();
+    assert_eq!(field(e), "dhchap_key");
+    // Before the key: the host connects without authentication.
+    let mut h = open(&t);
+    assert!(!fabrics::connect_requires_auth(connect(&mut h, AUTH_HOST, 0, 0xFFFF).dw0));
+    call(json!({ "nqn": NQN, "host": AUTH_HOST, "dhchap_key": k.host.to_dhhc_string(),
+        "dhchap_ctrlr_key": k.ctrl.to_dhhc_string() }))
+    .unwrap();
+    let subs = m.call("nvmf_get_subsystems", None).unwrap();
+    let shown = subs.to_string();
+    assert!(shown.contains("bidirectional") && !shown.contains(&k.host.to_dhhc_string()[10..40]), "{shown}");
+    let cfg = host_cfg(&k, &k.host, Some(&k.ctrl), HashId::Sha256, DhGroup::Ffdhe2048);
+    full_session(&t, &cfg);
+    // Removing the host drops its secrets too: re-added without one, it connects unauthenticated.
+    m.call("nvmf_subsystem_remove_host", Some(json!({ "nqn": NQN, "host": AUTH_HOST }))).unwrap();
+    call(json!({ "nqn": NQN, "host": AUTH_HOST })).unwrap();
+    let mut h = open(&t);
+    assert!(!fabrics::connect_requires_auth(connect(&mut h, AUTH_HOST, 0, 0xFFFF).dw0));
+    t.stop();
+}

@@ -371,3 +371,77 @@ fn wait_signal(set: &libc::sigset_t) -> i32 {
     unsafe { libc::sigwait(set, &mut sig) };
     sig
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: TargetArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TargetOptions> {
+        let t = T::try_parse_from(std::iter::once("target").chain(args.iter().copied()))?;
+        options(&t.a)
+    }
+
+    /// Two valid `DHHC-1` secrets.
+    fn secrets() -> Vec<String> {
+        let mut rng = ff_nvme_auth::SeededRandom::new(7);
+        (0..2).map(|_| ff_nvme_auth::Secret::generate(None, None, &mut rng).unwrap().to_dhhc_string()).collect()
+    }
+
+    #[test]
+    fn dhchap_flags_set_every_subsystem_and_the_policy() {
+        let keys = secrets();
+        let (k, c) = (&keys[0], &keys[1]);
+        let o = parse(&[
+            "--no-iscsi",
+            "--dhchap-key",
+            &format!("nqn.h1={k}"),
+            "--dhchap-ctrl-key",
+            &format!("nqn.h1={c}"),
+            "--dhchap-key",
+            &format!("nqn.h2={k}"),
+            "--dhchap-hash",
+            "sha384,sha256",
+            "--dhchap-dhgroup",
+            "ffdhe2048",
+        ])
+        .unwrap();
+        let hosts = &o.subsystems[0].auth_hosts;
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[0].dhchap_ctrl_key.as_deref(), Some(c.as_str()));
+        assert_eq!(hosts[1].dhchap_ctrl_key, None);
+        assert_eq!(o.auth.hashes, ["sha384", "sha256"]);
+        assert_eq!(o.auth.dhgroups, ["ffdhe2048"]);
+        o.validate().unwrap();
+    }
+
+    /// `k` with one base64 digit of the key changed (the CRC no longer matches).
+    fn corrupt(k: &str) -> String {
+        let mut s = k.to_string();
+        let c = if &s[12..13] == "A" { "B" } else { "A" };
+        s.replace_range(12..13, c);
+        s
+    }
+
+    #[test]
+    fn bad_dhchap_flags_say_what_is_wrong() {
+        let keys = secrets();
+        let k = &keys[0];
+        for (args, want) in [
+            (vec!["--dhchap-key".to_string(), k.clone()], "HOSTNQN="),
+            (vec!["--dhchap-key".into(), "nqn.h=secret".into()], "HOSTNQN="),
+            (vec!["--dhchap-ctrl-key".into(), format!("nqn.h={k}")], "needs a --dhchap-key"),
+            (vec!["--dhchap-key".into(), format!("nqn.h={}", corrupt(k))], "CRC"),
+        ] {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let e = format!("{:#}", parse(&refs).unwrap_err());
+            assert!(e.contains(want), "{e:?} should say {want:?}");
+        }
+    }
+}
