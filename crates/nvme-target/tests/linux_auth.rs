@@ -1,6 +1,7 @@
 //! DH-HMAC-CHAP against the real Linux host: a 6.12 guest (`run-vm --kernel 6.12`) connects to our
 //! targets with `nvme connect --dhchap-secret` (and `--dhchap-ctrl-secret`), its kernel log must say
-//! each queue authenticated, it writes and reads back data, and a wrong secret is refused. One
+//! the admin queue authenticated, it writes and reads back data, re-authenticates every queue
+//! while reading, and a wrong secret is refused. One
 //! target per hash / DH group policy, so a success proves that pair was used. Needs root and the VM
 //! tool; skips loudly elsewhere. The guest is emulated: the times it prints are not performance.
 
@@ -117,7 +118,11 @@ fn run(name: &str, hostnqn: &str, bidirectional: bool, policies: &[(&[&str], &[&
             eprintln!("{name}: target: {}", &l[i..]);
         }
     }
-    eprintln!("{name}: target: {} queues authenticated, {io_queues} of them I/O queues", ours.len());
+    let reauth = ours.iter().filter(|l| l.contains("reauth=true")).count();
+    eprintln!(
+        "{name}: target: {} queues authenticated, {io_queues} of them I/O queues, {reauth} re-authentications",
+        ours.len()
+    );
     let last = stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("");
     assert!(
         out.status.success() && last.ends_with(" 0 failed") && !last.starts_with("0 passed"),
@@ -126,6 +131,7 @@ fn run(name: &str, hostnqn: &str, bidirectional: bool, policies: &[(&[&str], &[&
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(io_queues >= policies.len(), "{name}: the target authenticated I/O queues on every port");
+    assert!(reauth >= 2, "{name}: the host re-authenticated the admin and I/O queues ({reauth})");
 }
 
 #[test]

@@ -4,8 +4,10 @@
 #   usage: auth-host.sh ADDR PORT[,PORT...] NQN HOSTNQN KEY [CTRLKEY]
 # For each PORT (one target each, e.g. with a different hash / DH group policy): nvme connect
 # --dhchap-secret KEY (and --dhchap-ctrl-secret CTRLKEY: bidirectional), the kernel log must say
-# the admin queue authenticated (and, bidirectional, the controller), 1 MiB written with dd and read back (md5), disconnect. Then, on the
-# first PORT: a wrong host secret (and with CTRLKEY a wrong controller secret) must not connect.
+# the admin queue authenticated (and, bidirectional, the controller), 1 MiB written with dd and
+# read back (md5), disconnect. On the first PORT also a re-authentication (the secret written to
+# sysfs) while a 64 MiB read runs, and after the loop a wrong host secret (and with CTRLKEY a
+# wrong controller secret) that must not connect.
 # Env: WRONG_KEY (a valid DHHC-1 secret that is not KEY; else nvme gen-dhchap-key makes one),
 #      AUTH_ADMIN_TIMEOUT (10: nvme_core admin timeout, seconds).
 # Prints PASS:/FAIL: per check, "AUTHLOG:" kernel lines, "TIME:" connect times, and ends with
@@ -100,6 +102,23 @@ for PORT in $(echo "$PORTS" | tr ',' ' '); do
     got=$(dd if="$NS" bs=64k count=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
     [ "$got" = "$want" ]
     check "port $PORT: read it back (md5 $got)" $?
+    if [ "$PORT" = "$FIRST" ]; then
+      # Re-authentication (writing the secret to sysfs re-runs DH-HMAC-CHAP on every queue)
+      # while a read runs: the read must not fail.
+      C=$(ctrl_of)
+      dd if="$NS" of=/dev/null bs=64k count=1024 iflag=direct 2>/dev/null &
+      ddpid=$!
+      sleep 0.2
+      echo "$KEY" >"/sys/class/nvme/$C/dhchap_secret"
+      check "port $PORT: re-authentication requested through /sys/class/nvme/$C/dhchap_secret" $?
+      wait $ddpid
+      check "port $PORT: 64 MiB read across the re-authentication" $?
+      sleep 1
+      klog >"$OUT.klog"
+      cat "$OUT.klog"
+      grep -q 'qid 0: authenticated' "$OUT.klog" && [ "$(cat "/sys/class/nvme/$C/state")" = live ]
+      check "port $PORT: kernel log: qid 0 re-authenticated, controller still live" $?
+    fi
   else
     fail "port $PORT: I/O (no namespace)"
   fi
