@@ -2,7 +2,9 @@
 //! namespace tables, listeners, live controllers, dynamic controller IDs
 //! and the discovery generation counter. Owns Connect validation: a Connect
 //! on queue 0 creates a [`TargetController`], a Connect on an I/O queue attaches
-//! a [`TargetIoQueue`] to an existing one.
+//! a [`TargetIoQueue`] to an existing one. A host with a DH-HMAC-CHAP
+//! secret on the subsystem gets ATR in the Connect response and a
+//! [`crate::auth::QueueAuth`] on the new queue.
 //!
 //! Only the management path (Connect, queue teardown, admin commands that
 //! read target state, configuration changes) takes the mutex; I/O queues
