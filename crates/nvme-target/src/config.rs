@@ -198,9 +198,63 @@ pub struct SubsystemSpec {
     /// Highest namespace ID (the subsystem's Identify NN); 0 takes the target's `limits.max_namespaces`.
     #[serde(default)]
     pub max_namespaces: u32,
+    /// Hosts that must authenticate with DH-HMAC-CHAP (`[[subsystem.host]]`); each is also allowed
+    /// to connect. Hosts without an entry here connect without authentication.
+    #[serde(default, rename = "host", skip_serializing_if = "Vec::is_empty")]
+    pub auth_hosts: Vec<HostAuthSpec>,
     /// Namespaces.
     #[serde(default)]
     pub namespaces: Vec<NamespaceSpec>,
+}
+
+/// One host's DH-HMAC-CHAP secrets on a subsystem, `DHHC-1:...` strings as `nvme gen-dhchap-key`
+/// prints them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostAuthSpec {
+    /// Host NQN.
+    pub nqn: String,
+    /// The host's secret (the host's `--dhchap-secret`).
+    pub dhchap_key: String,
+    /// The controller's secret for bidirectional authentication (the host's `--dhchap-ctrl-secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhchap_ctrl_key: Option<String>,
+}
+
+impl HostAuthSpec {
+    /// The controller core's form.
+    pub fn to_core(&self) -> ff_nvmf::DhchapHost {
+        ff_nvmf::DhchapHost {
+            hostnqn: self.nqn.clone(),
+            key: self.dhchap_key.clone(),
+            ctrl_key: self.dhchap_ctrl_key.clone(),
+        }
+    }
+
+    /// Checks both secrets parse (errors name the host, never the key).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.to_core().credentials().map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+impl std::fmt::Debug for HostAuthSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostAuthSpec").field("nqn", &self.nqn).finish_non_exhaustive()
+    }
+}
+
+/// Target-wide DH-HMAC-CHAP policy (`[auth]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthOptions {
+    /// Hashes allowed, most preferred first: `sha256`, `sha384`, `sha512` (or `hmac(sha256)`...);
+    /// empty: all, strongest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hashes: Vec<String>,
+    /// DH groups allowed, most preferred first: `null`, `ffdhe2048`, `ffdhe3072`, `ffdhe4096`,
+    /// `ffdhe6144`, `ffdhe8192`; empty: all, strongest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dhgroups: Vec<String>,
 }
 
 /// Deserializes a value through its `FromStr` spelling (types of crates that do not use serde).
@@ -297,6 +351,8 @@ pub struct TargetOptions {
     /// iSCSI targets.
     #[serde(rename = "iscsi_target")]
     pub iscsi_targets: Vec<IscsiTargetSpec>,
+    /// DH-HMAC-CHAP hashes and groups allowed (the secrets are per host, in each subsystem).
+    pub auth: AuthOptions,
 }
 
 impl Default for TargetOptions {
@@ -314,6 +370,7 @@ impl Default for TargetOptions {
             subsystems: Vec::new(),
             iscsi: IscsiOptions::default(),
             iscsi_targets: Vec::new(),
+            auth: AuthOptions::default(),
         }
     }
 }
@@ -328,6 +385,7 @@ impl TargetOptions {
             allow_any_host: true,
             hosts: Vec::new(),
             max_namespaces: 0,
+            auth_hosts: Vec::new(),
             namespaces: vec![NamespaceSpec::new(1, backend)],
         });
         self
@@ -356,7 +414,27 @@ impl TargetOptions {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.cores >= 1 && self.cores <= 256, "cores must be 1..=256, not {}", self.cores);
         anyhow::ensure!(!self.listen.is_empty(), "no listener: give at least one --listen");
+        self.validate_auth()?;
         self.validate_iscsi()
+    }
+
+    /// Checks the `[auth]` names and every `[[subsystem.host]]` secret.
+    fn validate_auth(&self) -> anyhow::Result<()> {
+        ff_nvmf::auth::parse_hashes(&self.auth.hashes).map_err(|e| anyhow::anyhow!("[auth] hashes: {e}"))?;
+        ff_nvmf::auth::parse_dh_groups(&self.auth.dhgroups).map_err(|e| anyhow::anyhow!("[auth] dhgroups: {e}"))?;
+        for s in &self.subsystems {
+            let mut seen = std::collections::HashSet::new();
+            for h in &s.auth_hosts {
+                anyhow::ensure!(
+                    seen.insert(&h.nqn),
+                    "subsystem {}: host {} has two [[subsystem.host]] entries",
+                    s.nqn,
+                    h.nqn
+                );
+                h.validate().map_err(|e| anyhow::anyhow!("subsystem {}: {e}", s.nqn))?;
+            }
+        }
+        Ok(())
     }
 
     fn validate_iscsi(&self) -> anyhow::Result<()> {

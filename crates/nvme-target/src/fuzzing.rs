@@ -34,6 +34,7 @@ fn shared() -> &'static Arc<Shared> {
             model: "fuzz".into(),
             allow_any_host: true,
             hosts: Vec::new(),
+            auth_hosts: Vec::new(),
             max_namespaces: 0,
             namespaces: vec![ns(1, "ram"), ns(2, "null"), ns(NSID_NULL_NOFILL, "null-nofill")],
         });

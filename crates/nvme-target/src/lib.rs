@@ -28,7 +28,8 @@ mod token;
 mod txbuf;
 
 pub use config::{
-    AcceptMode, ChapSpec, IscsiOptions, IscsiTargetSpec, LunSpec, NamespaceSpec, SubsystemSpec, TargetOptions,
+    AcceptMode, AuthOptions, ChapSpec, HostAuthSpec, IscsiOptions, IscsiTargetSpec, LunSpec, NamespaceSpec,
+    SubsystemSpec, TargetOptions,
 };
 pub use mgmt::Manager;
 pub use reactor::{ConnStats, PollMode, ReactorStats};
@@ -143,7 +144,17 @@ pub(crate) fn namespace_config(n: &NamespaceSpec, info: &ff_blockdev::DevInfo) -
 }
 
 /// The controller core's view of subsystem `s` (namespaces apart).
-pub(crate) fn subsystem_config(s: &SubsystemSpec, namespaces: Vec<NamespaceConfig>) -> SubsystemConfig {
+pub(crate) fn subsystem_config(
+    s: &SubsystemSpec,
+    auth: &config::AuthOptions,
+    namespaces: Vec<NamespaceConfig>,
+) -> SubsystemConfig {
+    let mut hosts = s.hosts.clone();
+    for h in &s.auth_hosts {
+        if !hosts.contains(&h.nqn) {
+            hosts.push(h.nqn.clone());
+        }
+    }
     SubsystemConfig {
         nqn: s.nqn.clone(),
         serial: s.serial.clone(),
@@ -151,8 +162,11 @@ pub(crate) fn subsystem_config(s: &SubsystemSpec, namespaces: Vec<NamespaceConfi
         firmware_rev: env!("CARGO_PKG_VERSION").chars().take(8).collect(),
         namespaces,
         allow_any_host: s.allow_any_host,
-        hosts: s.hosts.clone(),
+        hosts,
         max_namespaces: s.max_namespaces,
+        dhchap: s.auth_hosts.iter().map(config::HostAuthSpec::to_core).collect(),
+        dhchap_hashes: auth.hashes.clone(),
+        dhchap_dhgroups: auth.dhgroups.clone(),
     }
 }
 
@@ -183,7 +197,7 @@ pub(crate) fn build_shared(
             ns_count += 1;
         }
         backends.insert(s.nqn.clone(), Arc::new(sb));
-        subsystems.push(subsystem_config(s, namespaces));
+        subsystems.push(subsystem_config(s, &opts.auth, namespaces));
     }
     let nvmf_ports = io_ports.iter().map(|(a, id)| nvmf_port(*a, *id)).collect();
     let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_ports })

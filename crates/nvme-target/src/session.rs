@@ -211,12 +211,17 @@ impl Session {
         match &mut self.queue {
             Queue::Unbound => Some(self.connect(&sqe, cmd.data, env)),
             Queue::Admin(ctrl) => {
-                let out = ctrl.handle_admin(&sqe, Instant::now());
+                let bytes = cmd.data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
+                let out = ctrl.handle_admin_data(&sqe, bytes, Instant::now());
                 if let Some(b) = cmd.data {
                     b.recycle(env.pool);
                 }
                 let c = match out {
                     AdminOutcome::Complete(r) => Some(response(r)),
+                    AdminOutcome::CompleteThenClose(r) => {
+                        self.wants_close = true;
+                        Some(response(r))
+                    }
                     AdminOutcome::Parked => None,
                     // Commands live on their own connection (maybe another reactor): too late to abort.
                     AdminOutcome::Abort(req) => Some(response(ctrl.finish_abort(req, false))),
@@ -230,14 +235,21 @@ impl Session {
             Queue::Io(q, backends) => {
                 let backends = backends.current(env.shared);
                 if sqe.opcode == opcode::FABRICS {
+                    let bytes = cmd.data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
+                    let out = q.handle_fabrics_data(&sqe, bytes, Instant::now());
                     if let Some(b) = cmd.data {
                         b.recycle(env.pool);
                     }
-                    return Some(match q.handle_fabrics(&sqe) {
+                    return Some(match out {
                         IoFabricsOutcome::Complete(cqe) => completion(&cqe, None),
+                        IoFabricsOutcome::Respond(r) => response(r),
                         IoFabricsOutcome::Disconnect(cqe) => {
                             self.wants_close = true;
                             completion(&cqe, None)
+                        }
+                        IoFabricsOutcome::RespondThenClose(r) => {
+                            self.wants_close = true;
+                            response(r)
                         }
                     });
                 }
@@ -464,8 +476,9 @@ impl Session {
         self.drain_async();
         match &self.queue {
             Queue::Unbound => now.duration_since(self.created) > CONNECT_DEADLINE,
-            Queue::Admin(c) => c.keep_alive_expired(now) || !c.is_alive(),
-            Queue::Io(q, _) => !q.controller_live(),
+            Queue::Admin(c) => c.keep_alive_expired(now) || !c.is_alive() || c.auth_expired(now),
+            // A queue still authenticating belongs to a live controller only once it is through.
+            Queue::Io(q, _) => !q.controller_live() || q.auth_expired(now),
         }
     }
 

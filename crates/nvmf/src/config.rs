@@ -49,6 +49,9 @@ pub enum ConfigError {
     /// A limit outside what the protocol can express.
     #[error("limit {0} out of range")]
     BadLimit(&'static str),
+    /// A DH-HMAC-CHAP secret, hash or group that cannot be used.
+    #[error("authentication: {0}")]
+    BadAuth(String),
 }
 
 fn yes() -> bool {
@@ -113,6 +116,56 @@ pub struct SubsystemConfig {
     /// Highest namespace ID of this subsystem (its Identify NN); 0 takes `Limits::max_namespaces`.
     #[serde(default)]
     pub max_namespaces: u32,
+    /// Hosts that must authenticate with DH-HMAC-CHAP, with their secrets. Other hosts connect
+    /// without authentication, as before.
+    #[serde(default)]
+    pub dhchap: Vec<DhchapHost>,
+    /// DH-HMAC-CHAP hashes allowed, most preferred first (`sha256`, `sha384`, `sha512`); empty: all.
+    #[serde(default)]
+    pub dhchap_hashes: Vec<String>,
+    /// DH groups allowed, most preferred first (`null`, `ffdhe2048` ... `ffdhe8192`); empty: all.
+    #[serde(default)]
+    pub dhchap_dhgroups: Vec<String>,
+}
+
+/// One host's DH-HMAC-CHAP secrets, as `DHHC-1:...` strings (`nvme gen-dhchap-key` output).
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhchapHost {
+    /// The host NQN.
+    pub hostnqn: String,
+    /// The host's secret (`--dhchap-secret` on the host).
+    pub key: String,
+    /// The controller's secret for bidirectional authentication (`--dhchap-ctrl-secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctrl_key: Option<String>,
+}
+
+impl DhchapHost {
+    /// The parsed credentials; errors name the host and what is wrong, never the key.
+    pub fn credentials(&self) -> Result<ff_nvme_auth::HostCredentials, ConfigError> {
+        validate_nqn(&self.hostnqn)?;
+        let key = ff_nvme_auth::Secret::parse(&self.key)
+            .map_err(|e| ConfigError::BadAuth(format!("host {}: dhchap key: {e}", self.hostnqn)))?;
+        let ctrl = match &self.ctrl_key {
+            None => None,
+            Some(k) => Some(
+                ff_nvme_auth::Secret::parse(k)
+                    .map_err(|e| ConfigError::BadAuth(format!("host {}: dhchap ctrl key: {e}", self.hostnqn)))?,
+            ),
+        };
+        Ok(ff_nvme_auth::HostCredentials { hostnqn: self.hostnqn.clone(), secret: Some(key), controller_secret: ctrl })
+    }
+}
+
+impl std::fmt::Debug for DhchapHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets stay out of logs.
+        f.debug_struct("DhchapHost")
+            .field("hostnqn", &self.hostnqn)
+            .field("ctrl_key", &self.ctrl_key.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_model() -> String {
@@ -149,6 +202,10 @@ pub struct Limits {
     /// Honour Connect CATTR "disable SQ flow control" (advertised in the
     /// discovery log TREQ). When false such Connects are rejected.
     pub allow_sq_flow_control_disable: bool,
+    /// How long a DH-HMAC-CHAP transaction (or the wait for the first one after Connect) may
+    /// take before the queue is closed, in ms. Generous by default: an emulated host needs
+    /// seconds for one ffdhe8192 exponentiation.
+    pub auth_timeout_ms: u32,
 }
 
 impl Default for Limits {
@@ -162,6 +219,7 @@ impl Default for Limits {
             kato_default_ms: 120_000,
             max_namespaces: 1024,
             allow_sq_flow_control_disable: true,
+            auth_timeout_ms: 30_000,
         }
     }
 }
@@ -183,6 +241,9 @@ impl Limits {
         }
         if self.max_namespaces == 0 || self.max_namespaces >= 0xFFFF_FFFE {
             return Err(ConfigError::BadLimit("max_namespaces"));
+        }
+        if self.auth_timeout_ms == 0 {
+            return Err(ConfigError::BadLimit("auth_timeout_ms"));
         }
         Ok(())
     }
@@ -342,6 +403,7 @@ impl SubsystemConfig {
         for h in &self.hosts {
             validate_nqn(h)?;
         }
+        crate::auth::SubsysAuth::from_config(self)?;
         let mut out: Vec<Namespace> = Vec::with_capacity(self.namespaces.len());
         for c in &self.namespaces {
             if out.iter().any(|n| n.nsid == c.nsid) {
@@ -456,6 +518,9 @@ mod tests {
             allow_any_host: true,
             hosts: vec![],
             max_namespaces: 0,
+            dhchap: vec![],
+            dhchap_hashes: vec![],
+            dhchap_dhgroups: vec![],
         };
         assert_eq!(s.validate(&l), Err(ConfigError::BadNsid(1)));
         let small = SubsystemConfig { namespaces: vec![ns(1), ns(3)], max_namespaces: 2, ..s.clone() };

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use ff_nvme::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, status};
 use tracing::{debug, warn};
 
+use crate::auth::{AuthReply, QueueAuth};
 use crate::config::Limits;
 use crate::identify::{self, ACL, AERL, ControllerIdentity, IDENTIFY_LEN, OAES_DISCOVERY, OAES_NS_ATTR, WCTEMP_K};
 use crate::io::NSID_ALL;
@@ -121,6 +122,9 @@ pub enum AdminOutcome {
     /// Abort of a command on an I/O queue: look for it, then call
     /// [`TargetController::finish_abort`] with whether it was aborted.
     Abort(AbortRequest),
+    /// Send this data and completion, then close the association: its
+    /// authentication failed.
+    CompleteThenClose(Response),
 }
 
 /// An Abort the transport resolves.
@@ -162,6 +166,8 @@ pub struct TargetController {
     completions: VecDeque<Response>,
     aborts_in_flight: u8,
     released: bool,
+    /// DH-HMAC-CHAP state when the host must authenticate.
+    auth: Option<Box<QueueAuth>>,
 }
 
 impl TargetController {
@@ -172,6 +178,7 @@ impl TargetController {
         d: &ConnectData,
         kato_ms: u32,
         now: Instant,
+        auth: Option<Box<QueueAuth>>,
     ) -> Self {
         let mut limits = *target.limits();
         if let Some(s) = &subsys {
@@ -196,6 +203,7 @@ impl TargetController {
             completions: VecDeque::new(),
             aborts_in_flight: 0,
             released: false,
+            auth,
         }
     }
 
@@ -256,7 +264,10 @@ impl TargetController {
     /// KATO since the last one (or since Connect). The transport polls this
     /// and tears the association down when true.
     pub fn keep_alive_expired(&self, now: Instant) -> bool {
-        self.kato_ms != 0
+        // A host cannot send Keep Alive before it authenticated (and Linux starts it only once the
+        // controller is live): the authentication timeout bounds that phase instead.
+        !self.auth_pending()
+            && self.kato_ms != 0
             && now.saturating_duration_since(self.last_keep_alive) > Duration::from_millis(u64::from(self.kato_ms))
     }
 
@@ -278,11 +289,45 @@ impl TargetController {
         mqes | cqr | (CAP_TO << 24) | css_nvm
     }
 
-    /// Handles one admin queue command (none of those implemented takes
-    /// host data); `now` feeds the keep-alive timer. After every call, drain
+    /// Handles one admin queue command that carries no host data; `now`
+    /// feeds the keep-alive timer. After every call, drain
     /// [`Self::poll_async`].
     pub fn handle_admin(&mut self, sqe: &Sqe, now: Instant) -> AdminOutcome {
+        self.handle_admin_data(sqe, &[], now)
+    }
+
+    /// Whether this queue must still (or again) pass DH-HMAC-CHAP before
+    /// other commands run.
+    pub fn auth_pending(&self) -> bool {
+        self.auth.as_ref().is_some_and(|a| !a.is_usable())
+    }
+
+    /// Whether an authentication transaction stalled past its deadline: the
+    /// transport closes the association.
+    pub fn auth_expired(&self, now: Instant) -> bool {
+        self.auth.as_ref().is_some_and(|a| a.expired(now))
+    }
+
+    /// Handles one admin queue command with its host data (Authentication
+    /// Send is the only one that carries any); see [`Self::handle_admin`].
+    pub fn handle_admin_data(&mut self, sqe: &Sqe, data: &[u8], now: Instant) -> AdminOutcome {
         let cid = sqe.cid;
+        if let Some(a) = &mut self.auth {
+            if let Err(e) = a.gate(sqe) {
+                return AdminOutcome::Complete(Response::err(cid, 0, e));
+            }
+            if sqe.opcode == opcode::FABRICS && matches!(sqe.fctype(), fctype::AUTH_SEND | fctype::AUTH_RECV) {
+                let reply = a.handle(sqe, data, now);
+                if a.is_usable() {
+                    // The keep-alive timer starts when the host can send Keep Alive.
+                    self.last_keep_alive = now;
+                }
+                return match reply {
+                    AuthReply::Complete(r) => AdminOutcome::Complete(r),
+                    AuthReply::CompleteThenClose(r) => AdminOutcome::CompleteThenClose(r),
+                };
+            }
+        }
         if let Some(i) = self.aers.iter().position(|&c| c == cid) {
             // A new command under a parked AER's id: the host abandoned that AER (SPDK's host ends its
             // AERs locally at detach, then reuses the ids), so it must never complete.

@@ -9,11 +9,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use ff_nvme::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, sgl, status};
 
+use crate::auth::{AuthReply, QueueAuth};
 use crate::config::{Limits, Namespace};
 use crate::registry::{CtrlShared, SubsysShared, Target};
+use crate::response::Response;
 use crate::response::{CmdError, failure, success};
 
 /// Namespaces of a subsystem by NSID.
@@ -287,12 +290,16 @@ pub fn parse_dsm_ranges(data: &[u8], count: u16, blocks: u64) -> Result<Vec<DsmR
 }
 
 /// What a fabrics command on an I/O queue asks of the transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IoFabricsOutcome {
     /// Send this completion.
     Complete(Cqe),
     /// Send this completion, then close the queue (Disconnect).
     Disconnect(Cqe),
+    /// Send this data and completion (Authentication Send/Receive).
+    Respond(Response),
+    /// Send this data and completion, then close the queue: authentication failed.
+    RespondThenClose(Response),
 }
 
 /// The target side of an I/O queue after a successful Connect. Dropping it (or
@@ -307,6 +314,8 @@ pub struct TargetIoQueue {
     pub(crate) cache_gen: u64,
     pub(crate) limits: IoLimits,
     pub(crate) released: bool,
+    /// DH-HMAC-CHAP state when the host must authenticate.
+    pub(crate) auth: Option<Box<QueueAuth>>,
 }
 
 impl TargetIoQueue {
@@ -344,6 +353,9 @@ impl TargetIoQueue {
     /// that was reset or shut down fails commands with Command Sequence
     /// Error so the host stops using the queue.
     pub fn validate(&mut self, sqe: &Sqe) -> Result<IoCmd, CmdError> {
+        if let Some(a) = &mut self.auth {
+            a.gate(sqe)?;
+        }
         if !self.ctrl.ready.load(Ordering::Acquire) {
             return Err(CmdError::SEQUENCE);
         }
@@ -359,10 +371,40 @@ impl TargetIoQueue {
         }
     }
 
-    /// Handles a Fabrics command (opcode 7Fh) on this I/O queue: Disconnect
-    /// is honoured, anything else (a second Connect, Property Get/Set) is an
-    /// Invalid Opcode / Command Sequence Error.
+    /// Whether this queue must still (or again) pass DH-HMAC-CHAP before
+    /// I/O runs.
+    pub fn auth_pending(&self) -> bool {
+        self.auth.as_ref().is_some_and(|a| !a.is_usable())
+    }
+
+    /// Whether an authentication transaction stalled past its deadline: the
+    /// transport closes the queue.
+    pub fn auth_expired(&self, now: Instant) -> bool {
+        self.auth.as_ref().is_some_and(|a| a.expired(now))
+    }
+
+    /// Handles a Fabrics command that carries no host data; see
+    /// [`Self::handle_fabrics_data`].
     pub fn handle_fabrics(&mut self, sqe: &Sqe) -> IoFabricsOutcome {
+        self.handle_fabrics_data(sqe, &[], Instant::now())
+    }
+
+    /// Handles a Fabrics command (opcode 7Fh) on this I/O queue with its
+    /// host data: Disconnect is honoured, Authentication Send/Receive run
+    /// DH-HMAC-CHAP when the host must authenticate, anything else (a second
+    /// Connect, Property Get/Set) is an Invalid Opcode / Command Sequence Error.
+    pub fn handle_fabrics_data(&mut self, sqe: &Sqe, data: &[u8], now: Instant) -> IoFabricsOutcome {
+        if let Some(a) = &mut self.auth {
+            if let Err(e) = a.gate(sqe) {
+                return IoFabricsOutcome::Complete(failure(sqe.cid, self.qid, e));
+            }
+            if matches!(sqe.fctype(), fctype::AUTH_SEND | fctype::AUTH_RECV) {
+                return match a.handle(sqe, data, now) {
+                    AuthReply::Complete(r) => IoFabricsOutcome::Respond(r),
+                    AuthReply::CompleteThenClose(r) => IoFabricsOutcome::RespondThenClose(r),
+                };
+            }
+        }
         match sqe.fctype() {
             fctype::DISCONNECT if sqe.cdw10 & 0xFFFF == 0 => {
                 IoFabricsOutcome::Disconnect(success(sqe.cid, self.qid, 0))

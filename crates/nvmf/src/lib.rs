@@ -4,6 +4,7 @@
 //! the caller's backend from the [`IoCmd`]s produced here. No sockets,
 //! threads or I/O: commands in, responses and actions out.
 //!
+//! - [`auth`]: DH-HMAC-CHAP in-band authentication of each queue.
 //! - [`config`]: subsystems, namespaces, hosts and [`Limits`] (TOML-ready).
 //! - [`registry`]: the shared [`Target`]: Connect validation, dynamic
 //!   controller IDs, live controllers, namespace change notices.
@@ -19,6 +20,7 @@
 //! other queues a [`TargetIoQueue`] (I/O validation). Dropping either is the
 //! disconnect.
 
+pub mod auth;
 mod bytes;
 pub mod config;
 pub mod controller;
@@ -29,7 +31,10 @@ pub mod logpage;
 pub mod registry;
 pub mod response;
 
-pub use config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig};
+pub use auth::{AuthReply, QueueAuth, SubsysAuth};
+pub use config::{
+    ConfigError, DISCOVERY_NQN, DhchapHost, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig,
+};
 pub use controller::{AbortRequest, AdminOutcome, TargetController};
 pub use discovery::{AddrFamily, Port};
 pub use io::{DataLocation, DsmRange, IoCmd, NamespaceTable, TargetIoQueue, parse_dsm_ranges, validate};

@@ -2,7 +2,9 @@
 //! namespace tables, listeners, live controllers, dynamic controller IDs
 //! and the discovery generation counter. Owns Connect validation: a Connect
 //! on queue 0 creates a [`TargetController`], a Connect on an I/O queue attaches
-//! a [`TargetIoQueue`] to an existing one.
+//! a [`TargetIoQueue`] to an existing one. A host with a DH-HMAC-CHAP
+//! secret on the subsystem gets ATR in the Connect response and a
+//! [`crate::auth::QueueAuth`] on the new queue.
 //!
 //! Only the management path (Connect, queue teardown, admin commands that
 //! read target state, configuration changes) takes the mutex; I/O queues
@@ -16,6 +18,7 @@ use std::time::Instant;
 use ff_nvme::nvme::{Cqe, Sqe, fctype, opcode, status};
 use tracing::{debug, info, warn};
 
+use crate::auth::{QueueIds as AuthIds, SubsysAuth};
 use crate::bytes::u16_at;
 use crate::config::{ConfigError, DISCOVERY_NQN, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig};
 use crate::controller::TargetController;
@@ -125,6 +128,8 @@ pub(crate) struct CtrlShared {
 struct Subsystem {
     cfg: SubsystemConfig,
     shared: Arc<SubsysShared>,
+    /// DH-HMAC-CHAP policy and secrets (kept parsed: Connect needs them).
+    auth: SubsysAuth,
 }
 
 #[derive(Debug)]
@@ -332,6 +337,10 @@ impl Target {
         &self.limits
     }
 
+    fn auth_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.limits.auth_timeout_ms))
+    }
+
     fn reg(&self) -> MutexGuard<'_, Registry> {
         lock(&self.inner)
     }
@@ -339,6 +348,7 @@ impl Target {
     /// Adds a subsystem.
     pub fn add_subsystem(&self, cfg: SubsystemConfig) -> Result<(), ConfigError> {
         let nss = cfg.validate(&self.limits)?;
+        let auth = SubsysAuth::from_config(&cfg)?;
         let mut reg = self.reg();
         if reg.subsystems.contains_key(&cfg.nqn) {
             return Err(ConfigError::DuplicateSubsystem(cfg.nqn));
@@ -353,7 +363,7 @@ impl Target {
             table: Mutex::new(Arc::new(table)),
         });
         info!(nqn = %cfg.nqn, "subsystem added");
-        reg.subsystems.insert(cfg.nqn.clone(), Subsystem { cfg, shared });
+        reg.subsystems.insert(cfg.nqn.clone(), Subsystem { cfg, shared, auth });
         reg.discovery_changed();
         Ok(())
     }
@@ -464,6 +474,27 @@ impl Target {
         if !sub.cfg.hosts.iter().any(|h| h == hostnqn) {
             sub.cfg.hosts.push(hostnqn.to_string());
             reg.discovery_changed();
+        }
+        Ok(())
+    }
+
+    /// Sets the DH-HMAC-CHAP secrets `hostnqn` must authenticate with on subsystem `nqn`, or with
+    /// `None` lets it connect without authentication again. Queues already connected keep their
+    /// state; the next Connect (or re-authentication's new queue) uses the new secrets.
+    pub fn set_host_dhchap(
+        &self,
+        nqn: &str,
+        host: Option<crate::config::DhchapHost>,
+        hostnqn: &str,
+    ) -> Result<(), ConfigError> {
+        crate::config::validate_nqn(hostnqn)?;
+        let creds = host.as_ref().map(crate::config::DhchapHost::credentials).transpose()?;
+        let mut reg = self.reg();
+        let sub = reg.subsystems.get_mut(nqn).ok_or_else(|| ConfigError::NoSubsystem(nqn.to_string()))?;
+        sub.auth.set_host(hostnqn, creds);
+        sub.cfg.dhchap.retain(|h| h.hostnqn != hostnqn);
+        if let Some(h) = host {
+            sub.cfg.dhchap.push(h);
         }
         Ok(())
     }
@@ -611,7 +642,7 @@ impl Target {
                 Connected::Admin { cqe, controller, info: i }
             })
         } else {
-            self.connect_io(sqe, &d, qid).map(|(cqe, queue)| {
+            self.connect_io(sqe, &d, qid, now).map(|(cqe, queue)| {
                 let i = info(queue.cntlid());
                 Connected::Io { cqe, queue, info: i }
             })
@@ -640,7 +671,19 @@ impl Target {
                     dw0: (1 << 16) | u32::from(ipo::HOSTNQN),
                 });
             }
-            Some(Arc::clone(&sub.shared))
+            Some((
+                Arc::clone(&sub.shared),
+                sub.auth.queue(
+                    &d.hostnqn,
+                    AuthIds { subnqn: d.subnqn.clone(), cntlid: 0, qid: 0 },
+                    self.auth_timeout(),
+                    now,
+                ),
+            ))
+        };
+        let (subsys, auth) = match subsys {
+            Some((s, a)) => (Some(s), a),
+            None => (None, None),
         };
         if d.cntlid != CNTLID_DYNAMIC {
             return Err(invalid_param(true, ipo::CNTLID));
@@ -677,17 +720,29 @@ impl Target {
         if d.hostnqn.is_empty() {
             warn!(cntlid, subnqn = %d.subnqn, "host sent an empty Host NQN; admitted because the subsystem allows any host");
         }
-        info!(cntlid, subnqn = %d.subnqn, hostnqn = %d.hostnqn, kato, "controller created");
-        let ctrl = TargetController::new(Arc::clone(self), shared, subsys, d, kato, now);
-        Ok((success(sqe.cid, 0, u32::from(cntlid)), Box::new(ctrl)))
+        let auth = auth.map(|a| Box::new(a.for_queue(cntlid, 0)));
+        info!(cntlid, subnqn = %d.subnqn, hostnqn = %d.hostnqn, kato, dhchap = auth.is_some(), "controller created");
+        let dw0 = ff_nvme_auth::fabrics::connect_response_dw0(cntlid, auth.is_some());
+        let ctrl = TargetController::new(Arc::clone(self), shared, subsys, d, kato, now, auth);
+        Ok((success(sqe.cid, 0, dw0), Box::new(ctrl)))
     }
 
-    fn connect_io(self: &Arc<Self>, sqe: &Sqe, d: &ConnectData, qid: u16) -> Result<(Cqe, TargetIoQueue), CmdError> {
+    fn connect_io(
+        self: &Arc<Self>,
+        sqe: &Sqe,
+        d: &ConnectData,
+        qid: u16,
+        now: Instant,
+    ) -> Result<(Cqe, TargetIoQueue), CmdError> {
         let mut reg = self.reg();
         if d.subnqn == DISCOVERY_NQN {
             // Discovery controllers have no I/O queues.
             return Err(invalid_param(false, ipo::QID));
         }
+        let timeout = self.auth_timeout();
+        let auth = reg.subsystems.get(&d.subnqn).and_then(|s| {
+            s.auth.queue(&d.hostnqn, AuthIds { subnqn: d.subnqn.clone(), cntlid: d.cntlid, qid }, timeout, now)
+        });
         let subsys = reg.subsystems.get(&d.subnqn).map(|s| Arc::clone(&s.shared));
         let connections = reg.connections;
         let entry = reg.controllers.get_mut(&d.cntlid).ok_or(invalid_param(true, ipo::CNTLID))?;
@@ -724,8 +779,10 @@ impl Target {
         let cache = subsys.snapshot();
         let cache_gen = subsys.generation.load(Ordering::Acquire);
         let cntlid = ctrl.cntlid;
-        debug!(cntlid, qid, "I/O queue connected");
+        debug!(cntlid, qid, dhchap = auth.is_some(), "I/O queue connected");
+        let dw0 = ff_nvme_auth::fabrics::connect_response_dw0(cntlid, auth.is_some());
         let q = TargetIoQueue {
+            auth: auth.map(Box::new),
             target: Arc::clone(self),
             ctrl,
             subsys,
@@ -735,7 +792,7 @@ impl Target {
             limits: IoLimits::from(&self.limits),
             released: false,
         };
-        Ok((success(sqe.cid, qid, u32::from(cntlid)), q))
+        Ok((success(sqe.cid, qid, dw0), q))
     }
 
     /// Frees an I/O queue's QID (called when a [`TargetIoQueue`] drops).

@@ -85,6 +85,20 @@ pub struct TargetArgs {
     /// iSCSI data digest: allow, require or never.
     #[arg(long)]
     iscsi_data_digest: Option<DigestArg>,
+    /// NVMe DH-HMAC-CHAP: HOSTNQN=DHHC-1:...: the host must authenticate with this secret (its
+    /// `nvme connect --dhchap-secret`) on every subsystem; it is also allowed to connect. Repeatable.
+    #[arg(long, value_name = "HOSTNQN=DHHC-1:...")]
+    dhchap_key: Vec<String>,
+    /// Bidirectional DH-HMAC-CHAP: HOSTNQN=DHHC-1:..., the controller secret the target proves itself
+    /// with (the host's `--dhchap-ctrl-secret`); needs a --dhchap-key for the same host. Repeatable.
+    #[arg(long, value_name = "HOSTNQN=DHHC-1:...")]
+    dhchap_ctrl_key: Vec<String>,
+    /// DH-HMAC-CHAP hashes allowed, most preferred first (sha256,sha384,sha512); default all.
+    #[arg(long, value_delimiter = ',')]
+    dhchap_hash: Vec<String>,
+    /// DH groups allowed, most preferred first (null,ffdhe2048,...,ffdhe8192); default all.
+    #[arg(long, value_delimiter = ',')]
+    dhchap_dhgroup: Vec<String>,
     /// Start with no subsystem (management adds them), whatever the defaults.
     #[arg(long, conflicts_with_all = ["nqn", "backend", "size", "block_size"])]
     empty: bool,
@@ -184,7 +198,47 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
             t.initiators = a.iscsi_initiator.clone();
         }
     }
+    apply_dhchap(a, &mut o)?;
     Ok(o)
+}
+
+/// Applies the `--dhchap-*` flags to every subsystem (they replace the file's entries for the same
+/// hosts).
+fn apply_dhchap(a: &TargetArgs, o: &mut TargetOptions) -> Result<()> {
+    let split = |s: &str, flag: &str| -> Result<(String, String)> {
+        // NQNs hold no '='; the secret may end in base64 padding, so split at the first one.
+        let (h, k) = s.split_once('=').with_context(|| format!("{flag} takes HOSTNQN=DHHC-1:..."))?;
+        anyhow::ensure!(!h.is_empty() && k.starts_with("DHHC-1:"), "{flag} takes HOSTNQN=DHHC-1:..., not {h}=...");
+        Ok((h.to_string(), k.to_string()))
+    };
+    let mut hosts: Vec<ff_target::HostAuthSpec> = Vec::new();
+    for k in &a.dhchap_key {
+        let (nqn, key) = split(k, "--dhchap-key")?;
+        anyhow::ensure!(!hosts.iter().any(|h| h.nqn == nqn), "--dhchap-key given twice for {nqn}");
+        hosts.push(ff_target::HostAuthSpec { nqn, dhchap_key: key, dhchap_ctrl_key: None });
+    }
+    for k in &a.dhchap_ctrl_key {
+        let (nqn, key) = split(k, "--dhchap-ctrl-key")?;
+        let h = hosts
+            .iter_mut()
+            .find(|h| h.nqn == nqn)
+            .with_context(|| format!("--dhchap-ctrl-key for {nqn} needs a --dhchap-key for it too"))?;
+        h.dhchap_ctrl_key = Some(key);
+    }
+    for h in &hosts {
+        h.validate().with_context(|| format!("--dhchap-key for {}", h.nqn))?;
+    }
+    for s in &mut o.subsystems {
+        s.auth_hosts.retain(|x| !hosts.iter().any(|h| h.nqn == x.nqn));
+        s.auth_hosts.extend(hosts.iter().cloned());
+    }
+    if !a.dhchap_hash.is_empty() {
+        o.auth.hashes = a.dhchap_hash.clone();
+    }
+    if !a.dhchap_dhgroup.is_empty() {
+        o.auth.dhgroups = a.dhchap_dhgroup.clone();
+    }
+    Ok(())
 }
 
 /// Runs the target until SIGINT/SIGTERM.
@@ -316,4 +370,78 @@ fn wait_signal(set: &libc::sigset_t) -> i32 {
     // SAFETY: set is a valid, initialised signal set; sig is a valid out pointer.
     unsafe { libc::sigwait(set, &mut sig) };
     sig
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: TargetArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TargetOptions> {
+        let t = T::try_parse_from(std::iter::once("target").chain(args.iter().copied()))?;
+        options(&t.a)
+    }
+
+    /// Two valid `DHHC-1` secrets.
+    fn secrets() -> Vec<String> {
+        let mut rng = ff_nvme_auth::SeededRandom::new(7);
+        (0..2).map(|_| ff_nvme_auth::Secret::generate(None, None, &mut rng).unwrap().to_dhhc_string()).collect()
+    }
+
+    #[test]
+    fn dhchap_flags_set_every_subsystem_and_the_policy() {
+        let keys = secrets();
+        let (k, c) = (&keys[0], &keys[1]);
+        let o = parse(&[
+            "--no-iscsi",
+            "--dhchap-key",
+            &format!("nqn.h1={k}"),
+            "--dhchap-ctrl-key",
+            &format!("nqn.h1={c}"),
+            "--dhchap-key",
+            &format!("nqn.h2={k}"),
+            "--dhchap-hash",
+            "sha384,sha256",
+            "--dhchap-dhgroup",
+            "ffdhe2048",
+        ])
+        .unwrap();
+        let hosts = &o.subsystems[0].auth_hosts;
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[0].dhchap_ctrl_key.as_deref(), Some(c.as_str()));
+        assert_eq!(hosts[1].dhchap_ctrl_key, None);
+        assert_eq!(o.auth.hashes, ["sha384", "sha256"]);
+        assert_eq!(o.auth.dhgroups, ["ffdhe2048"]);
+        o.validate().unwrap();
+    }
+
+    /// `k` with one base64 digit of the key changed (the CRC no longer matches).
+    fn corrupt(k: &str) -> String {
+        let mut s = k.to_string();
+        let c = if &s[12..13] == "A" { "B" } else { "A" };
+        s.replace_range(12..13, c);
+        s
+    }
+
+    #[test]
+    fn bad_dhchap_flags_say_what_is_wrong() {
+        let keys = secrets();
+        let k = &keys[0];
+        for (args, want) in [
+            (vec!["--dhchap-key".to_string(), k.clone()], "HOSTNQN="),
+            (vec!["--dhchap-key".into(), "nqn.h=secret".into()], "HOSTNQN="),
+            (vec!["--dhchap-ctrl-key".into(), format!("nqn.h={k}")], "needs a --dhchap-key"),
+            (vec!["--dhchap-key".into(), format!("nqn.h={}", corrupt(k))], "CRC"),
+        ] {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let e = format!("{:#}", parse(&refs).unwrap_err());
+            assert!(e.contains(want), "{e:?} should say {want:?}");
+        }
+    }
 }

@@ -19,7 +19,7 @@ use reload::write_atomically;
 pub use rpc::METHODS;
 
 use crate::acceptor::ListenCmd;
-use crate::config::{NamespaceSpec, SubsystemSpec, TargetOptions};
+use crate::config::{HostAuthSpec, NamespaceSpec, SubsystemSpec, TargetOptions};
 use crate::reactor::{Inbox, Mgmt, ReactorStats};
 use crate::shared::{NsBackend, Shared};
 use crate::{OpenedDevs, subsystem_config};
@@ -185,7 +185,10 @@ impl Manager {
             params::nqn("hosts", h)?;
         }
         let bare = SubsystemSpec { namespaces: Vec::new(), ..spec.clone() };
-        self.shared.target.add_subsystem(subsystem_config(&bare, Vec::new())).map_err(|e| core_error(e, "nqn"))?;
+        self.shared
+            .target
+            .add_subsystem(subsystem_config(&bare, &st.opts.auth, Vec::new()))
+            .map_err(|e| core_error(e, "nqn"))?;
         st.opts.subsystems.push(bare);
         tracing::info!(nqn = %spec.nqn, "management: subsystem created");
         for ns in &spec.namespaces {
@@ -370,9 +373,33 @@ impl Manager {
         Ok(())
     }
 
+    /// Sets (or with `None`, clears) the DH-HMAC-CHAP secrets `host` must authenticate with on
+    /// subsystem `nqn`; a host with secrets is also allowed to connect.
+    fn set_host_auth(&self, st: &mut State, nqn: &str, host: &str, auth: Option<HostAuthSpec>) -> Result<(), RpcError> {
+        params::nqn("host", host)?;
+        Self::subsystem(st, nqn)?;
+        if let Some(a) = &auth {
+            a.validate().map_err(|e| RpcError::invalid_param("dhchap_key", format!("{e:#}")))?;
+        }
+        self.shared
+            .target
+            .set_host_dhchap(nqn, auth.as_ref().map(HostAuthSpec::to_core), host)
+            .map_err(|e| core_error(e, "dhchap_key"))?;
+        let sub = Self::subsystem_mut(st, nqn)?;
+        sub.auth_hosts.retain(|h| h.nqn != host);
+        if let Some(a) = auth {
+            sub.auth_hosts.push(a);
+            tracing::info!(%nqn, %host, "management: host must authenticate with DH-HMAC-CHAP");
+        }
+        Ok(())
+    }
+
     fn remove_host(&self, st: &mut State, nqn: &str, host: &str) -> Result<Vec<u16>, RpcError> {
         Self::subsystem(st, nqn)?;
         let gone = self.shared.target.disallow_host(nqn, host).map_err(|e| core_error(e, "host"))?;
+        if Self::subsystem(st, nqn)?.auth_hosts.iter().any(|h| h.nqn == host) {
+            self.set_host_auth(st, nqn, host, None)?;
+        }
         Self::subsystem_mut(st, nqn)?.hosts.retain(|h| h != host);
         if !gone.is_empty() {
             tracing::info!(%nqn, %host, controllers = ?gone, "management: host removed, its controllers disconnected");

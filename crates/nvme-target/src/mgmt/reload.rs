@@ -72,6 +72,21 @@ impl Manager {
             for h in n.hosts.iter().filter(|h| !s.hosts.contains(h)) {
                 outcome(&mut r, format!("{}: added host {h}", n.nqn), self.add_host(st, &n.nqn, h));
             }
+            // DH-HMAC-CHAP secrets: changed, added or dropped (connected queues keep their state).
+            for h in &s.auth_hosts {
+                if !n.auth_hosts.iter().any(|x| x.nqn == h.nqn) {
+                    let res = self.set_host_auth(st, &n.nqn, &h.nqn, None);
+                    outcome(&mut r, format!("{}: host {} no longer authenticates", n.nqn, h.nqn), res);
+                }
+            }
+            for h in &n.auth_hosts {
+                if !s.auth_hosts.contains(h) {
+                    let res = self
+                        .add_host(st, &n.nqn, &h.nqn)
+                        .and_then(|()| self.set_host_auth(st, &n.nqn, &h.nqn, Some(h.clone())));
+                    outcome(&mut r, format!("{}: DH-HMAC-CHAP secrets of host {} set", n.nqn, h.nqn), res);
+                }
+            }
             for ns in &s.namespaces {
                 let same = n.namespaces.iter().find(|x| x.nsid == ns.nsid);
                 let resize = same.filter(|x| {
@@ -130,6 +145,7 @@ impl Manager {
             (cur.sock != new.sock, "sock"),
             (cur.limits != new.limits, "limits"),
             (cur.c2h_success != new.c2h_success, "c2h_success"),
+            (cur.auth != new.auth, "auth"),
         ];
         r.need_restart = restart.iter().filter(|(d, _)| *d).map(|(_, n)| n.to_string()).collect();
         r

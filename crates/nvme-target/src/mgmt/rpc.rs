@@ -158,6 +158,46 @@ struct HostParam {
     host: String,
 }
 
+/// `nvmf_subsystem_add_host`: SPDK's `dhchap_key` / `dhchap_ctrlr_key` name keyring entries;
+/// here they carry the `DHHC-1:...` secrets themselves (no keyring).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddHostParam {
+    nqn: String,
+    host: String,
+    #[serde(default)]
+    dhchap_key: Option<String>,
+    #[serde(default)]
+    dhchap_ctrlr_key: Option<String>,
+}
+
+impl AddHostParam {
+    /// The host's DH-HMAC-CHAP secrets, if any were given.
+    fn auth(&self) -> Result<Option<HostAuthSpec>, RpcError> {
+        let secret = |field: &str, v: &str| {
+            if v.starts_with("DHHC-1:") {
+                Ok(v.to_string())
+            } else {
+                Err(RpcError::invalid_param(
+                    field,
+                    "expected a DHHC-1:... secret (as nvme gen-dhchap-key prints it); keyring key names are not supported",
+                ))
+            }
+        };
+        match (&self.dhchap_key, &self.dhchap_ctrlr_key) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => {
+                Err(RpcError::invalid_param("dhchap_ctrlr_key", "a controller key needs a host key (dhchap_key) too"))
+            }
+            (Some(k), c) => Ok(Some(HostAuthSpec {
+                nqn: self.host.clone(),
+                dhchap_key: secret("dhchap_key", k)?,
+                dhchap_ctrl_key: c.as_deref().map(|c| secret("dhchap_ctrlr_key", c)).transpose()?,
+            })),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AllowAny {
@@ -247,7 +287,14 @@ impl Manager {
                 "subtype": "NVMe",
                 "listen_addresses": io_addrs,
                 "allow_any_host": s.allow_any_host,
-                "hosts": s.hosts.iter().map(|h| json!({ "nqn": h })).collect::<Vec<_>>(),
+                "hosts": s.hosts.iter().map(|h| {
+                    let mut v = json!({ "nqn": h });
+                    if let Some(a) = s.auth_hosts.iter().find(|a| &a.nqn == h) {
+                        // Whether secrets are set, never the secrets.
+                        v["dhchap"] = json!(if a.dhchap_ctrl_key.is_some() { "bidirectional" } else { "unidirectional" });
+                    }
+                    v
+                }).collect::<Vec<_>>(),
                 "serial_number": s.serial,
                 "model_number": s.model,
                 "max_namespaces": if s.max_namespaces == 0 { self.shared.target.limits().max_namespaces } else { s.max_namespaces },
@@ -386,6 +433,7 @@ impl Manager {
                     nqn: a.nqn,
                     allow_any_host: a.allow_any_host,
                     hosts: Vec::new(),
+                    auth_hosts: Vec::new(),
                     max_namespaces: a.max_namespaces,
                     namespaces: Vec::new(),
                 };
@@ -424,8 +472,16 @@ impl Manager {
                 Ok(json!({ "num_blocks": blocks }))
             }
             "nvmf_subsystem_add_host" => {
-                let a: HostParam = parse(p)?;
+                let a: AddHostParam = parse(p)?;
+                let auth = a.auth()?;
+                if let Some(spec) = &auth {
+                    // Checked before anything changes, so a bad key leaves the host as it was.
+                    spec.validate().map_err(|e| RpcError::invalid_param("dhchap_key", format!("{e:#}")))?;
+                }
                 self.add_host(st, &a.nqn, &a.host)?;
+                if auth.is_some() {
+                    self.set_host_auth(st, &a.nqn, &a.host, auth)?;
+                }
                 Ok(json!(true))
             }
             "nvmf_subsystem_remove_host" => {

@@ -37,6 +37,9 @@ pub fn subsystem(hosts: Vec<String>, any: bool) -> SubsystemConfig {
         allow_any_host: any,
         hosts,
         max_namespaces: 0,
+        dhchap: vec![],
+        dhchap_hashes: vec![],
+        dhchap_dhgroups: vec![],
     }
 }
 
