@@ -325,6 +325,19 @@ nqn = "nqn.2026-12.io.ferrofabric:other"
     assert_eq!(now.subsystems[1], first.subsystems[1], "the other subsystem is untouched");
     let subs = call(&t, "nvmf_get_subsystems", json!({ "nqn": NQN })).unwrap();
     assert_eq!(subs[0]["namespaces"][0]["num_blocks"], 4096);
+    // iSCSI targets are set at start: a reload says so instead of pretending to apply them.
+    let with_iscsi = format!(
+        "{}\n[[iscsi_target]]\nname = \"iqn.2026-12.io.ferrofabric:reload\"\n",
+        text(
+            "[[subsystem.namespaces]]\nnsid = 2\nbackend = \"null\"\n",
+            r#""nqn.2014-08.org.nvmexpress:uuid:b""#,
+            "2M"
+        )
+    );
+    std::fs::write(&path, with_iscsi).unwrap();
+    let r = m.reload(None).unwrap();
+    assert!(r.applied.is_empty() && r.failed.is_empty(), "{r:?}");
+    assert_eq!(r.need_restart, ["iscsi_target"], "{r:?}");
     // A file that does not parse changes nothing.
     std::fs::write(&path, "cores = \"many\"").unwrap();
     assert!(m.reload(None).is_err());

@@ -146,6 +146,9 @@ impl Manager {
             (cur.limits != new.limits, "limits"),
             (cur.c2h_success != new.c2h_success, "c2h_success"),
             (cur.auth != new.auth, "auth"),
+            // iSCSI portals and targets are set at start (management does not change them yet).
+            (cur.iscsi != new.iscsi, "iscsi"),
+            (cur.iscsi_targets != new.iscsi_targets, "iscsi_target"),
         ];
         r.need_restart = restart.iter().filter(|(d, _)| *d).map(|(_, n)| n.to_string()).collect();
         r
