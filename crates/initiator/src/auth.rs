@@ -131,3 +131,25 @@ fn recv(link: &mut SyncLink, deadline: Instant) -> Result<Vec<u8>, Error> {
     let len = (c.read_len as usize).min(RECV_LEN);
     Ok(c.read_buf.as_ref().and_then(|b| b.get(..len)).unwrap_or(&[]).to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_commands_carry_secp_spsp_and_lengths() {
+        let s = auth_sqe(fabrics::FCTYPE_AUTH_SEND, 72);
+        assert_eq!((s.opcode, s.nsid, s.cdw10, s.cdw11), (0x7F, 0x05, 0xE901_0100, 72));
+        let r = auth_sqe(fabrics::FCTYPE_AUTH_RECV, RECV_LEN);
+        assert_eq!((r.nsid, r.cdw10, r.cdw11), (0x06, 0xE901_0100, 8192));
+    }
+
+    #[test]
+    fn failures_of_the_exchange_keep_their_cause() {
+        let st = ff_nvme::nvme::Status::new(fabrics::SCT_AUTH_REQUIRED, fabrics::SC_AUTH_REQUIRED);
+        let e = fail_cmd(3, Error::Status { what: "Authentication Receive", status: st });
+        assert!(matches!(e, Error::Auth { qid: 3, cause: AuthCause::Command { .. } }), "{e}");
+        let lost = Error::ConnectionLost("gone".into());
+        assert_eq!(fail_cmd(3, lost.clone()), lost);
+    }
+}

@@ -371,4 +371,23 @@ mod tests {
         assert!(parse(&["--rwmixread", "101"]).is_err());
         assert!(parse(&["--sock", "kqueue"]).is_err());
     }
+
+    #[test]
+    fn dhchap_flags_parse_and_refusals() {
+        // nvme gen-dhchap-key style secrets: 32 zero bytes, then 32 bytes of 0x01 (each key, then its CRC-32 LE).
+        let host = "DHHC-1:00:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACtVQoZ:";
+        let ctrl = "DHHC-1:00:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQHMnzFi:";
+        let c = parse(&["--hostnqn", "nqn.h", "--dhchap-secret", host, "--dhchap-ctrl-secret", ctrl]).unwrap();
+        assert_eq!(c.hostnqn.as_deref(), Some("nqn.h"));
+        let d = c.dhchap.unwrap();
+        assert_eq!(d.secret.to_dhhc_string(), host);
+        assert_eq!(d.ctrl_secret.map(|s| s.to_dhhc_string()).as_deref(), Some(ctrl));
+        let c = parse(&["--dhchap-secret", host]).unwrap();
+        assert!(c.dhchap.unwrap().ctrl_secret.is_none() && c.hostnqn.is_none());
+        assert!(parse(&[]).unwrap().dhchap.is_none());
+        assert!(parse(&["--dhchap-ctrl-secret", ctrl]).is_err(), "a controller secret needs a host secret");
+        let e = parse(&["--dhchap-secret", "DHHC-1:00:AAAA:"]).unwrap_err().to_string();
+        assert!(e.contains("host secret"), "{e}");
+        assert!(parse(&["--iscsi", "--dhchap-secret", host]).is_err(), "NVMe/TCP only");
+    }
 }
