@@ -1,7 +1,8 @@
 //! DH-HMAC-CHAP from our initiator against our target on loopback: right secrets (uni- and
-//! bidirectional, null group and ffdhe2048) on the admin and every I/O queue with data verified, a
-//! reconnected I/O queue authenticating again, wrong host and controller secrets, no secret for a
-//! key-protected host, hosts the target does not ask to authenticate, and bad secret strings.
+//! bidirectional, null group and ffdhe2048; each hash) on the admin and every I/O queue with data
+//! verified, a reconnected I/O queue authenticating again, wrong host and controller secrets, no
+//! secret for a key-protected host, hosts the target does not ask to authenticate, and bad secret
+//! strings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ff_initiator::auth::{DhGroup, FailureReason, HashId, Secret};
@@ -123,13 +124,19 @@ fn auth_err(t: &RunningTarget, o: &HostOptions) -> (u16, AuthCause, String) {
 }
 
 #[test]
-fn right_secret_unidirectional_null_and_ffdhe2048_admin_and_io_queues() {
+fn right_secret_unidirectional_null_ffdhe2048_and_each_hash_admin_and_io_queues() {
     let k = keys(11);
     let t = target(&k, false);
     for group in [DhGroup::Null, DhGroup::Ffdhe2048] {
         let t0 = Instant::now();
         session(&t, &opts(AUTH_HOST, Some(creds(&k.host, None, group)), 2));
         eprintln!("uni {group}: session {:?}", t0.elapsed());
+    }
+    // Offering one hash makes the target use it: each works.
+    for hash in HashId::ALL {
+        let mut d = creds(&k.host, None, DhGroup::Null);
+        d.hashes = vec![hash];
+        session(&t, &opts(AUTH_HOST, Some(d), 1));
     }
 }
 
