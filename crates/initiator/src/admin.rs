@@ -3,6 +3,7 @@
 //! (Identify, Get Log Page, Set Features), discovery, and the I/O queues connected at setup.
 
 use crate::DISCOVERY_NQN;
+use crate::auth::authenticate_queue;
 use crate::buf::Buf;
 use crate::error::Error;
 use crate::identify::{self, DISC_ENTRY_LEN, DiscoveryEntry, IdentifyController, IdentifyNamespace};
@@ -10,6 +11,7 @@ use crate::io::{IoQueue, QueueSpec};
 use crate::link::{SyncLink, check, connect_cmd};
 use crate::options::HostOptions;
 use ff_nvme::nvme::{Cqe, Sqe, fctype, opcode};
+use ff_nvme_auth::HostConfig as AuthConfig;
 use ff_nvme_tcp::host::{ADMIN_IN_CAPSULE, HostCompletion, HostConfig};
 use ff_sock::Waker;
 use std::collections::HashMap;
@@ -103,6 +105,8 @@ pub struct Controller {
     addr: SocketAddr,
     subnqn: String,
     opts: HostOptions,
+    /// DH-HMAC-CHAP configuration shared by all queues of this association (none without a secret).
+    auth: Option<Arc<AuthConfig>>,
     cntlid: u16,
     cap: u64,
     vs: u32,
@@ -122,12 +126,13 @@ impl Controller {
         let deadline = Instant::now() + opts.connect_timeout;
         let (init_tx, init_rx) = channel();
         let (tx, rx) = channel();
-        let (a, o, n) = (addr, opts.clone(), subnqn.to_string());
+        let auth = opts.dhchap.as_ref().map(|d| d.host_config(&opts.hostnqn, subnqn));
+        let (a, o, n, au) = (addr, opts.clone(), subnqn.to_string(), auth.clone());
         let events = Arc::new(Mutex::new(Vec::new()));
         let ev = events.clone();
         let thread = std::thread::Builder::new()
             .name("ff-init-admin".into())
-            .spawn(move || admin_thread(a, &n, &o, deadline, init_tx, rx, ev))?;
+            .spawn(move || admin_thread(a, &n, &o, au.as_ref(), deadline, init_tx, rx, ev))?;
         let (cntlid, waker) = match init_rx.recv() {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -142,6 +147,7 @@ impl Controller {
             addr,
             subnqn: subnqn.to_string(),
             opts: opts.clone(),
+            auth,
             cntlid,
             cap: 0,
             vs: 0,
@@ -227,6 +233,7 @@ impl Controller {
             qid,
             in_capsule: self.ident.in_capsule_bytes(),
             admin: self.admin.clone(),
+            auth: self.auth.clone(),
         }
     }
 
@@ -458,11 +465,14 @@ fn on_aer(
     submit_aer(link, pending);
 }
 
-/// The admin queue's thread: setup, then commands from the channel, keep-alives and aborts.
+/// The admin queue's thread: setup (Connect, then DH-HMAC-CHAP if the controller asks), then commands
+/// from the channel, keep-alives and aborts.
+#[allow(clippy::too_many_arguments)] // one thread's whole context, passed once
 fn admin_thread(
     addr: SocketAddr,
     subnqn: &str,
     opts: &HostOptions,
+    auth: Option<&Arc<AuthConfig>>,
     deadline: Instant,
     init: Sender<InitReply>,
     rx: Receiver<AdminMsg>,
@@ -482,6 +492,7 @@ fn admin_thread(
         let (sqe, data) = connect_cmd(0, ADMIN_DEPTH - 1, 0, kato, &opts.hostid, 0xFFFF, subnqn, &opts.hostnqn);
         let c = link.exec(sqe, Some(data), None, deadline)?;
         let cqe = check("Connect", &c)?;
+        authenticate_queue(&mut link, auth, 0, cqe.dw0, deadline)?;
         let waker = link.waker()?;
         Ok((link, (cqe.dw0 & 0xFFFF) as u16, waker))
     };

@@ -2,6 +2,7 @@
 //! plain values (cloneable) so one failure can be reported to every command it affects.
 
 use ff_nvme::nvme::Status;
+use ff_nvme_auth::{AuthError, FailureReason, SecretError};
 use ff_nvme_tcp::host::HostError;
 
 /// Why a setup step or admin command failed.
@@ -33,6 +34,49 @@ pub enum Error {
     /// The request is invalid (e.g. no such queue, or the controller is shut down).
     #[error("invalid request: {0}")]
     Invalid(&'static str),
+    /// A DH-HMAC-CHAP secret string does not parse.
+    #[error("invalid DH-HMAC-CHAP {which}: {cause}")]
+    BadSecret {
+        /// "host secret" or "controller secret".
+        which: &'static str,
+        /// Why (never the key itself).
+        cause: SecretError,
+    },
+    /// DH-HMAC-CHAP authentication of a queue failed (the queue is given up).
+    #[error("DH-HMAC-CHAP authentication of queue {qid} failed: {cause}")]
+    Auth {
+        /// The queue (0: admin).
+        qid: u16,
+        /// Why.
+        cause: AuthCause,
+    },
+}
+
+/// Why DH-HMAC-CHAP authentication of a queue failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthCause {
+    /// The controller requires authentication (Connect ATR) and no host secret is configured.
+    #[error("the controller requires authentication but no host secret (--dhchap-secret) is configured")]
+    NoSecret,
+    /// The controller refused us with AUTH_Failure1 (e.g. a wrong host secret for this host NQN).
+    #[error("the controller refused us: {reason}{hint}", reason = .0, hint = secret_hint(*.0))]
+    Rejected(FailureReason),
+    /// Bidirectional: the controller's response does not match our controller secret.
+    #[error(
+        "the controller failed our check: its response does not match the controller secret (--dhchap-ctrl-secret)"
+    )]
+    ControllerNotVerified,
+    /// Our side of the protocol refused a message (malformed, unexpected, a hash or group we do not offer).
+    #[error("{0}")]
+    Protocol(AuthError),
+    /// Authentication Send or Receive completed with an error status.
+    #[error("{what} failed with status {:#x}/{:#x}", status.sct(), status.sc())]
+    Command {
+        /// The command.
+        what: &'static str,
+        /// Its status.
+        status: Status,
+    },
 }
 
 impl From<ff_sock::SockError> for Error {
@@ -51,6 +95,11 @@ impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
         Error::Sock(e.to_string())
     }
+}
+
+/// The likely cause behind a plain "authentication failed" from the controller.
+fn secret_hint(r: FailureReason) -> &'static str {
+    if r == FailureReason::Failed { " (wrong host secret for this host NQN?)" } else { "" }
 }
 
 /// Why one I/O command failed.

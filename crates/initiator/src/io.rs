@@ -26,6 +26,8 @@ pub struct QueueSpec {
     pub(crate) qid: u16,
     pub(crate) in_capsule: u32,
     pub(crate) admin: AdminHandle,
+    /// The association's DH-HMAC-CHAP configuration, if the host has a secret.
+    pub(crate) auth: Option<std::sync::Arc<ff_nvme_auth::HostConfig>>,
 }
 
 struct Inflight {
@@ -84,8 +86,10 @@ fn handshake(spec: &QueueSpec) -> Result<(TcpSock, HostConn<Buf>), Error> {
             connect_cmd(spec.qid, depth - 1, cattr, kato, &o.hostid, spec.cntlid, &spec.subnqn, &o.hostnqn);
         let c = link.exec(sqe, Some(data), None, deadline)?;
         match check("Connect (I/O queue)", &c) {
-            Ok(_) => {
+            Ok(cqe) => {
                 link.conn.set_qid(spec.qid);
+                // A failed authentication is final: retrying with the same secret fails the same way.
+                crate::auth::authenticate_queue(&mut link, spec.auth.as_ref(), spec.qid, cqe.dw0, deadline)?;
                 link.conn.set_max_in_capsule(spec.in_capsule);
                 return link.detach();
             }

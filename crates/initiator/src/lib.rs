@@ -3,6 +3,7 @@
 //! crate moves its bytes over [`ff_sock`] socket groups.
 //!
 //! - [`options`]: [`HostOptions`] (host NQN/ID, digests, KATO, queues, socket options, timeouts);
+//! - [`auth`]: DH-HMAC-CHAP credentials and the per-queue authentication after Connect;
 //! - [`buf`]: [`Buf`], the I/O buffer data lands in and is sent from without a copy;
 //! - [`link`]: one connection on a socket group (pumping the core), and the blocking driver used for
 //!   connection setup and the admin queue;
@@ -14,6 +15,7 @@
 //! - [`error`]: [`Error`] (setup/admin) and [`IoError`] (one I/O command).
 
 pub mod admin;
+pub mod auth;
 pub mod buf;
 pub mod error;
 pub mod identify;
@@ -23,8 +25,9 @@ pub mod link;
 pub mod options;
 
 pub use admin::{AsyncEvent, Controller, discover};
+pub use auth::DhchapOptions;
 pub use buf::Buf;
-pub use error::{Error, IoError};
+pub use error::{AuthCause, Error, IoError};
 pub use identify::{DiscoveryEntry, IdentifyController, IdentifyNamespace};
 pub use io::{IoCompletion, IoGroup, IoQueue, QueueId};
 pub use options::HostOptions;

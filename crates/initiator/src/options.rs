@@ -1,6 +1,7 @@
-//! What a host connects with: identity, digests, keep-alive, queue count and depth, socket options and
-//! timeouts.
+//! What a host connects with: identity, digests, keep-alive, queue count and depth, socket options,
+//! DH-HMAC-CHAP credentials and timeouts.
 
+use crate::auth::DhchapOptions;
 use ff_nvme_tcp::Digests;
 use ff_sock::{GroupOptions, SockOptions};
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct HostOptions {
     pub disable_sq_flow_control: bool,
     /// Socket group options used for the admin queue and for connection setup.
     pub group: GroupOptions,
+    /// DH-HMAC-CHAP credentials, used when a controller asks for authentication (Connect ATR) on a
+    /// queue. `None`: such a controller cannot be connected to.
+    pub dhchap: Option<DhchapOptions>,
     /// Bound on TCP connect plus connection initialization and Connect.
     pub connect_timeout: Duration,
     /// A command not completed in this time is aborted, then its queue is reconnected.
@@ -52,6 +56,7 @@ impl Default for HostOptions {
             queue_marks: Vec::new(),
             disable_sq_flow_control: true,
             group: GroupOptions::default(),
+            dhchap: None,
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
         }

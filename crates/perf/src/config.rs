@@ -1,5 +1,5 @@
 //! What a perf run does: [`PerfConfig`] (target, namespace, workload, queues and reactor threads,
-//! digests, verify, sock options, seed) and the access [`Pattern`].
+//! digests, verify, sock options, seed, host NQN and DH-HMAC-CHAP credentials) and the access [`Pattern`].
 
 use ff_sock::GroupOptions;
 use serde::{Deserialize, Serialize};
@@ -142,6 +142,10 @@ pub struct PerfConfig {
     pub command_timeout: std::time::Duration,
     /// Drive this iSCSI logical unit (one session per queue) instead of the NVMe/TCP subsystem `nqn`.
     pub iscsi: Option<IscsiTarget>,
+    /// NVMe/TCP host NQN; `None`: the initiator's default (from the machine id).
+    pub hostnqn: Option<String>,
+    /// NVMe/TCP DH-HMAC-CHAP credentials, used when the target asks the host to authenticate.
+    pub dhchap: Option<ff_initiator::DhchapOptions>,
 }
 
 impl Default for PerfConfig {
@@ -169,6 +173,8 @@ impl Default for PerfConfig {
             progress: false,
             command_timeout: std::time::Duration::from_secs(10),
             iscsi: None,
+            hostnqn: None,
+            dhchap: None,
         }
     }
 }

@@ -91,14 +91,17 @@ fn run_nvme(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
     if setup_group.backend == Backend::Uring {
         setup_group.backend = Backend::Epoll;
     }
+    let defaults = HostOptions::default();
     let host = HostOptions {
+        hostnqn: cfg.hostnqn.clone().unwrap_or(defaults.hostnqn.clone()),
+        dhchap: cfg.dhchap.clone(),
         digests: Digests { header: cfg.hdgst, data: cfg.ddgst },
         io_queues: cfg.queues,
         queue_depth: cfg.queue_depth.max(2),
         sock: cfg.group.sock.clone(),
         group: setup_group,
         command_timeout: cfg.command_timeout,
-        ..HostOptions::default()
+        ..defaults
     };
     let mut ctrl = Controller::connect(cfg.addr, &cfg.nqn, &host)?;
     let nsid = match cfg.nsid {

@@ -1,7 +1,7 @@
 //! `ferrofabric discover`: reads a discovery controller's log page and prints one block per entry the way
 //! `nvme discover` does (trtype, adrfam, subtype, treq, portid, trsvcid, subnqn, traddr), or JSON.
 
-use crate::cmd::perf::SockArgs;
+use crate::cmd::perf::{HostAuthArgs, SockArgs};
 use anyhow::Result;
 use clap::Args;
 use ff_initiator::{DiscoveryEntry, HostOptions};
@@ -24,6 +24,8 @@ pub struct DiscoverArgs {
     json: bool,
     #[command(flatten)]
     sock: SockArgs,
+    #[command(flatten)]
+    host: HostAuthArgs,
 }
 
 fn trtype(v: u8) -> &'static str {
@@ -104,11 +106,11 @@ pub fn to_json(entries: &[DiscoveryEntry]) -> Value {
 /// Runs discovery and prints the log.
 pub fn run(a: DiscoverArgs) -> Result<()> {
     let g = a.sock.group()?;
-    let o = HostOptions {
+    let o = a.host.apply(HostOptions {
         digests: Digests { header: a.hdgst, data: false },
         sock: g.sock.clone(),
         ..HostOptions::default()
-    };
+    })?;
     let entries = ff_initiator::discover(a.addr, &o)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&entries))?);

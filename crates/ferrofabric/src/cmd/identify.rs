@@ -2,7 +2,7 @@
 //! mn, fr, mdts, cntlid, ver, nn, ioccsz, sgls, subnqn, ...) and of `nvme id-ns` for each active namespace
 //! (nsze, ncap, nuse, the LBA formats and the block size in use), or JSON.
 
-use crate::cmd::perf::SockArgs;
+use crate::cmd::perf::{HostAuthArgs, SockArgs};
 use anyhow::Result;
 use clap::Args;
 use ff_initiator::{Controller, HostOptions, IdentifyController, IdentifyNamespace};
@@ -33,6 +33,8 @@ pub struct IdentifyArgs {
     json: bool,
     #[command(flatten)]
     sock: SockArgs,
+    #[command(flatten)]
+    host: HostAuthArgs,
 }
 
 /// One LBA format.
@@ -188,12 +190,12 @@ pub fn to_json(c: &Controllers, nss: &[Namespace]) -> Value {
 /// Connects (admin queue only), identifies, prints, shuts the controller down.
 pub fn run(a: IdentifyArgs) -> Result<()> {
     let g = a.sock.group()?;
-    let o = HostOptions {
+    let o = a.host.apply(HostOptions {
         digests: Digests { header: a.hdgst, data: false },
         io_queues: 0,
         sock: g.sock.clone(),
         ..HostOptions::default()
-    };
+    })?;
     let c = Controller::connect(a.addr, &a.nqn, &o)?;
     let (ctrl, nss) = read(&c, a.nsid)?;
     c.shutdown()?;

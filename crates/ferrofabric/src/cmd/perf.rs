@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use ff_blockdev::parse_size;
 use ff_initiator::iscsi::Chap;
+use ff_initiator::{DhchapOptions, HostOptions};
 use ff_perf::{DEFAULT_INITIATOR, DEFAULT_ISCSI_TARGET, IscsiTarget, Pattern, PerfConfig};
 use ff_sock::{Backend, GroupOptions};
 use ff_target::config::DEFAULT_NQN;
@@ -56,6 +57,38 @@ impl SockArgs {
         }
         g.sock.mark = self.mark;
         Ok(g)
+    }
+}
+
+/// NVMe/TCP host identity and DH-HMAC-CHAP credentials (nvme-cli's flag names), shared by perf, identify
+/// and discover.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HostAuthArgs {
+    /// Host NQN (default: nqn.2014-08.org.nvmexpress:uuid:<machine id>). A DH-HMAC-CHAP secret is bound
+    /// to it.
+    #[arg(long)]
+    hostnqn: Option<String>,
+    /// DH-HMAC-CHAP host secret, `DHHC-1:<hh>:<base64>:` (as `nvme gen-dhchap-key` prints); used when the
+    /// target asks this host to authenticate.
+    #[arg(long, value_name = "DHHC-1:..")]
+    dhchap_secret: Option<String>,
+    /// DH-HMAC-CHAP controller secret: the target must prove it knows it (bidirectional).
+    #[arg(long, value_name = "DHHC-1:..", requires = "dhchap_secret")]
+    dhchap_ctrl_secret: Option<String>,
+}
+
+impl HostAuthArgs {
+    /// The credentials these flags give (secrets checked here, so a typo fails before connecting).
+    pub fn dhchap(&self) -> Result<Option<DhchapOptions>> {
+        Ok(match &self.dhchap_secret {
+            Some(s) => Some(DhchapOptions::parse(s, self.dhchap_ctrl_secret.as_deref())?),
+            None => None,
+        })
+    }
+
+    /// `o` with the host NQN and credentials these flags give.
+    pub fn apply(&self, o: HostOptions) -> Result<HostOptions> {
+        Ok(HostOptions { hostnqn: self.hostnqn.clone().unwrap_or(o.hostnqn.clone()), dhchap: self.dhchap()?, ..o })
     }
 }
 
@@ -154,6 +187,8 @@ pub struct PerfArgs {
     json: bool,
     #[command(flatten)]
     sock: SockArgs,
+    #[command(flatten)]
+    host: HostAuthArgs,
 }
 
 /// The run these arguments describe.
@@ -171,6 +206,9 @@ pub fn config(a: &PerfArgs) -> Result<PerfConfig> {
                 .map(|u| (u, a.chap_target_secret.clone().unwrap_or_default().into_bytes())),
         }),
     });
+    if a.iscsi && (a.host.hostnqn.is_some() || a.host.dhchap_secret.is_some()) {
+        bail!("--hostnqn and --dhchap-secret are NVMe/TCP options (iSCSI uses --initiator and --chap-*)");
+    }
     let default_port = if a.iscsi { ff_initiator::iscsi::ISCSI_PORT } else { 4420 };
     let c = PerfConfig {
         addr: a.addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], default_port))),
@@ -194,6 +232,8 @@ pub fn config(a: &PerfArgs) -> Result<PerfConfig> {
         busy_poll: a.busy_poll,
         progress: !a.json,
         iscsi,
+        hostnqn: a.host.hostnqn.clone(),
+        dhchap: a.host.dhchap()?,
         ..PerfConfig::default()
     };
     c.validate().map_err(anyhow::Error::msg)?;
@@ -330,5 +370,24 @@ mod tests {
         assert!(parse(&["-t", "0"]).is_err());
         assert!(parse(&["--rwmixread", "101"]).is_err());
         assert!(parse(&["--sock", "kqueue"]).is_err());
+    }
+
+    #[test]
+    fn dhchap_flags_parse_and_refusals() {
+        // nvme gen-dhchap-key style secrets: 32 zero bytes, then 32 bytes of 0x01 (each key, then its CRC-32 LE).
+        let host = "DHHC-1:00:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACtVQoZ:";
+        let ctrl = "DHHC-1:00:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQHMnzFi:";
+        let c = parse(&["--hostnqn", "nqn.h", "--dhchap-secret", host, "--dhchap-ctrl-secret", ctrl]).unwrap();
+        assert_eq!(c.hostnqn.as_deref(), Some("nqn.h"));
+        let d = c.dhchap.unwrap();
+        assert_eq!(d.secret.to_dhhc_string(), host);
+        assert_eq!(d.ctrl_secret.map(|s| s.to_dhhc_string()).as_deref(), Some(ctrl));
+        let c = parse(&["--dhchap-secret", host]).unwrap();
+        assert!(c.dhchap.unwrap().ctrl_secret.is_none() && c.hostnqn.is_none());
+        assert!(parse(&[]).unwrap().dhchap.is_none());
+        assert!(parse(&["--dhchap-ctrl-secret", ctrl]).is_err(), "a controller secret needs a host secret");
+        let e = parse(&["--dhchap-secret", "DHHC-1:00:AAAA:"]).unwrap_err().to_string();
+        assert!(e.contains("host secret"), "{e}");
+        assert!(parse(&["--iscsi", "--dhchap-secret", host]).is_err(), "NVMe/TCP only");
     }
 }
