@@ -934,9 +934,10 @@ fn pump_iscsi(
     let mut close = false;
     while let Some(out) = session.conn.poll_output() {
         match out {
-            Out::Send(tx) => {
-                let data = match &tx.data {
-                    TxData::Owned(v) => Some(TxBuf::Vec(v.clone())),
+            Out::Send(mut tx) => {
+                // The PDU's own bytes (sense, text) move into the write: no copy.
+                let data = match std::mem::replace(&mut tx.data, TxData::None) {
+                    TxData::Owned(v) => Some(TxBuf::Vec(v)),
                     _ => None,
                 };
                 send_pdu(group, id, tx.head(), data, tx.trailer(), env.pool)?;
@@ -951,10 +952,10 @@ fn pump_iscsi(
                     continue;
                 }
                 let shared = std::rc::Rc::new(buf);
-                for tx in &pdus {
-                    let data = match &tx.data {
-                        TxData::Range(r) => Some(TxBuf::Part(shared.clone(), r.clone())),
-                        TxData::Owned(v) => Some(TxBuf::Vec(v.clone())),
+                for mut tx in pdus {
+                    let data = match std::mem::replace(&mut tx.data, TxData::None) {
+                        TxData::Range(r) => Some(TxBuf::Part(shared.clone(), r)),
+                        TxData::Owned(v) => Some(TxBuf::Vec(v)),
                         TxData::None => None,
                     };
                     send_pdu(group, id, tx.head(), data, tx.trailer(), env.pool)?;
