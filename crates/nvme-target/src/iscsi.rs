@@ -9,7 +9,7 @@
 
 use crate::config::{IscsiTargetSpec, LunSpec, TargetOptions};
 use crate::scsi_task::{ScsiTask, TaskEnd};
-use crate::session::{Env, IoCounts, open_dev};
+use crate::session::{Env, IoCounts, IoKind, open_dev};
 use crate::shared::{NsBackend, Shared};
 use crate::txbuf::TxBuf;
 use ff_blockdev::{BufPool, IoDone};
@@ -279,15 +279,9 @@ fn end_completion(end: TaskEnd) -> Completion<TxBuf> {
 fn count_io(io: &mut IoCounts, op: &ff_scsi::BlockOp, lu: &LogicalUnit) {
     let bytes = |b: u32| u64::from(b) * u64::from(lu.block_size);
     match *op {
-        ff_scsi::BlockOp::Read { blocks, .. } => {
-            io.reads += 1;
-            io.read_bytes += bytes(blocks);
-        }
-        ff_scsi::BlockOp::Write { blocks, .. } => {
-            io.writes += 1;
-            io.write_bytes += bytes(blocks);
-        }
-        _ => io.other += 1,
+        ff_scsi::BlockOp::Read { blocks, .. } => io.record(IoKind::Read, bytes(blocks)),
+        ff_scsi::BlockOp::Write { blocks, .. } => io.record(IoKind::Write, bytes(blocks)),
+        _ => io.record(IoKind::Other, 0),
     }
 }
 

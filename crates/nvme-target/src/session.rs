@@ -111,17 +111,37 @@ impl IoCounts {
 
     fn count(&mut self, io: &IoCmd) {
         match io {
-            IoCmd::Read { len, .. } => {
-                self.reads += 1;
-                self.read_bytes += u64::from(*len);
-            }
-            IoCmd::Write { len, .. } => {
-                self.writes += 1;
-                self.write_bytes += u64::from(*len);
-            }
-            _ => self.other += 1,
+            IoCmd::Read { len, .. } => self.record(IoKind::Read, u64::from(*len)),
+            IoCmd::Write { len, .. } => self.record(IoKind::Write, u64::from(*len)),
+            _ => self.record(IoKind::Other, 0),
         }
     }
+
+    /// Counts one command of `kind` moving `bytes` (whatever protocol carried it).
+    pub(crate) fn record(&mut self, kind: IoKind, bytes: u64) {
+        match kind {
+            IoKind::Read => {
+                self.reads += 1;
+                self.read_bytes += bytes;
+            }
+            IoKind::Write => {
+                self.writes += 1;
+                self.write_bytes += bytes;
+            }
+            IoKind::Other => self.other += 1,
+        }
+    }
+}
+
+/// What an I/O command does, for [`IoCounts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IoKind {
+    /// Moves data to the host.
+    Read,
+    /// Moves data from the host.
+    Write,
+    /// Anything else (flush, unmap, write zeroes, ...).
+    Other,
 }
 
 /// Which queue a connection carries, once connected.
