@@ -109,7 +109,8 @@ pub fn parse_number(v: &str) -> Option<u64> {
     }
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
+/// A boolean key's value: `Yes` or `No` (anything else is `None`).
+pub fn parse_bool(v: &str) -> Option<bool> {
     match v {
         "Yes" => Some(true),
         "No" => Some(false),
@@ -117,7 +118,8 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-fn yes_no(b: bool) -> &'static str {
+/// A boolean key's spelling.
+pub fn yes_no(b: bool) -> &'static str {
     if b { "Yes" } else { "No" }
 }
 

@@ -7,6 +7,7 @@
 
 use super::IscsiOptions;
 use ff_iscsi::chap::{self, ChapAlg};
+use ff_iscsi::keys::{parse_bool, yes_no};
 use ff_iscsi::pdu::{LoginRequest, LoginResponse, Pdu, Stage};
 use ff_iscsi::text::{TextAccum, TextWriter};
 use ff_iscsi::{Digests, Params, TxData, TxPdu};
@@ -446,7 +447,7 @@ impl Login {
                 }
             }
             "InitialR2T" if !neutral => {
-                let yes = yes(v).ok_or_else(bad)?;
+                let yes = parse_bool(v).ok_or_else(bad)?;
                 if answer && !yes && p.initial_r2t {
                     return Err(bad());
                 }
@@ -456,7 +457,7 @@ impl Login {
                 }
             }
             "ImmediateData" if !neutral => {
-                let yes = yes(v).ok_or_else(bad)?;
+                let yes = parse_bool(v).ok_or_else(bad)?;
                 if answer && yes && !p.immediate_data {
                     return Err(bad());
                 }
@@ -481,7 +482,7 @@ impl Login {
                 }
             }
             "DataPDUInOrder" | "DataSequenceInOrder" if !neutral => {
-                if yes(v) != Some(true) {
+                if parse_bool(v) != Some(true) {
                     return Err(LoginError::Refused(format!("{k}=No is not supported")));
                 }
                 if !answer {
@@ -528,18 +529,6 @@ impl Login {
 
 fn digest_name(on: bool) -> &'static str {
     if on { "CRC32C" } else { "None" }
-}
-
-fn yes(v: &str) -> Option<bool> {
-    match v {
-        "Yes" => Some(true),
-        "No" => Some(false),
-        _ => None,
-    }
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b { "Yes" } else { "No" }
 }
 
 /// `key=value` pairs in order; repeated keys are kept (SendTargets repeats them), malformed text fails.
