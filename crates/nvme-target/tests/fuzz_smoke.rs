@@ -1,5 +1,5 @@
 //! A short, bounded cargo-fuzz run of each fuzz target (`pdu_decode`, `command_path`, `rpc_request`,
-//! `iscsi_pdu`, `iscsi_login`) with
+//! `iscsi_pdu`, `iscsi_login`, `auth_message`) with
 //! coverage feedback and AddressSanitizer. CI installs cargo-fuzz (.ci/run) and must run this; on a
 //! machine without cargo-fuzz it skips loudly.
 
@@ -57,4 +57,9 @@ fn fuzz_iscsi_pdu_briefly() {
 #[test]
 fn fuzz_iscsi_login_briefly() {
     run("iscsi_login", 20);
+}
+
+#[test]
+fn fuzz_auth_message_briefly() {
+    run("auth_message", 20);
 }
