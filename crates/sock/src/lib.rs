@@ -10,6 +10,7 @@
 //! - [`placement`]: connections placed by NAPI id or incoming CPU;
 //! - [`counters`]: every syscall and copied byte, so tests and benchmarks can prove each trick;
 //! - [`mem`]: the owner of anonymous mappings the kernel reads or writes (buffer rings, I/O arenas).
+//! - [`tls`]: TLS on a socket after its handshake: kernel TLS, or user-space records through the group.
 //!
 //! The layer owns every data-path syscall; protocol code above it never touches a file descriptor.
 
@@ -23,6 +24,7 @@ pub mod placement;
 mod poller;
 mod ring;
 pub mod socket;
+pub mod tls;
 mod write;
 pub mod zerocopy;
 
