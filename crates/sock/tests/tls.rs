@@ -500,3 +500,30 @@ fn ktls_installs_or_fails_with_the_clear_fallback_error() {
     });
     assert_eq!(&buf, b"through the kernel");
 }
+
+#[test]
+fn ciphertext_in_flight_at_close_never_surfaces() {
+    for backend in BACKENDS {
+        // The peer does not read: sealed records stay queued (or, on io_uring, in the kernel's
+        // hands and then in a closed connection's zombie) when the connection closes.
+        let (mut g, id, peer) = tls_pair(backend, |_| {});
+        for tag in 0..4u64 {
+            let mut r = WriteReq::data_only(tag + 100);
+            r.push_data(pattern(tag, 1 << 20));
+            g.write(id, r).map_err(|(e, _)| e).unwrap();
+        }
+        g.flush();
+        let mut ev = Vec::new();
+        g.poll(Some(Duration::ZERO), &mut ev).unwrap();
+        g.close(id).unwrap();
+        drop(peer);
+        let mut rounds = 0;
+        poll_until(&mut g, |_, e| {
+            ev.extend(e);
+            rounds += 1;
+            rounds > 50
+        });
+        let done = write_done_tags(&ev, id);
+        assert_eq!(done, [(100, true), (101, true), (102, true), (103, true)], "{backend:?}");
+    }
+}
