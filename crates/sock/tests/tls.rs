@@ -15,6 +15,7 @@ use std::time::Duration;
 
 const APP: u8 = 23;
 const ALERT: u8 = 21;
+const HANDSHAKE: u8 = 22;
 
 /// A toy TLS 1.3 record layer: header (type 23, 0x0303, length), body = plaintext and inner content
 /// type XORed with a per-record keystream, then a 1-byte tag (sum of plaintext and sequence), so a
@@ -25,6 +26,8 @@ struct Toy {
     rx_seq: u64,
     /// Records opened (a peer counts what it received).
     opened: u64,
+    /// Open at most one record per call (as a layer may after a post-handshake message).
+    one_per_call: bool,
 }
 
 fn ks(seq: u64, i: usize) -> u8 {
@@ -87,6 +90,13 @@ impl RecordLayer for Toy {
             if inner == ALERT {
                 let alert = out.split_off(start);
                 return Err(if alert == [1, 0] { RecordError::Closed } else { RecordError::Fatal("alert".into()) });
+            }
+            if inner == HANDSHAKE {
+                // A post-handshake message (KeyUpdate, NewSessionTicket): consumed, no plaintext.
+                out.truncate(start);
+            }
+            if self.one_per_call {
+                break;
             }
         }
         Ok(at)
@@ -525,5 +535,26 @@ fn ciphertext_in_flight_at_close_never_surfaces() {
         });
         let done = write_done_tags(&ev, id);
         assert_eq!(done, [(100, true), (101, true), (102, true), (103, true)], "{backend:?}");
+    }
+}
+
+#[test]
+fn records_left_by_a_layer_that_stops_early_are_opened_before_reading_again() {
+    for backend in BACKENDS {
+        let mut o = GroupOptions { backend, ..GroupOptions::default() };
+        o.sock.nodelay = true;
+        let (s, mut peer) = pair(&o.sock);
+        let mut g: SockGroup = SockGroup::new(o).unwrap();
+        let id = g.add_tls(s, Box::new(Toy { one_per_call: true, ..Toy::default() })).unwrap();
+        // One write: a post-handshake record (no plaintext), then two application records. Nothing
+        // else arrives, so the last record must be opened from what is already buffered.
+        let mut ptoy = Toy::default();
+        let mut wire = Vec::new();
+        ptoy.record(HANDSHAKE, b"key update", &mut wire);
+        wire.extend(ptoy.seal_bytes(b"first;"));
+        wire.extend(ptoy.seal_bytes(b"second"));
+        peer.write_all(&wire).unwrap();
+        assert_eq!(read_plain(&mut g, id, 12), b"first;second", "{backend:?}");
+        assert_eq!(g.sock_counters(id).unwrap().tls_records_opened, 3);
     }
 }

@@ -80,6 +80,14 @@ impl<B: StableBuf> TlsConn<B> {
         self.plain_off < self.plain.len()
     }
 
+    /// Plaintext waits, or a whole record to open (no syscall needed to serve the next read).
+    fn has_input(&self) -> bool {
+        self.has_plain()
+            || self.cin.get(..self.cin_len.min(HEADER)).is_some_and(|h| {
+                h.len() == HEADER && HEADER + u16::from_be_bytes([h[3], h[4]]) as usize <= self.cin_len
+            })
+    }
+
     fn end(&mut self, e: SockError) -> SockError {
         let r = e.duplicate();
         self.rx_end = Some(e);
@@ -173,7 +181,8 @@ impl<B: StableBuf> SockGroup<B> {
     /// Opens records until plaintext waits; WouldBlock only when none is available.
     fn tls_fill(&mut self, id: SockId) -> SockResult<()> {
         loop {
-            let t = self.core.tls_conn(id)?;
+            let c = self.core.live(id)?;
+            let Some(t) = c.tls.as_deref_mut() else { return Err(SockError::Closed) };
             if t.has_plain() {
                 return Ok(());
             }
@@ -182,6 +191,26 @@ impl<B: StableBuf> SockGroup<B> {
             }
             t.plain.clear();
             t.plain_off = 0;
+            // Whole records first: just read, or left by a layer that stopped early (KeyUpdate).
+            let (records, cipher, plain) = match t.open_whole() {
+                Ok(o) => o,
+                // Deliver what was opened before the end; the end comes with the next read.
+                Err(_) if t.has_plain() => {
+                    c.counters.tls_plain_bytes_in += t.plain.len() as u64;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            c.counters.tls_records_opened += records;
+            c.counters.tls_cipher_bytes_in += cipher as u64;
+            c.counters.tls_plain_bytes_in += plain as u64;
+            if t.has_plain() {
+                return Ok(());
+            }
+            if records > 0 {
+                // Records without application data (post-handshake messages): more may wait.
+                continue;
+            }
             if t.cin.is_empty() {
                 t.cin = vec![0; CIPHER_BUF];
             }
@@ -189,8 +218,7 @@ impl<B: StableBuf> SockGroup<B> {
             let mut cin = std::mem::take(&mut t.cin);
             let start = t.cin_len;
             let res = self.engine_recvv(id, &mut [IoSliceMut::new(&mut cin[start..])]);
-            let c = self.core.live(id)?;
-            let Some(t) = c.tls.as_deref_mut() else { return Err(SockError::Closed) };
+            let t = self.core.tls_conn(id)?;
             t.cin = cin;
             match res {
                 // No room can't happen (a partial record always fits), but never spin on it.
@@ -204,19 +232,6 @@ impl<B: StableBuf> SockGroup<B> {
                 Err(e) if e.is_fatal() => return Err(t.end(e)),
                 Err(e) => return Err(e),
             }
-            let opened = t.open_whole();
-            let (records, cipher, plain) = match opened {
-                Ok(o) => o,
-                // Deliver what was opened before the end; the end comes with the next read.
-                Err(_) if t.has_plain() => {
-                    c.counters.tls_plain_bytes_in += t.plain.len() as u64;
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            };
-            c.counters.tls_records_opened += records;
-            c.counters.tls_cipher_bytes_in += cipher as u64;
-            c.counters.tls_plain_bytes_in += plain as u64;
         }
     }
 
@@ -251,20 +266,21 @@ impl<B: StableBuf> SockGroup<B> {
         Ok(n)
     }
 
-    /// True when a TLS connection holds opened plaintext (the wait must not block).
+    /// True when a TLS connection holds opened plaintext or a whole record (the wait must not block).
     pub(super) fn tls_plaintext_waits(&self) -> bool {
         self.core.tls.iter().any(|&i| {
-            matches!(self.core.slots.get(i as usize), Some(Some(c)) if c.tls.as_ref().is_some_and(|t| t.has_plain()))
+            matches!(self.core.slots.get(i as usize), Some(Some(c)) if c.tls.as_ref().is_some_and(|t| t.has_input()))
         })
     }
 
-    /// Reports TLS connections holding opened plaintext readable (once per poll round), no syscall.
+    /// Reports TLS connections holding opened plaintext or a whole record readable (once per poll
+    /// round), no syscall.
     pub(super) fn tls_report_readable(&mut self, events: &mut Vec<Event<B>>) {
         let core = &mut self.core;
         for k in 0..core.tls.len() {
             let idx = core.tls[k];
             let waits =
-                matches!(core.slots.get(idx as usize), Some(Some(c)) if c.tls.as_ref().is_some_and(|t| t.has_plain()));
+                matches!(core.slots.get(idx as usize), Some(Some(c)) if c.tls.as_ref().is_some_and(|t| t.has_input()));
             if waits && core.report_readable(idx, events) {
                 core.counters.pipe_events += 1;
             }
