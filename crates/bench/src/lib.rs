@@ -12,6 +12,7 @@
 //! - [`uring`]: io_uring vs epoll end to end through the target, by queue depth and feature by feature;
 //! - [`spdk`]: our target and initiator side by side with SPDK's, interleaved, free and under a CPU quota;
 //! - [`iscsi`]: our iSCSI target side by side with SPDK's `iscsi_tgt` and Linux's `tgtd`, interleaved;
+//! - [`tls`]: NVMe/TCP over TLS 1.3 (PSK): our target side by side with SPDK's `ssl` sock, interleaved;
 //! - [`sidebyside`]: one cell of a side-by-side bench measured on a parked target, and its medians;
 //! - [`procs`], [`measure`]: target processes, their CPU and syscalls, a client run's window and probes
 //!   (shared by the side-by-side benches);
@@ -32,5 +33,6 @@ pub mod spdk;
 pub mod stats;
 pub mod sys;
 pub mod target;
+pub mod tls;
 pub mod uring;
 pub mod zerocopy;
