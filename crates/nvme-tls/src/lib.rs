@@ -17,8 +17,12 @@
 //! that and an OpenSSL peer refuses plain `psk_ke` unless told otherwise. The target sends no session
 //! tickets; the host's record layer skips tickets from targets that do (SPDK's).
 
+#![warn(missing_docs)]
+
 pub mod engine;
 mod ffi;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod kdf;
 pub mod psk;
 pub mod record;

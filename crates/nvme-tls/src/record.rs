@@ -255,9 +255,10 @@ impl RecordLayer for GcmRecords {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl GcmRecords {
     /// Seals one record of `content` with inner type `ctype` (tests: alerts, handshake messages).
+    #[cfg(test)]
     pub(crate) fn seal_typed(&mut self, ctype: u8, content: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
         self.seal_record(&[content], 0, content.len(), &[ctype], out)
     }
