@@ -193,6 +193,10 @@ impl GcmRecords {
                     self.rx.seq
                 )));
             }
+            if out.len() - start > MAX_PLAINTEXT + 1 {
+                out.truncate(start);
+                return Err(fatal("record plaintext exceeds 2^14 + 1 bytes (record_overflow)"));
+            }
             // Strip the zero padding; the last non-zero byte is the real content type.
             let Some(at) = out[start..].iter().rposition(|&b| b != 0) else {
                 out.truncate(start);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ff_sock::tls::{RecordError, RecordLayer};
 
 use crate::psk::{ConfiguredPsk, PskHash, PskIdentity};
-use crate::record::GcmRecords;
+use crate::record::{GcmRecords, MAX_PLAINTEXT};
 use crate::{ClientPsk, Established, Handshake, Progress, PskLookup, TlsError};
 
 const HOST: &str = "nqn.2014-08.org.nvmexpress:uuid:host-a";
@@ -336,4 +336,19 @@ fn alerts_and_post_handshake_messages() {
     let mut wire = Vec::new();
     a.seal_raw(&[0, 0, 0], &mut wire).unwrap();
     assert!(matches!(b.open(&wire, &mut out), Err(RecordError::Fatal(m)) if m.contains("padding")));
+
+    // Content, type and padding together may not pass 2^14 + 1 bytes, though the record fits.
+    let (mut a, mut b) = layers(PskHash::Sha256);
+    let mut inner = vec![1u8; MAX_PLAINTEXT];
+    inner.extend_from_slice(&[23, 0]);
+    let mut wire = Vec::new();
+    a.seal_raw(&inner, &mut wire).unwrap();
+    assert!(matches!(b.open(&wire, &mut Vec::new()), Err(RecordError::Fatal(m)) if m.contains("overflow")));
+    let (mut a, mut b) = layers(PskHash::Sha256);
+    inner.pop();
+    let mut wire = Vec::new();
+    a.seal_raw(&inner, &mut wire).unwrap();
+    let mut out = Vec::new();
+    b.open(&wire, &mut out).unwrap();
+    assert_eq!(out.len(), MAX_PLAINTEXT);
 }
