@@ -48,6 +48,11 @@ pub struct ClientPsk {
 }
 
 /// An established secure channel: who the peer is and the record keys to continue with.
+///
+/// For kernel TLS (`TLS_1_3_VERSION`, `TLS_CIPHER_AES_GCM_128/256`) each direction's 12-byte `iv` splits
+/// into the kernel's `salt` (bytes 0..4) and `iv` (bytes 4..12), and `rec_seq` is `seq` big-endian.
+/// A host must expect post-handshake NewSessionTicket records (SPDK's target sends them) on its
+/// receive side; [`Established::record_layer`] skips them.
 #[derive(Debug, Clone)]
 pub struct Established {
     /// The PSK identity the handshake used.

@@ -352,3 +352,37 @@ fn alerts_and_post_handshake_messages() {
     b.open(&wire, &mut out).unwrap();
     assert_eq!(out.len(), MAX_PLAINTEXT);
 }
+
+#[test]
+fn handshake_fed_one_byte_at_a_time() {
+    let psk = ConfiguredPsk::generate(PskHash::Sha384);
+    let mut c = client_for(&psk);
+    let mut s = Handshake::server(&lookup_for(&psk)).unwrap();
+    let (mut cd, mut sd) = (None, None);
+    for _ in 0..10 {
+        if cd.is_none()
+            && let Progress::Done(e) = c.step().unwrap()
+        {
+            cd = Some(e);
+        }
+        for b in c.take_output() {
+            s.feed(&[b]);
+            if sd.is_none()
+                && let Progress::Done(e) = s.step().unwrap()
+            {
+                sd = Some(e);
+            }
+        }
+        for b in s.take_output() {
+            c.feed(&[b]);
+            if cd.is_none()
+                && let Progress::Done(e) = c.step().unwrap()
+            {
+                cd = Some(e);
+            }
+        }
+    }
+    let (cd, sd) = (cd.expect("host done"), sd.expect("target done"));
+    assert_eq!(cd.keys.tx, sd.keys.rx);
+    assert!(c.unread().is_empty() && s.unread().is_empty());
+}
