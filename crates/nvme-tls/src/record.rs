@@ -67,6 +67,8 @@ fn crypto(what: &str) -> impl Fn(ErrorStack) -> RecordError + '_ {
 
 /// TLS 1.3 AES-GCM records with one connection's keys and sequence numbers.
 pub struct GcmRecords {
+    /// The keys it was made with (sequence numbers as they were then), for a move to kernel TLS.
+    keys: KtlsKeys,
     tx: Direction,
     rx: Direction,
     hs: Vec<u8>,
@@ -77,6 +79,7 @@ impl GcmRecords {
     /// A record layer continuing from `keys` (sequence numbers included).
     pub fn new(keys: &KtlsKeys) -> Result<Self, ErrorStack> {
         Ok(GcmRecords {
+            keys: keys.clone(),
             tx: Direction::new(keys.cipher, &keys.tx, true)?,
             rx: Direction::new(keys.cipher, &keys.rx, false)?,
             hs: Vec::new(),
@@ -236,6 +239,16 @@ impl GcmRecords {
 }
 
 impl RecordLayer for GcmRecords {
+    fn ktls_keys(&self) -> Option<KtlsKeys> {
+        if !self.hs.is_empty() || self.dead.is_some() {
+            return None;
+        }
+        let mut k = self.keys.clone();
+        k.tx.seq = self.tx.seq;
+        k.rx.seq = self.rx.seq;
+        Some(k)
+    }
+
     fn open(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, RecordError> {
         if let Some(e) = &self.dead {
             return Err(e.clone());

@@ -386,3 +386,29 @@ fn handshake_fed_one_byte_at_a_time() {
     assert_eq!(cd.keys.tx, sd.keys.rx);
     assert!(c.unread().is_empty() && s.unread().is_empty());
 }
+
+#[test]
+fn a_layer_hands_over_its_keys_with_the_next_sequence_numbers() {
+    for hash in [PskHash::Sha256, PskHash::Sha384] {
+        let (mut host, mut target) = layers(hash);
+        // Setup traffic in user space: three records each way.
+        for i in 0..3u8 {
+            let mut wire = Vec::new();
+            host.seal(&[&[i; 100]], &mut wire).unwrap();
+            assert_eq!(open_all(&mut target, &wire), vec![i; 100]);
+            let mut wire = Vec::new();
+            target.seal(&[&[i; 50]], &mut wire).unwrap();
+            assert_eq!(open_all(&mut host, &wire), vec![i; 50]);
+        }
+        let k = host.ktls_keys().expect("keys at a record boundary");
+        assert_eq!((k.tx.seq, k.rx.seq), (3, 3));
+        // A layer built from the handed-over keys (what the kernel would be given) continues the stream.
+        let mut moved = GcmRecords::new(&k).unwrap();
+        let mut wire = Vec::new();
+        moved.seal(&[b"after the move"], &mut wire).unwrap();
+        assert_eq!(open_all(&mut target, &wire), b"after the move");
+        let mut wire = Vec::new();
+        target.seal(&[b"and back"], &mut wire).unwrap();
+        assert_eq!(open_all(&mut moved, &wire), b"and back");
+    }
+}

@@ -28,6 +28,13 @@ pub trait RecordLayer: Send {
 
     /// Seals the concatenation of `plain` into application-data records appended to `out`.
     fn seal(&mut self, plain: &[&[u8]], out: &mut Vec<u8>) -> Result<(), RecordError>;
+
+    /// The record keys with the next sequence numbers of both directions, so the connection can move
+    /// to kernel TLS from here (e.g. after setup messages ran in user space); `None` when it cannot
+    /// (no keys exposed, a message half received, the stream ended).
+    fn ktls_keys(&self) -> Option<KtlsKeys> {
+        None
+    }
 }
 
 /// Why a record stream ends.
@@ -110,7 +117,8 @@ pub fn ktls_unavailable(e: &io::Error) -> bool {
 
 /// Turns kernel TLS on for an established connection: `TCP_ULP "tls"`, then the TLS 1.3 record keys
 /// of each direction (`SOL_TLS` / `TLS_TX` and `TLS_RX`). Afterwards the socket carries plaintext
-/// for the group like any other (add it with [`crate::SockGroup::add`]).
+/// for the group like any other (add it with [`crate::SockGroup::add`]), without zero copy (the
+/// kernel's TLS send path refuses MSG_ZEROCOPY, so SO_ZEROCOPY is turned off).
 ///
 /// Errors: [`KtlsUnavailable`] (see [`ktls_unavailable`]) when the kernel has no TLS ULP, the socket
 /// untouched and still usable for user-space records; `InvalidInput` when a key's length does not
@@ -135,6 +143,12 @@ pub fn ktls_install(sock: &TcpSock, keys: &KtlsKeys) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("kTLS TLS_TX: {e}")))?;
     set_direction(fd, libc::TLS_RX, keys.cipher, &keys.rx)
         .map_err(|e| io::Error::new(e.kind(), format!("kTLS TLS_RX: {e}")))?;
+    // The kernel's software TLS send path refuses MSG_ZEROCOPY (EOPNOTSUPP): with SO_ZEROCOPY off the
+    // group never asks for it on this socket (it reads the option when the socket joins).
+    if sock.zerocopy_enabled() {
+        sock.set_int(libc::SOL_SOCKET, libc::SO_ZEROCOPY, 0)
+            .map_err(|e| io::Error::new(e.kind(), format!("kTLS: turning SO_ZEROCOPY off: {e}")))?;
+    }
     Ok(())
 }
 
