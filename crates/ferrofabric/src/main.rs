@@ -33,6 +33,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Call a running target's management RPC (JSON-RPC over its Unix socket).
     Rpc(cmd::rpc::RpcArgs),
+    /// Print a new random NVMe/TCP TLS pre-shared key (NVMeTLSkey-1:...), like `nvme gen-tls-key`.
+    GenTlsKey(cmd::gen_tls_key::GenTlsKeyArgs),
 }
 
 fn main() {
@@ -52,6 +54,7 @@ fn main() {
         Command::Identify(args) => cmd::identify::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Rpc(args) => cmd::rpc::run(args),
+        Command::GenTlsKey(args) => cmd::gen_tls_key::run(args),
     };
     // The error and its causes on one line, exit status 1; no backtrace (RUST_BACKTRACE is for panics).
     if let Err(e) = result {

@@ -1,9 +1,11 @@
 //! The acceptor: one management thread that owns the listeners, accepts connections, waits for their
-//! first bytes (the host's ICReq) so the NIC rx queue is known, places each on a reactor with the sock
-//! layer's [`Placer`], and hands it over through the reactor's inbox and waker. Management adds and
-//! removes listeners through [`ListenCmd`]s.
+//! first bytes (the host's ICReq, or a TLS ClientHello) so the NIC rx queue is known, places each on a
+//! reactor with the sock layer's [`Placer`], and hands it over through the reactor's inbox and waker.
+//! A TLS listener's connections go through their handshake ([`Handshaker`]) first and are placed when
+//! it succeeds. Management adds and removes listeners through [`ListenCmd`]s.
 
 use crate::reactor::{Inbox, Mgmt};
+use crate::tls::{Handshaken, Handshaker};
 use ff_sock::socket::wait_readable_any;
 use ff_sock::{Listener, Placement, Placer, SockOptions, TcpSock};
 use std::net::SocketAddr;
@@ -24,6 +26,8 @@ pub enum ListenCmd {
         listener: Listener,
         /// Its port id.
         port: usize,
+        /// Its connections must run a TLS handshake first.
+        tls: bool,
     },
     /// Close port `port`'s listener (connections it brought stay); `done` hears when it is closed.
     Remove {
@@ -39,7 +43,33 @@ struct Pending {
     sock: TcpSock,
     peer: SocketAddr,
     port: usize,
+    tls: bool,
     since: Instant,
+}
+
+/// A listener and what its connections need.
+pub struct Listening {
+    /// The bound listener.
+    pub listener: Listener,
+    /// Its port id.
+    pub port: usize,
+    /// Its connections run a TLS handshake first.
+    pub tls: bool,
+}
+
+/// A TLS ClientHello on a plain NVMe/TCP listener: said clearly and closed here (the NVMe/TCP codec
+/// would only see an unknown PDU type, and its termination PDU means nothing to a TLS client).
+fn refuse_tls_on_plain(p: &Pending) -> bool {
+    if p.port >= crate::iscsi::PORT_BASE {
+        return false;
+    }
+    let mut first = [0u8; 3];
+    let n = p.sock.peek(&mut first).unwrap_or(0);
+    if n == first.len() && ff_nvme_tls::looks_like_tls(&first) {
+        tracing::warn!(peer = %p.peer, port = p.port, "refusing a TLS ClientHello on a plain-text listener (use a --tls-listen port)");
+        return true;
+    }
+    false
 }
 
 /// Runs until `stop`: accepts on `listeners` (each with its port id), places, and dispatches to
@@ -47,7 +77,8 @@ struct Pending {
 /// right; `cmds` changes the listeners.
 #[allow(clippy::too_many_arguments)] // one call site, each argument a distinct piece of the thread's world
 pub fn run(
-    mut listeners: Vec<(Listener, usize)>,
+    mut listeners: Vec<Listening>,
+    handshaker: Option<Handshaker>,
     cmds: Receiver<ListenCmd>,
     mut placer: Placer,
     reactors: Vec<Inbox>,
@@ -58,21 +89,32 @@ pub fn run(
 ) {
     let mut pending: Vec<Pending> = Vec::new();
     let mut live = 0usize;
+    let (shaken_tx, shaken) = std::sync::mpsc::channel::<Handshaken>();
     while !stop.load(Ordering::Relaxed) {
+        while let Ok(h) = shaken.try_recv() {
+            let placement = placer.place(&h.sock);
+            let r = &reactors[placement.group % reactors.len()];
+            let (peer, port) = (h.peer, h.port);
+            if r.send(Mgmt::Connection { sock: h.sock, peer, port, placement, tls: Some(h.tls) }).is_err() {
+                placer.release(placement);
+            } else {
+                live += 1;
+            }
+        }
         while let Ok(p) = released.try_recv() {
             placer.release(p);
             live = live.saturating_sub(1);
         }
         while let Ok(c) = cmds.try_recv() {
             match c {
-                ListenCmd::Add { listener, port } => listeners.push((listener, port)),
+                ListenCmd::Add { listener, port, tls } => listeners.push(Listening { listener, port, tls }),
                 ListenCmd::Remove { port, done } => {
-                    listeners.retain(|(_, p)| *p != port);
+                    listeners.retain(|l| l.port != port);
                     let _ = done.send(());
                 }
             }
         }
-        let mut fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|(l, _)| l.as_fd()).collect();
+        let mut fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.listener.as_fd()).collect();
         fds.extend(pending.iter().map(|p| p.sock.as_fd()));
         let ready = match wait_readable_any(&fds, Duration::from_millis(50)) {
             Ok(r) => r,
@@ -98,26 +140,36 @@ pub fn run(
         to_place.sort_unstable_by(|a, b| b.cmp(a));
         for k in to_place {
             let p = pending.swap_remove(k);
+            if p.tls {
+                match &handshaker {
+                    Some(h) => h.start(p.sock, p.peer, p.port, shaken_tx.clone()),
+                    None => tracing::error!(peer = %p.peer, "TLS listener without a handshaker: closing"),
+                }
+                continue;
+            }
+            if refuse_tls_on_plain(&p) {
+                continue;
+            }
             let placement = placer.place(&p.sock);
             let r = &reactors[placement.group % reactors.len()];
             tracing::debug!(peer = %p.peer, group = placement.group, key = ?placement.key, "placing connection");
-            if r.send(Mgmt::Connection { sock: p.sock, peer: p.peer, port: p.port, placement }).is_err() {
+            if r.send(Mgmt::Connection { sock: p.sock, peer: p.peer, port: p.port, placement, tls: None }).is_err() {
                 placer.release(placement);
             } else {
                 live += 1;
             }
         }
         for &i in &ready {
-            let Some((l, port)) = listeners.get(i) else { continue };
+            let Some(l) = listeners.get(i) else { continue };
             loop {
-                match l.accept(&sock_opts) {
+                match l.listener.accept(&sock_opts) {
                     Ok(Some((sock, peer))) => {
                         if live + pending.len() >= max_connections {
                             tracing::warn!(%peer, max_connections, "refusing connection: limit reached");
                             drop(sock);
                             continue;
                         }
-                        pending.push(Pending { sock, peer, port: *port, since: Instant::now() });
+                        pending.push(Pending { sock, peer, port: l.port, tls: l.tls, since: Instant::now() });
                     }
                     Ok(None) => break,
                     Err(e) => {

@@ -207,39 +207,93 @@ pub struct SubsystemSpec {
     pub namespaces: Vec<NamespaceSpec>,
 }
 
-/// One host's DH-HMAC-CHAP secrets on a subsystem, `DHHC-1:...` strings as `nvme gen-dhchap-key`
-/// prints them.
+/// One host's secrets on a subsystem: DH-HMAC-CHAP (`DHHC-1:...` strings as `nvme gen-dhchap-key`
+/// prints them) and the TLS pre-shared key (`NVMeTLSkey-1:...`, as `nvme gen-tls-key` prints it).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostAuthSpec {
     /// Host NQN.
     pub nqn: String,
-    /// The host's secret (the host's `--dhchap-secret`).
-    pub dhchap_key: String,
+    /// The host's secret (the host's `--dhchap-secret`); none: no in-band authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhchap_key: Option<String>,
     /// The controller's secret for bidirectional authentication (the host's `--dhchap-ctrl-secret`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhchap_ctrl_key: Option<String>,
+    /// The TLS pre-shared key in interchange format (`NVMeTLSkey-1:01:...:`): the host may connect
+    /// through a TLS listener with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psk: Option<String>,
 }
 
 impl HostAuthSpec {
-    /// The controller core's form.
-    pub fn to_core(&self) -> ff_nvmf::DhchapHost {
-        ff_nvmf::DhchapHost {
-            hostnqn: self.nqn.clone(),
-            key: self.dhchap_key.clone(),
-            ctrl_key: self.dhchap_ctrl_key.clone(),
-        }
+    /// An entry with a DH-HMAC-CHAP secret only.
+    pub fn dhchap(nqn: impl Into<String>, key: impl Into<String>) -> HostAuthSpec {
+        HostAuthSpec { nqn: nqn.into(), dhchap_key: Some(key.into()), dhchap_ctrl_key: None, psk: None }
     }
 
-    /// Checks both secrets parse (errors name the host, never the key).
+    /// The controller core's form, when the host authenticates in band.
+    pub fn to_core(&self) -> Option<ff_nvmf::DhchapHost> {
+        Some(ff_nvmf::DhchapHost {
+            hostnqn: self.nqn.clone(),
+            key: self.dhchap_key.clone()?,
+            ctrl_key: self.dhchap_ctrl_key.clone(),
+        })
+    }
+
+    /// The TLS pre-shared key, parsed.
+    pub fn tls_psk(&self) -> anyhow::Result<Option<ff_nvme_tls::psk::ConfiguredPsk>> {
+        self.psk
+            .as_deref()
+            .map(|p| {
+                p.parse::<ff_nvme_tls::psk::ConfiguredPsk>()
+                    .map_err(|e| anyhow::anyhow!("TLS PSK of host {}: {e}", self.nqn))
+            })
+            .transpose()
+    }
+
+    /// Checks every secret parses (errors name the host, never the key) and that the entry has one.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.to_core().credentials().map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+        anyhow::ensure!(
+            self.dhchap_key.is_some() || self.psk.is_some(),
+            "host {}: give a dhchap_key, a psk or both",
+            self.nqn
+        );
+        anyhow::ensure!(
+            self.dhchap_ctrl_key.is_none() || self.dhchap_key.is_some(),
+            "host {}: a dhchap_ctrl_key needs a dhchap_key",
+            self.nqn
+        );
+        if let Some(core) = self.to_core() {
+            core.credentials().map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        self.tls_psk().map(|_| ())
     }
 }
 
 impl std::fmt::Debug for HostAuthSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostAuthSpec").field("nqn", &self.nqn).finish_non_exhaustive()
+    }
+}
+
+/// How TLS connections run (`[tls]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsOptions {
+    /// Hand the record keys to kernel TLS after the handshake (the default); where the kernel has no
+    /// TLS, or with `false`, records are sealed and opened in user space.
+    pub ktls: bool,
+    /// How long a connection has to finish its TLS handshake.
+    pub handshake_timeout_ms: u64,
+    /// Handshakes running at once (each on its own short-lived thread); beyond that a new TLS
+    /// connection is refused and logged.
+    pub max_handshakes: usize,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions { ktls: true, handshake_timeout_ms: 10_000, max_handshakes: 64 }
     }
 }
 
@@ -327,6 +381,11 @@ pub struct TargetOptions {
     pub listen: Vec<SocketAddr>,
     /// Discovery-only listeners.
     pub discovery_listen: Vec<SocketAddr>,
+    /// TLS listeners: I/O listeners (each also answering discovery) that require a secure channel
+    /// (TLS 1.3 with a host's pre-shared key, `[[subsystem.host]] psk`).
+    pub tls_listen: Vec<SocketAddr>,
+    /// How TLS connections are run.
+    pub tls: TlsOptions,
     /// Reactor threads.
     pub cores: usize,
     /// Busy-poll or event-driven reactors.
@@ -360,6 +419,8 @@ impl Default for TargetOptions {
         TargetOptions {
             listen: vec![DEFAULT_LISTEN.parse().expect("constant address")],
             discovery_listen: vec![DEFAULT_DISCOVERY_LISTEN.parse().expect("constant address")],
+            tls_listen: Vec::new(),
+            tls: TlsOptions::default(),
             cores: 1,
             poll: PollMode::Event,
             placement: PlacementMode::NapiId,
@@ -413,7 +474,16 @@ impl TargetOptions {
     /// fine: management may add them while the target serves.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.cores >= 1 && self.cores <= 256, "cores must be 1..=256, not {}", self.cores);
-        anyhow::ensure!(!self.listen.is_empty(), "no listener: give at least one --listen");
+        anyhow::ensure!(
+            !self.listen.is_empty() || !self.tls_listen.is_empty(),
+            "no listener: give at least one --listen or --tls-listen"
+        );
+        anyhow::ensure!(
+            self.tls_listen.is_empty() || self.accept == AcceptMode::Acceptor,
+            "TLS listeners need accept = \"acceptor\" (the handshake runs before a reactor takes the connection)"
+        );
+        anyhow::ensure!(self.tls.max_handshakes >= 1, "tls.max_handshakes must be at least 1");
+        anyhow::ensure!(self.tls.handshake_timeout_ms >= 1, "tls.handshake_timeout_ms must be at least 1");
         self.validate_auth()?;
         self.validate_iscsi()
     }

@@ -24,12 +24,13 @@ mod reactor;
 mod scsi_task;
 mod session;
 mod shared;
+mod tls;
 mod token;
 mod txbuf;
 
 pub use config::{
     AcceptMode, AuthOptions, ChapSpec, HostAuthSpec, IscsiOptions, IscsiTargetSpec, LunSpec, NamespaceSpec,
-    SubsystemSpec, TargetOptions,
+    SubsystemSpec, TargetOptions, TlsOptions,
 };
 pub use mgmt::Manager;
 pub use reactor::{ConnStats, PollMode, ReactorStats};
@@ -52,8 +53,10 @@ pub struct RunningTarget {
     stop: Arc<AtomicBool>,
     inboxes: Vec<Inbox>,
     threads: Vec<JoinHandle<()>>,
-    /// Addresses of the I/O listeners at start (port 0 resolved).
+    /// Addresses of the plain I/O listeners at start (port 0 resolved).
     pub io_addrs: Vec<SocketAddr>,
+    /// Addresses of the TLS listeners at start (port 0 resolved).
+    pub tls_addrs: Vec<SocketAddr>,
     /// Addresses of the discovery-only listeners at start.
     pub discovery_addrs: Vec<SocketAddr>,
     /// Addresses of the iSCSI portals (port 0 resolved).
@@ -109,8 +112,9 @@ impl Drop for RunningTarget {
     }
 }
 
-fn nvmf_port(addr: SocketAddr, portid: u16) -> Port {
+fn nvmf_port(addr: SocketAddr, portid: u16, secure: bool) -> Port {
     Port {
+        secure,
         adrfam: if addr.is_ipv4() { AddrFamily::Ipv4 } else { AddrFamily::Ipv6 },
         traddr: addr.ip().to_string(),
         trsvcid: addr.port().to_string(),
@@ -164,7 +168,7 @@ pub(crate) fn subsystem_config(
         allow_any_host: s.allow_any_host,
         hosts,
         max_namespaces: s.max_namespaces,
-        dhchap: s.auth_hosts.iter().map(config::HostAuthSpec::to_core).collect(),
+        dhchap: s.auth_hosts.iter().filter_map(config::HostAuthSpec::to_core).collect(),
         dhchap_hashes: auth.hashes.clone(),
         dhchap_dhgroups: auth.dhgroups.clone(),
     }
@@ -174,7 +178,7 @@ pub(crate) fn subsystem_config(
 /// id) in discovery.
 pub(crate) fn build_shared(
     opts: &TargetOptions,
-    io_ports: &[(SocketAddr, u16)],
+    io_ports: &[IoPort],
     iscsi_portals: &[SocketAddr],
 ) -> anyhow::Result<(Arc<Shared>, OpenedDevs)> {
     opts.validate()?;
@@ -199,7 +203,7 @@ pub(crate) fn build_shared(
         backends.insert(s.nqn.clone(), Arc::new(sb));
         subsystems.push(subsystem_config(s, &opts.auth, namespaces));
     }
-    let nvmf_ports = io_ports.iter().map(|(a, id)| nvmf_port(*a, *id)).collect();
+    let nvmf_ports = io_ports.iter().map(|p| nvmf_port(p.addr, p.id, p.secure)).collect();
     let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_ports })
         .map_err(|e| anyhow::anyhow!("invalid target configuration: {e}"))?;
     let limits = *target.limits();
@@ -216,10 +220,18 @@ pub(crate) fn build_shared(
         c2h_success: opts.c2h_success,
     };
     let mut shared = Shared::new(target, backends, ns_count, conn);
+    shared.psks = Arc::new(tls::PskTable::from_options(opts));
     if !iscsi_portals.is_empty() {
         shared.iscsi = Some(Arc::new(iscsi::IscsiShared::new(opts, iscsi_portals)));
     }
     Ok((Arc::new(shared), opened))
+}
+
+/// An I/O listener as discovery lists it.
+pub(crate) struct IoPort {
+    addr: SocketAddr,
+    id: u16,
+    secure: bool,
 }
 
 /// Starts a target serving `opts`.
@@ -232,18 +244,23 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
     let mut listeners = Vec::new();
     let mut reactor_listeners: Vec<Vec<(Listener, usize)>> = (0..opts.cores).map(|_| Vec::new()).collect();
     let mut ports = Vec::new();
-    let all = opts.listen.iter().map(|a| (a, false)).chain(opts.discovery_listen.iter().map(|a| (a, true)));
-    for (i, (a, discovery_only)) in all.enumerate() {
+    let all = opts
+        .listen
+        .iter()
+        .map(|a| (a, false, false))
+        .chain(opts.tls_listen.iter().map(|a| (a, false, true)))
+        .chain(opts.discovery_listen.iter().map(|a| (a, true, false)));
+    for (i, (a, discovery_only, secure)) in all.enumerate() {
         let id = i + 1;
         let mut ls = mgmt::bind_listeners(*a, discovery_only, if per_reactor { opts.cores } else { 1 })?;
         let bound = ls[0].local_addr()?;
-        ports.push(mgmt::PortEntry { id, conf: *a, addr: bound, discovery_only });
+        ports.push(mgmt::PortEntry { id, conf: *a, addr: bound, discovery_only, secure });
         if per_reactor {
             for (rl, l) in reactor_listeners.iter_mut().zip(ls) {
                 rl.push((l, id));
             }
         } else {
-            listeners.push((ls.remove(0), id));
+            listeners.push(acceptor::Listening { listener: ls.remove(0), port: id, tls: secure });
         }
     }
     // iSCSI portals: port ids from iscsi::PORT_BASE, outside the NVMe listeners' (discovery does not
@@ -259,11 +276,14 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
                 rl.push((l, id));
             }
         } else {
-            listeners.push((ls.remove(0), id));
+            listeners.push(acceptor::Listening { listener: ls.remove(0), port: id, tls: false });
         }
     }
-    let io_ports: Vec<(SocketAddr, u16)> =
-        ports.iter().filter(|p| !p.discovery_only).map(|p| (p.addr, p.id as u16)).collect();
+    let io_ports: Vec<IoPort> = ports
+        .iter()
+        .filter(|p| !p.discovery_only)
+        .map(|p| IoPort { addr: p.addr, id: p.id as u16, secure: p.secure })
+        .collect();
     let (shared, opened) = build_shared(opts, &io_ports, &iscsi_addrs)?;
     let limits = *shared.target.limits();
 
@@ -306,12 +326,24 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         let acc_stop = stop.clone();
         let sock_opts = opts.sock.sock.clone();
         let max_conn = limits.max_connections as usize;
+        let handshaker = tls::Handshaker::new(shared.psks.clone(), opts.tls.clone());
         threads.push(std::thread::Builder::new().name("ff-acceptor".into()).spawn(move || {
-            acceptor::run(listeners, cmd_rx, placer, acc_inboxes, released_rx, sock_opts, max_conn, acc_stop)
+            acceptor::run(
+                listeners,
+                Some(handshaker),
+                cmd_rx,
+                placer,
+                acc_inboxes,
+                released_rx,
+                sock_opts,
+                max_conn,
+                acc_stop,
+            )
         })?);
         mgmt::ListenCtl::Acceptor(cmd_tx)
     };
-    let io_addrs = io_ports.iter().map(|(a, _)| *a).collect();
+    let io_addrs = io_ports.iter().filter(|p| !p.secure).map(|p| p.addr).collect();
+    let tls_addrs = io_ports.iter().filter(|p| p.secure).map(|p| p.addr).collect();
     let discovery_addrs = ports.iter().filter(|p| p.discovery_only).map(|p| p.addr).collect();
     let manager =
         Arc::new(Manager::new(opts.clone(), shared, opened, ports, inboxes.clone(), stats.clone(), listen_ctl));
@@ -320,6 +352,7 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         inboxes,
         threads,
         io_addrs,
+        tls_addrs,
         discovery_addrs,
         iscsi_addrs,
         iqns: opts.iscsi_targets.iter().map(|t| t.name.clone()).collect(),

@@ -59,6 +59,8 @@ pub enum Mgmt {
         port: usize,
         /// Where the placer put it; handed back when the connection closes.
         placement: Placement,
+        /// The secure channel its handshake set up (TLS listeners only).
+        tls: Option<crate::tls::TlsConn>,
     },
     /// Accept on `listener` too, as port `port` (per-reactor accept mode; management added it).
     Listen {
@@ -572,11 +574,22 @@ impl Reactor {
         let mut stop = false;
         while let Ok(m) = self.rx.try_recv() {
             match m {
-                Mgmt::Connection { sock, peer, port, placement } => {
+                Mgmt::Connection { sock, peer, port, placement, tls } => {
                     let local = sock.local_addr().ok();
-                    match self.group.add(sock) {
+                    let (identity, records) = match tls {
+                        Some(t) => (Some(t.identity), t.records),
+                        None => (None, None),
+                    };
+                    let added = match records {
+                        Some(r) => self.group.add_tls(sock, r),
+                        None => self.group.add(sock),
+                    };
+                    match added {
                         Ok(id) => {
-                            let proto = self.new_session(port, peer, local);
+                            let mut proto = self.new_session(port, peer, local);
+                            if let (Proto::Nvme(s), Some(identity)) = (&mut proto, identity) {
+                                s.set_tls_identity(identity);
+                            }
                             let idx = id.index();
                             if self.conns.len() <= idx {
                                 self.conns.resize_with(idx + 1, || None);

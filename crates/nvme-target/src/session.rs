@@ -17,6 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Offset of SUBNQN in the Connect data (the IPO of a refused subsystem NQN).
+const CONNECT_SUBNQN_OFFSET: u16 = 256;
+
 /// How long a connection may stay without a successful Connect.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -196,6 +199,8 @@ pub struct Session {
     pub wants_close: bool,
     /// I/O commands so far.
     pub io: IoCounts,
+    /// The TLS identity the connection's handshake proved: its Connect must name the same NQNs.
+    tls_identity: Option<ff_nvme_tls::psk::PskIdentity>,
 }
 
 fn completion(cqe: &Cqe, data: Option<Vec<u8>>) -> Completion<TxBuf> {
@@ -221,7 +226,29 @@ impl Session {
             inflight: CidTable::default(),
             wants_close: false,
             io: IoCounts::default(),
+            tls_identity: None,
         }
+    }
+
+    /// The connection came through a TLS handshake with this identity.
+    pub fn set_tls_identity(&mut self, identity: ff_nvme_tls::psk::PskIdentity) {
+        self.tls_identity = Some(identity);
+    }
+
+    /// A Connect on a TLS connection must come from the host, to the subsystem, its PSK identity names:
+    /// a key proves one host to one subsystem, not any host to any.
+    fn tls_mismatch(&self, data: &[u8]) -> Option<Completion<TxBuf>> {
+        let id = self.tls_identity.as_ref()?;
+        let d = ConnectData::parse(data).ok()?;
+        if d.hostnqn != id.hostnqn {
+            tracing::warn!(peer = %self.peer, tls_host = %id.hostnqn, connect_host = %d.hostnqn, "connect refused: host NQN is not the TLS identity's");
+            return Some(Completion::status(status::CONNECT_INVALID_HOST));
+        }
+        if d.subnqn != id.subnqn {
+            tracing::warn!(peer = %self.peer, tls_subsystem = %id.subnqn, connect_subsystem = %d.subnqn, "connect refused: subsystem NQN is not the TLS identity's");
+            return Some(cmd_error(ff_nvmf::registry::invalid_param(true, CONNECT_SUBNQN_OFFSET)));
+        }
+        None
     }
 
     /// Executes `cmd`: returns its completion now, or `None` when it completes later (device I/O, a
@@ -299,6 +326,12 @@ impl Session {
             return Completion::status(status::COMMAND_SEQUENCE_ERROR);
         }
         let bytes = data.as_ref().map(|d| d.as_ref()).unwrap_or(&[]);
+        if let Some(refused) = self.tls_mismatch(bytes) {
+            if let Some(b) = data {
+                b.recycle(env.pool);
+            }
+            return refused;
+        }
         let subnqn = ConnectData::parse(bytes).map(|d| d.subnqn).ok();
         let result = env.shared.target.connect(sqe, bytes, Instant::now());
         if let Some(b) = data {

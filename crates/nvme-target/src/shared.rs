@@ -47,6 +47,8 @@ pub struct Shared {
     pub conn: TargetConnConfig,
     /// iSCSI targets and sessions, when iSCSI portals are open.
     pub iscsi: Option<Arc<crate::iscsi::IscsiShared>>,
+    /// Hosts' TLS pre-shared keys (TLS listeners' handshakes look identities up here).
+    pub psks: Arc<crate::tls::PskTable>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -73,6 +75,7 @@ impl Shared {
             retired: Mutex::new(Vec::new()),
             conn,
             iscsi: None,
+            psks: Arc::default(),
         }
     }
 

@@ -44,8 +44,9 @@ fn start(k: &Keys, bidi: bool, tweak: impl FnOnce(&mut TargetOptions)) -> Runnin
     o.discovery_listen.clear();
     o.subsystems[0].auth_hosts = vec![HostAuthSpec {
         nqn: AUTH_HOST.into(),
-        dhchap_key: k.host.to_dhhc_string(),
+        dhchap_key: Some(k.host.to_dhhc_string()),
         dhchap_ctrl_key: bidi.then(|| k.ctrl.to_dhhc_string()),
+        psk: None,
     }];
     tweak(&mut o);
     ff_target::start(&o).expect("target starts")

@@ -1,5 +1,5 @@
 //! A short, bounded cargo-fuzz run of each fuzz target (`pdu_decode`, `command_path`, `rpc_request`,
-//! `iscsi_pdu`, `iscsi_login`, `auth_message`) with
+//! `iscsi_pdu`, `iscsi_login`, `auth_message`, `tls_input`) with
 //! coverage feedback and AddressSanitizer. CI installs cargo-fuzz (.ci/run) and must run this; on a
 //! machine without cargo-fuzz it skips loudly.
 
@@ -62,4 +62,9 @@ fn fuzz_iscsi_login_briefly() {
 #[test]
 fn fuzz_auth_message_briefly() {
     run("auth_message", 20);
+}
+
+#[test]
+fn fuzz_tls_input_briefly() {
+    run("tls_input", 20);
 }

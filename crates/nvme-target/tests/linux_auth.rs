@@ -58,8 +58,12 @@ fn target(hostnqn: &str, key: &str, ctrl: Option<&str>, hashes: &[&str], groups:
     o.listen = vec!["127.0.0.1:0".parse().unwrap()];
     o.discovery_listen.clear();
     o.subsystems[0].allow_any_host = false;
-    o.subsystems[0].auth_hosts =
-        vec![HostAuthSpec { nqn: hostnqn.into(), dhchap_key: key.into(), dhchap_ctrl_key: ctrl.map(str::to_string) }];
+    o.subsystems[0].auth_hosts = vec![HostAuthSpec {
+        nqn: hostnqn.into(),
+        dhchap_key: Some(key.into()),
+        dhchap_ctrl_key: ctrl.map(str::to_string),
+        psk: None,
+    }];
     o.auth.hashes = hashes.iter().map(|s| s.to_string()).collect();
     o.auth.dhgroups = groups.iter().map(|s| s.to_string()).collect();
     ff_target::start(&o).expect("target starts")

@@ -68,6 +68,15 @@ fn treq(v: u8) -> String {
     if v & 0x4 != 0 { format!("{secure}, sq flow control disable supported") } else { secure.to_string() }
 }
 
+fn sectype(v: u8) -> &'static str {
+    match v {
+        0 => "none",
+        1 => "tls1.2",
+        2 => "tls1.3",
+        _ => "reserved",
+    }
+}
+
 /// The entries as `nvme discover` prints them.
 pub fn render(entries: &[DiscoveryEntry]) -> String {
     let mut s = format!("\nDiscovery Log Number of Records {}\n", entries.len());
@@ -81,6 +90,7 @@ pub fn render(entries: &[DiscoveryEntry]) -> String {
         let _ = writeln!(s, "trsvcid: {}", e.trsvcid);
         let _ = writeln!(s, "subnqn:  {}", e.subnqn);
         let _ = writeln!(s, "traddr:  {}", e.traddr);
+        let _ = writeln!(s, "sectype: {}", sectype(e.tsas_sectype));
     }
     s
 }
@@ -99,6 +109,7 @@ pub fn to_json(entries: &[DiscoveryEntry]) -> Value {
             "traddr": e.traddr,
             "cntlid": e.cntlid,
             "asqsz": e.asqsz,
+            "sectype": sectype(e.tsas_sectype),
         })).collect::<Vec<_>>()
     })
 }

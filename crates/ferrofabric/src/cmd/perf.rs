@@ -75,6 +75,13 @@ pub struct HostAuthArgs {
     /// DH-HMAC-CHAP controller secret: the target must prove it knows it (bidirectional).
     #[arg(long, value_name = "DHHC-1:..", requires = "dhchap_secret")]
     dhchap_ctrl_secret: Option<String>,
+    /// TLS 1.3 with this pre-shared key, `NVMeTLSkey-1:<hh>:<base64>:` (as `nvme gen-tls-key` or
+    /// `ferrofabric gen-tls-key` prints it): for a port that requires a secure channel.
+    #[arg(long, value_name = "NVMeTLSkey-1:..")]
+    psk: Option<String>,
+    /// With --psk: seal and open TLS records in user space even where kernel TLS is available.
+    #[arg(long, requires = "psk")]
+    no_ktls: bool,
 }
 
 impl HostAuthArgs {
@@ -86,9 +93,25 @@ impl HostAuthArgs {
         })
     }
 
+    /// The TLS settings these flags give (the key checked here).
+    pub fn tls(&self) -> Result<Option<ff_initiator::TlsOptions>> {
+        Ok(match &self.psk {
+            Some(p) => Some(ff_initiator::TlsOptions {
+                psk: p.parse().map_err(|e| anyhow::anyhow!("--psk: {e}"))?,
+                ktls: !self.no_ktls,
+            }),
+            None => None,
+        })
+    }
+
     /// `o` with the host NQN and credentials these flags give.
     pub fn apply(&self, o: HostOptions) -> Result<HostOptions> {
-        Ok(HostOptions { hostnqn: self.hostnqn.clone().unwrap_or(o.hostnqn.clone()), dhchap: self.dhchap()?, ..o })
+        Ok(HostOptions {
+            hostnqn: self.hostnqn.clone().unwrap_or(o.hostnqn.clone()),
+            dhchap: self.dhchap()?,
+            tls: self.tls()?,
+            ..o
+        })
     }
 }
 
@@ -206,8 +229,8 @@ pub fn config(a: &PerfArgs) -> Result<PerfConfig> {
                 .map(|u| (u, a.chap_target_secret.clone().unwrap_or_default().into_bytes())),
         }),
     });
-    if a.iscsi && (a.host.hostnqn.is_some() || a.host.dhchap_secret.is_some()) {
-        bail!("--hostnqn and --dhchap-secret are NVMe/TCP options (iSCSI uses --initiator and --chap-*)");
+    if a.iscsi && (a.host.hostnqn.is_some() || a.host.dhchap_secret.is_some() || a.host.psk.is_some()) {
+        bail!("--hostnqn, --dhchap-secret and --psk are NVMe/TCP options (iSCSI uses --initiator and --chap-*)");
     }
     let default_port = if a.iscsi { ff_initiator::iscsi::ISCSI_PORT } else { 4420 };
     let c = PerfConfig {
@@ -234,6 +257,7 @@ pub fn config(a: &PerfArgs) -> Result<PerfConfig> {
         iscsi,
         hostnqn: a.host.hostnqn.clone(),
         dhchap: a.host.dhchap()?,
+        tls: a.host.tls()?,
         ..PerfConfig::default()
     };
     c.validate().map_err(anyhow::Error::msg)?;

@@ -26,6 +26,18 @@ pub struct TargetArgs {
     /// Discovery-only listener (repeatable); default 127.0.0.1:8009.
     #[arg(long)]
     discovery_listen: Vec<SocketAddr>,
+    /// TLS listener (repeatable): NVMe/TCP that requires a secure channel, TLS 1.3 with the host's
+    /// pre-shared key (--psk); also answers discovery. NVMe/TCP's TLS port is 4420 too (not 4421).
+    #[arg(long)]
+    tls_listen: Vec<SocketAddr>,
+    /// TLS pre-shared key: HOSTNQN=NVMeTLSkey-1:01:...: (as `nvme gen-tls-key` or `ferrofabric
+    /// gen-tls-key` prints it); the host may connect through a TLS listener to every subsystem with
+    /// it, and is allowed to connect. Repeatable.
+    #[arg(long, value_name = "HOSTNQN=NVMeTLSkey-1:...")]
+    psk: Vec<String>,
+    /// Seal and open TLS records in user space even where kernel TLS is available.
+    #[arg(long)]
+    no_ktls: bool,
     /// Do not open the separate discovery port (I/O listeners still answer discovery).
     #[arg(long)]
     no_discovery_port: bool,
@@ -131,6 +143,12 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
     if a.no_discovery_port {
         o.discovery_listen.clear();
     }
+    if !a.tls_listen.is_empty() {
+        o.tls_listen = a.tls_listen.clone();
+    }
+    if a.no_ktls {
+        o.tls.ktls = false;
+    }
     if let Some(c) = a.cores {
         o.cores = c;
     }
@@ -202,31 +220,41 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
     Ok(o)
 }
 
-/// Applies the `--dhchap-*` flags to every subsystem (they replace the file's entries for the same
-/// hosts).
+/// Applies the `--dhchap-*` and `--psk` flags to every subsystem (they replace the file's entries for
+/// the same hosts).
 fn apply_dhchap(a: &TargetArgs, o: &mut TargetOptions) -> Result<()> {
-    let split = |s: &str, flag: &str| -> Result<(String, String)> {
+    let split = |s: &str, flag: &str, prefix: &str| -> Result<(String, String)> {
         // NQNs hold no '='; the secret may end in base64 padding, so split at the first one.
-        let (h, k) = s.split_once('=').with_context(|| format!("{flag} takes HOSTNQN=DHHC-1:..."))?;
-        anyhow::ensure!(!h.is_empty() && k.starts_with("DHHC-1:"), "{flag} takes HOSTNQN=DHHC-1:..., not {h}=...");
+        let (h, k) = s.split_once('=').with_context(|| format!("{flag} takes HOSTNQN={prefix}..."))?;
+        anyhow::ensure!(!h.is_empty() && k.starts_with(prefix), "{flag} takes HOSTNQN={prefix}..., not {h}=...");
         Ok((h.to_string(), k.to_string()))
     };
     let mut hosts: Vec<ff_target::HostAuthSpec> = Vec::new();
     for k in &a.dhchap_key {
-        let (nqn, key) = split(k, "--dhchap-key")?;
+        let (nqn, key) = split(k, "--dhchap-key", "DHHC-1:")?;
         anyhow::ensure!(!hosts.iter().any(|h| h.nqn == nqn), "--dhchap-key given twice for {nqn}");
-        hosts.push(ff_target::HostAuthSpec { nqn, dhchap_key: key, dhchap_ctrl_key: None });
+        hosts.push(ff_target::HostAuthSpec::dhchap(nqn, key));
+    }
+    for k in &a.psk {
+        let (nqn, key) = split(k, "--psk", "NVMeTLSkey-1:")?;
+        match hosts.iter_mut().find(|h| h.nqn == nqn) {
+            Some(h) if h.psk.is_some() => anyhow::bail!("--psk given twice for {nqn}"),
+            Some(h) => h.psk = Some(key),
+            None => {
+                hosts.push(ff_target::HostAuthSpec { nqn, dhchap_key: None, dhchap_ctrl_key: None, psk: Some(key) })
+            }
+        }
     }
     for k in &a.dhchap_ctrl_key {
-        let (nqn, key) = split(k, "--dhchap-ctrl-key")?;
+        let (nqn, key) = split(k, "--dhchap-ctrl-key", "DHHC-1:")?;
         let h = hosts
             .iter_mut()
-            .find(|h| h.nqn == nqn)
+            .find(|h| h.nqn == nqn && h.dhchap_key.is_some())
             .with_context(|| format!("--dhchap-ctrl-key for {nqn} needs a --dhchap-key for it too"))?;
         h.dhchap_ctrl_key = Some(key);
     }
     for h in &hosts {
-        h.validate().with_context(|| format!("--dhchap-key for {}", h.nqn))?;
+        h.validate().with_context(|| format!("secrets of host {} (--dhchap-key / --psk)", h.nqn))?;
     }
     for s in &mut o.subsystems {
         s.auth_hosts.retain(|x| !hosts.iter().any(|h| h.nqn == x.nqn));
@@ -264,6 +292,9 @@ pub fn run(a: TargetArgs) -> Result<()> {
     }
     for a in &t.io_addrs {
         println!("  listening on {a} (nvme-tcp, discovery)");
+    }
+    for a in &t.tls_addrs {
+        println!("  listening on {a} (nvme-tcp over TLS 1.3, discovery)");
     }
     for a in &t.discovery_addrs {
         println!("  listening on {a} (discovery)");

@@ -21,6 +21,8 @@ pub(crate) struct PortEntry {
     pub addr: SocketAddr,
     /// Serves discovery only (not listed in the discovery log).
     pub discovery_only: bool,
+    /// Requires a secure channel (TLS).
+    pub secure: bool,
 }
 
 /// Who accepts on the listeners, so management knows where to send them.
@@ -69,7 +71,7 @@ impl Manager {
         st.next_port += 1;
         match &self.listen {
             ListenCtl::Acceptor(tx) => tx
-                .send(ListenCmd::Add { listener: ls.remove(0), port: id })
+                .send(ListenCmd::Add { listener: ls.remove(0), port: id, tls: false })
                 .map_err(|_| RpcError::failed("the acceptor is gone (the target is stopping)"))?,
             ListenCtl::Reactors => {
                 for (inbox, l) in self.inboxes.iter().zip(ls) {
@@ -78,12 +80,12 @@ impl Manager {
             }
         }
         if !discovery_only {
-            self.shared.target.add_listener(crate::nvmf_port(bound, id as u16));
+            self.shared.target.add_listener(crate::nvmf_port(bound, id as u16, false));
             st.opts.listen.push(bound);
         } else {
             st.opts.discovery_listen.push(bound);
         }
-        st.ports.push(PortEntry { id, conf: addr, addr: bound, discovery_only });
+        st.ports.push(PortEntry { id, conf: addr, addr: bound, discovery_only, secure: false });
         tracing::info!(%bound, discovery_only, "management: listening");
         Ok(bound)
     }
@@ -114,6 +116,7 @@ impl Manager {
         }
         st.opts.listen.retain(|a| *a != p.addr);
         st.opts.discovery_listen.retain(|a| *a != p.addr);
+        st.opts.tls_listen.retain(|a| *a != p.addr && *a != p.conf);
         tracing::info!(addr = %p.addr, "management: listener closed");
         Ok(p.addr)
     }

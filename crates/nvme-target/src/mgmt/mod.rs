@@ -206,6 +206,7 @@ impl Manager {
         Self::subsystem(st, nqn)?;
         self.shared.target.remove_subsystem(nqn).map_err(|e| core_error(e, "nqn"))?;
         self.shared.remove(nqn);
+        self.shared.psks.remove_subsystem(nqn);
         st.devs.retain(|(n, _), _| n != nqn);
         st.opts.subsystems.retain(|s| s.nqn != nqn);
         tracing::info!(%nqn, "management: subsystem deleted");
@@ -379,17 +380,20 @@ impl Manager {
         params::nqn("host", host)?;
         Self::subsystem(st, nqn)?;
         if let Some(a) = &auth {
-            a.validate().map_err(|e| RpcError::invalid_param("dhchap_key", format!("{e:#}")))?;
+            let field = if a.psk.is_some() && a.tls_psk().is_err() { "psk" } else { "dhchap_key" };
+            a.validate().map_err(|e| RpcError::invalid_param(field, format!("{e:#}")))?;
         }
         self.shared
             .target
-            .set_host_dhchap(nqn, auth.as_ref().map(HostAuthSpec::to_core), host)
+            .set_host_dhchap(nqn, auth.as_ref().and_then(HostAuthSpec::to_core), host)
             .map_err(|e| core_error(e, "dhchap_key"))?;
+        let psk = auth.as_ref().and_then(|a| a.tls_psk().ok().flatten());
+        self.shared.psks.set(nqn, host, psk);
         let sub = Self::subsystem_mut(st, nqn)?;
         sub.auth_hosts.retain(|h| h.nqn != host);
         if let Some(a) = auth {
+            tracing::info!(%nqn, %host, dhchap = a.dhchap_key.is_some(), tls_psk = a.psk.is_some(), "management: host secrets set");
             sub.auth_hosts.push(a);
-            tracing::info!(%nqn, %host, "management: host must authenticate with DH-HMAC-CHAP");
         }
         Ok(())
     }

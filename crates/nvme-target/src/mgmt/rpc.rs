@@ -158,8 +158,8 @@ struct HostParam {
     host: String,
 }
 
-/// `nvmf_subsystem_add_host`: SPDK's `dhchap_key` / `dhchap_ctrlr_key` name keyring entries;
-/// here they carry the `DHHC-1:...` secrets themselves (no keyring).
+/// `nvmf_subsystem_add_host`: SPDK's `dhchap_key` / `dhchap_ctrlr_key` / `psk` name keyring entries;
+/// here they carry the `DHHC-1:...` secrets and the `NVMeTLSkey-1:...` PSK themselves (no keyring).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddHostParam {
@@ -169,10 +169,12 @@ struct AddHostParam {
     dhchap_key: Option<String>,
     #[serde(default)]
     dhchap_ctrlr_key: Option<String>,
+    #[serde(default)]
+    psk: Option<String>,
 }
 
 impl AddHostParam {
-    /// The host's DH-HMAC-CHAP secrets, if any were given.
+    /// The host's DH-HMAC-CHAP secrets and TLS PSK, if any were given.
     fn auth(&self) -> Result<Option<HostAuthSpec>, RpcError> {
         let secret = |field: &str, v: &str| {
             if v.starts_with("DHHC-1:") {
@@ -184,17 +186,31 @@ impl AddHostParam {
                 ))
             }
         };
-        match (&self.dhchap_key, &self.dhchap_ctrlr_key) {
-            (None, None) => Ok(None),
-            (None, Some(_)) => {
-                Err(RpcError::invalid_param("dhchap_ctrlr_key", "a controller key needs a host key (dhchap_key) too"))
-            }
-            (Some(k), c) => Ok(Some(HostAuthSpec {
-                nqn: self.host.clone(),
-                dhchap_key: secret("dhchap_key", k)?,
-                dhchap_ctrl_key: c.as_deref().map(|c| secret("dhchap_ctrlr_key", c)).transpose()?,
-            })),
+        if self.dhchap_key.is_none() && self.dhchap_ctrlr_key.is_some() {
+            return Err(RpcError::invalid_param(
+                "dhchap_ctrlr_key",
+                "a controller key needs a host key (dhchap_key) too",
+            ));
         }
+        if self.dhchap_key.is_none() && self.psk.is_none() {
+            return Ok(None);
+        }
+        let psk = match &self.psk {
+            Some(p) if p.starts_with("NVMeTLSkey-1:") => Some(p.clone()),
+            Some(_) => {
+                return Err(RpcError::invalid_param(
+                    "psk",
+                    "expected an NVMeTLSkey-1:... PSK (as nvme gen-tls-key prints it); keyring key names are not supported",
+                ));
+            }
+            None => None,
+        };
+        Ok(Some(HostAuthSpec {
+            nqn: self.host.clone(),
+            dhchap_key: self.dhchap_key.as_deref().map(|k| secret("dhchap_key", k)).transpose()?,
+            dhchap_ctrl_key: self.dhchap_ctrlr_key.as_deref().map(|c| secret("dhchap_ctrlr_key", c)).transpose()?,
+            psk,
+        }))
     }
 }
 
@@ -291,7 +307,10 @@ impl Manager {
                     let mut v = json!({ "nqn": h });
                     if let Some(a) = s.auth_hosts.iter().find(|a| &a.nqn == h) {
                         // Whether secrets are set, never the secrets.
-                        v["dhchap"] = json!(if a.dhchap_ctrl_key.is_some() { "bidirectional" } else { "unidirectional" });
+                        if a.dhchap_key.is_some() {
+                            v["dhchap"] = json!(if a.dhchap_ctrl_key.is_some() { "bidirectional" } else { "unidirectional" });
+                        }
+                        v["psk"] = json!(a.psk.is_some());
                     }
                     v
                 }).collect::<Vec<_>>(),
