@@ -487,7 +487,8 @@ fn admin_thread(
             max_in_capsule: ADMIN_IN_CAPSULE,
             ..HostConfig::default()
         };
-        let mut link = SyncLink::connect(addr, cfg, &g, deadline)?;
+        let tls = opts.tls.as_ref().map(|t| crate::link::QueueTls { opts: t, hostnqn: &opts.hostnqn, subnqn });
+        let mut link = SyncLink::connect(addr, cfg, &g, deadline, tls)?;
         let kato = u32::try_from(opts.kato.as_millis()).unwrap_or(u32::MAX);
         let (sqe, data) = connect_cmd(0, ADMIN_DEPTH - 1, 0, kato, &opts.hostid, 0xFFFF, subnqn, &opts.hostnqn);
         let c = link.exec(sqe, Some(data), None, deadline)?;

@@ -31,6 +31,9 @@ pub enum Error {
     /// The controller's answer makes no sense (e.g. a malformed Identify page).
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// The TLS handshake failed or kernel TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The request is invalid (e.g. no such queue, or the controller is shut down).
     #[error("invalid request: {0}")]
     Invalid(&'static str),

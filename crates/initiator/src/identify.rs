@@ -159,6 +159,8 @@ pub struct DiscoveryEntry {
     pub subnqn: String,
     /// Transport address.
     pub traddr: String,
+    /// TCP TSAS SECTYPE: 0 none, 1 TLS 1.2, 2 TLS 1.3.
+    pub tsas_sectype: u8,
 }
 
 /// Size of the discovery log header and of each entry.
@@ -178,7 +180,13 @@ impl DiscoveryEntry {
             trsvcid: text(e, 32, 32),
             subnqn: text(e, 256, 256),
             traddr: text(e, 512, 256),
+            tsas_sectype: u8_at(e, 768),
         }
+    }
+
+    /// The port requires a secure channel (TREQ says "required").
+    pub fn requires_tls(&self) -> bool {
+        self.treq & 0x03 == 0x01
     }
 
     /// The entry's address, when it is TCP over IPv4/IPv6 with a numeric address and port.

@@ -43,8 +43,8 @@ struct Inflight {
 pub struct IoQueue {
     spec: QueueSpec,
     conn: HostConn<Buf>,
-    /// The socket while the queue is in no group.
-    sock: Option<TcpSock>,
+    /// The socket (and its user-space TLS records, if any) while the queue is in no group.
+    sock: Option<(TcpSock, Option<Box<dyn ff_sock::tls::RecordLayer>>)>,
     id: Option<SockId>,
     inflight: Vec<Option<Inflight>>,
     down: Option<String>,
@@ -69,7 +69,7 @@ pub struct IoCompletion {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QueueId(pub usize);
 
-fn handshake(spec: &QueueSpec) -> Result<(TcpSock, HostConn<Buf>), Error> {
+fn handshake(spec: &QueueSpec) -> Result<crate::link::Detached, Error> {
     let o = &spec.opts;
     let deadline = Instant::now() + o.connect_timeout;
     let mut g = o.group.clone();
@@ -81,7 +81,8 @@ fn handshake(spec: &QueueSpec) -> Result<(TcpSock, HostConn<Buf>), Error> {
     let mut last = Error::Timeout("I/O queue connect");
     // The controller may not have released the qid of a connection that just went away: retry.
     while Instant::now() < deadline {
-        let mut link = SyncLink::connect(spec.addr, cfg, &g, deadline)?;
+        let tls = o.tls.as_ref().map(|t| crate::link::QueueTls { opts: t, hostnqn: &o.hostnqn, subnqn: &spec.subnqn });
+        let mut link = SyncLink::connect(spec.addr, cfg, &g, deadline, tls)?;
         let (sqe, data) =
             connect_cmd(spec.qid, depth - 1, cattr, kato, &o.hostid, spec.cntlid, &spec.subnqn, &o.hostnqn);
         let c = link.exec(sqe, Some(data), None, deadline)?;
@@ -91,7 +92,11 @@ fn handshake(spec: &QueueSpec) -> Result<(TcpSock, HostConn<Buf>), Error> {
                 // A failed authentication is final: retrying with the same secret fails the same way.
                 crate::auth::authenticate_queue(&mut link, spec.auth.as_ref(), spec.qid, cqe.dw0, deadline)?;
                 link.conn.set_max_in_capsule(spec.in_capsule);
-                return link.detach();
+                let mut d = link.detach()?;
+                if let (Some(r), Some(t)) = (d.records.take(), o.tls.as_ref()) {
+                    d.records = crate::tls::to_kernel(&d.sock, r, t)?;
+                }
+                return Ok(d);
             }
             Err(e) => last = e,
         }
@@ -103,9 +108,16 @@ fn handshake(spec: &QueueSpec) -> Result<(TcpSock, HostConn<Buf>), Error> {
 impl IoQueue {
     /// Connects I/O queue `spec.qid` (blocking, bounded by the connect timeout).
     pub(crate) fn connect(spec: QueueSpec) -> Result<IoQueue, Error> {
-        let (sock, conn) = handshake(&spec)?;
+        let d = handshake(&spec)?;
         let depth = usize::from(spec.opts.queue_depth.max(2));
-        Ok(IoQueue { spec, conn, sock: Some(sock), id: None, inflight: (0..depth).map(|_| None).collect(), down: None })
+        Ok(IoQueue {
+            spec,
+            conn: d.conn,
+            sock: Some((d.sock, d.records)),
+            id: None,
+            inflight: (0..depth).map(|_| None).collect(),
+            down: None,
+        })
     }
 
     /// Queue id.
@@ -262,6 +274,18 @@ pub struct IoGroup {
 /// How often deadlines are scanned.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
 
+/// Adds a queue's socket to `group`, with its user-space TLS records when it has them.
+fn join(
+    group: &mut SockGroup<TxChunk>,
+    sock: TcpSock,
+    records: Option<Box<dyn ff_sock::tls::RecordLayer>>,
+) -> Result<SockId, Error> {
+    Ok(match records {
+        Some(r) => group.add_tls(sock, r)?,
+        None => group.add(sock)?,
+    })
+}
+
 impl IoGroup {
     /// An empty group; `opts.sock` is not used (queues keep the options they connected with).
     pub fn new(mut opts: GroupOptions) -> Result<IoGroup, Error> {
@@ -279,8 +303,8 @@ impl IoGroup {
 
     /// Adds a connected queue.
     pub fn add(&mut self, mut q: IoQueue) -> Result<QueueId, Error> {
-        let sock = q.sock.take().ok_or(Error::Invalid("queue has no socket"))?;
-        q.id = Some(self.group.add(sock)?);
+        let (sock, records) = q.sock.take().ok_or(Error::Invalid("queue has no socket"))?;
+        q.id = Some(join(&mut self.group, sock, records)?);
         self.queues.push(q);
         Ok(QueueId(self.queues.len() - 1))
     }
@@ -443,9 +467,9 @@ impl IoGroup {
             self.fail(q.0, IoError::ConnectionLost("reconnect requested".into()), out);
         }
         let Some(queue) = self.queues.get_mut(q.0) else { return Err(Error::Invalid("no such queue")) };
-        let (sock, conn) = handshake(&queue.spec)?;
-        queue.conn = conn;
-        queue.id = Some(self.group.add(sock)?);
+        let d = handshake(&queue.spec)?;
+        queue.conn = d.conn;
+        queue.id = Some(join(&mut self.group, d.sock, d.records)?);
         queue.down = None;
         Ok(())
     }

@@ -23,6 +23,7 @@ pub mod io;
 pub mod iscsi;
 pub mod link;
 pub mod options;
+pub mod tls;
 
 pub use admin::{AsyncEvent, Controller, discover};
 pub use auth::DhchapOptions;
@@ -31,6 +32,7 @@ pub use error::{AuthCause, Error, IoError};
 pub use identify::{DiscoveryEntry, IdentifyController, IdentifyNamespace};
 pub use io::{IoCompletion, IoGroup, IoQueue, QueueId};
 pub use options::HostOptions;
+pub use tls::TlsOptions;
 
 /// The well-known discovery subsystem NQN.
 pub const DISCOVERY_NQN: &str = "nqn.2014-08.org.nvmexpress.discovery";

@@ -105,17 +105,26 @@ pub struct SyncLink {
 }
 
 impl SyncLink {
-    /// Connects to `addr` and waits for ICResp.
+    /// Connects to `addr` (with `tls`: runs the TLS handshake as that host to that subsystem first)
+    /// and waits for ICResp.
     pub fn connect(
         addr: SocketAddr,
         cfg: HostConfig,
         gopts: &GroupOptions,
         deadline: Instant,
+        tls: Option<QueueTls<'_>>,
     ) -> Result<SyncLink, Error> {
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         let sock = TcpSock::connect(addr, &gopts.sock, left)?;
+        let records = match tls {
+            Some(t) => Some(crate::tls::handshake(&sock, t.opts, t.hostnqn, t.subnqn, deadline)?),
+            None => None,
+        };
         let mut group = SockGroup::new(gopts.clone())?;
-        let id = group.add(sock)?;
+        let id = match records {
+            Some(r) => group.add_tls(sock, r)?,
+            None => group.add(sock)?,
+        };
         let mut l = SyncLink { group, id, conn: HostConn::new(cfg), small: Box::new([0; 256]), events: Vec::new() };
         let mut done = Vec::new();
         while !l.conn.is_ready() {
@@ -176,14 +185,36 @@ impl SyncLink {
     }
 
     /// Hands the socket and core over to another group. Refused while bytes wait in the receive pipe.
-    pub fn detach(mut self) -> Result<(TcpSock, HostConn<Buf>), Error> {
+    pub fn detach(mut self) -> Result<Detached, Error> {
         if self.group.pipe_len(self.id) != 0 {
             return Err(Error::Protocol("unexpected bytes after Connect".into()));
         }
         self.group.flush();
+        let records = self.group.take_record_layer(self.id)?;
         let sock = self.group.close(self.id)?;
-        Ok((sock, self.conn))
+        Ok(Detached { sock, records, conn: self.conn })
     }
+}
+
+/// A queue's connection out of its setup group, ready to join another.
+pub struct Detached {
+    /// The socket.
+    pub sock: TcpSock,
+    /// Its user-space TLS records, when it has them (their sequence numbers continue).
+    pub records: Option<Box<dyn ff_sock::tls::RecordLayer>>,
+    /// The connection core.
+    pub conn: HostConn<Buf>,
+}
+
+/// What a queue's TLS handshake needs: the settings and who talks to whom.
+#[derive(Clone, Copy)]
+pub struct QueueTls<'a> {
+    /// The host's TLS settings.
+    pub opts: &'a crate::tls::TlsOptions,
+    /// Our host NQN.
+    pub hostnqn: &'a str,
+    /// The subsystem the queue connects to.
+    pub subnqn: &'a str,
 }
 
 /// Length of the Connect command's data.

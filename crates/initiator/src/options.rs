@@ -36,6 +36,8 @@ pub struct HostOptions {
     /// DH-HMAC-CHAP credentials, used when a controller asks for authentication (Connect ATR) on a
     /// queue. `None`: such a controller cannot be connected to.
     pub dhchap: Option<DhchapOptions>,
+    /// TLS 1.3 with a pre-shared key on every queue (the controller's port requires a secure channel).
+    pub tls: Option<crate::tls::TlsOptions>,
     /// Bound on TCP connect plus connection initialization and Connect.
     pub connect_timeout: Duration,
     /// A command not completed in this time is aborted, then its queue is reconnected.
@@ -57,6 +59,7 @@ impl Default for HostOptions {
             disable_sq_flow_control: true,
             group: GroupOptions::default(),
             dhchap: None,
+            tls: None,
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
         }

@@ -5,8 +5,10 @@
 //! strings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::wait;
 use ff_initiator::auth::{DhGroup, FailureReason, HashId, Secret};
-use ff_initiator::{AuthCause, Buf, Controller, DhchapOptions, Error, HostOptions, IoCompletion, IoGroup};
+use ff_initiator::{AuthCause, Buf, Controller, DhchapOptions, Error, HostOptions, IoGroup};
 use ff_nvme_auth::SeededRandom;
 use ff_sock::GroupOptions;
 use ff_target::{HostAuthSpec, RunningTarget, TargetOptions, config::DEFAULT_NQN};
@@ -37,8 +39,9 @@ fn target(k: &Keys, bidi: bool) -> RunningTarget {
     o.discovery_listen = vec![];
     o.subsystems[0].auth_hosts = vec![HostAuthSpec {
         nqn: AUTH_HOST.into(),
-        dhchap_key: k.host.to_dhhc_string(),
+        dhchap_key: Some(k.host.to_dhhc_string()),
         dhchap_ctrl_key: bidi.then(|| k.ctrl.to_dhhc_string()),
+        psk: None,
     }];
     ff_target::start(&o).expect("target starts")
 }
@@ -61,16 +64,6 @@ fn creds(host: &Secret, ctrl: Option<&Secret>, group: DhGroup) -> DhchapOptions 
     let mut d = DhchapOptions::parse(&host.to_dhhc_string(), ctrl.as_deref()).unwrap();
     d.dh_groups = vec![group];
     d
-}
-
-fn wait(g: &mut IoGroup, n: usize) -> Vec<IoCompletion> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut out = Vec::new();
-    while out.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} completions", out.len());
-        g.poll(Some(Duration::from_millis(20)), &mut out).unwrap();
-    }
-    out
 }
 
 /// Writes a pattern through every queue of `g`, reads it back, compares.

@@ -146,6 +146,8 @@ pub struct PerfConfig {
     pub hostnqn: Option<String>,
     /// NVMe/TCP DH-HMAC-CHAP credentials, used when the target asks the host to authenticate.
     pub dhchap: Option<ff_initiator::DhchapOptions>,
+    /// TLS 1.3 with a pre-shared key on every queue.
+    pub tls: Option<ff_initiator::TlsOptions>,
 }
 
 impl Default for PerfConfig {
@@ -175,6 +177,7 @@ impl Default for PerfConfig {
             iscsi: None,
             hostnqn: None,
             dhchap: None,
+            tls: None,
         }
     }
 }

@@ -95,6 +95,7 @@ fn run_nvme(cfg: &PerfConfig) -> Result<PerfReport, PerfError> {
     let host = HostOptions {
         hostnqn: cfg.hostnqn.clone().unwrap_or(defaults.hostnqn.clone()),
         dhchap: cfg.dhchap.clone(),
+        tls: cfg.tls.clone(),
         digests: Digests { header: cfg.hdgst, data: cfg.ddgst },
         io_queues: cfg.queues,
         queue_depth: cfg.queue_depth.max(2),
