@@ -23,8 +23,15 @@ const KERNEL: &str = "6.12";
 /// `request_module` finds nothing in the guest, so they are loaded up front.
 const ROOT_MODULES: &[&str] = &["tls", "gcm", "ghash-generic"];
 /// glibc's libraries: the guest image always has them (its nvme-cli and fio use the host's glibc).
-const GLIBC: &[&str] =
-    &["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "ld-linux-x86-64.so.2", "linux-vdso.so.1"];
+const GLIBC: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "ld-linux-x86-64.so.2",
+    "linux-vdso.so.1",
+];
 
 /// Runs `cmd`, panicking with its stderr when it fails; returns its stdout.
 fn run(cmd: &mut Command) -> Vec<u8> {
@@ -122,7 +129,8 @@ fn modules(deb: &Path, kver: &str, work: &Path, out: &Path) -> Vec<String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Some(stem) = p.file_name().unwrap().to_string_lossy().split(".ko").next().map(str::to_string) {
+            } else if let Some(stem) = p.file_name().unwrap().to_string_lossy().split(".ko").next().map(str::to_string)
+            {
                 if p.to_string_lossy().contains(".ko") {
                     files.insert(norm(&stem), p);
                 }
@@ -172,11 +180,8 @@ fn libraries(bin: &Path, image: &Path, out: &Path) -> Vec<String> {
     let ldd = String::from_utf8(run(Command::new("ldd").arg(bin))).unwrap();
     let cpio = std::fs::File::open(image.join("initramfs.cpio")).unwrap();
     let listing = run(Command::new(image.join("busybox")).args(["cpio", "-t"]).stdin(cpio));
-    let in_guest: BTreeSet<String> = String::from_utf8_lossy(&listing)
-        .lines()
-        .filter_map(|l| l.rsplit('/').next())
-        .map(str::to_string)
-        .collect();
+    let in_guest: BTreeSet<String> =
+        String::from_utf8_lossy(&listing).lines().filter_map(|l| l.rsplit('/').next()).map(str::to_string).collect();
     std::fs::create_dir_all(out.join("lib")).unwrap();
     let mut copied = Vec::new();
     for l in ldd.lines() {
