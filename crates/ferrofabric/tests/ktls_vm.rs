@@ -129,10 +129,10 @@ fn modules(deb: &Path, kver: &str, work: &Path, out: &Path) -> Vec<String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Some(stem) = p.file_name().unwrap().to_string_lossy().split(".ko").next().map(str::to_string)
-            {
-                if p.to_string_lossy().contains(".ko") {
-                    files.insert(norm(&stem), p);
+            } else {
+                let file = p.file_name().unwrap().to_string_lossy().to_string();
+                if let Some((stem, _)) = file.split_once(".ko") {
+                    files.insert(norm(stem), p);
                 }
             }
         }
