@@ -22,8 +22,8 @@ pub struct SockCounters {
     pub bytes_direct: u64,
     /// Bytes copied from the pipe (io_uring: the provided buffers) into caller buffers.
     pub bytes_copied: u64,
-    /// Bytes decoded where they lay in the pipe or, on io_uring, in the provided buffers
-    /// ([`crate::SockGroup::recv_in_place`]), never copied.
+    /// Bytes decoded where they lay in the pipe or, on io_uring, in the provided buffers (with
+    /// user-space TLS: in the opened plaintext) ([`crate::SockGroup::recv_in_place`]), never copied.
     pub bytes_parsed_in_place: u64,
     /// sendmsg calls (on io_uring: sendmsg SQEs, counted in `uring_sends` too).
     pub sendmsg: u64,
@@ -53,6 +53,21 @@ pub struct SockCounters {
     pub uring_recv_cqes: u64,
     /// io_uring: bytes the kernel wrote into provided buffers (then copied once, see `bytes_copied`).
     pub bytes_into_bufs: u64,
+    /// User-space TLS: records opened (counted from their headers).
+    pub tls_records_opened: u64,
+    /// User-space TLS: records sealed (counted from their headers).
+    pub tls_records_sealed: u64,
+    /// User-space TLS: seal calls, each one ciphertext buffer and one queued write for all the
+    /// requests pending at a flush (fewer than the caller's writes when they were batched).
+    pub tls_seals: u64,
+    /// User-space TLS: ciphertext bytes received and opened.
+    pub tls_cipher_bytes_in: u64,
+    /// User-space TLS: ciphertext bytes sealed for sending.
+    pub tls_cipher_bytes_out: u64,
+    /// User-space TLS: plaintext bytes opened.
+    pub tls_plain_bytes_in: u64,
+    /// User-space TLS: plaintext bytes sealed.
+    pub tls_plain_bytes_out: u64,
 }
 
 impl AddAssign for SockCounters {
@@ -79,6 +94,13 @@ impl AddAssign for SockCounters {
         self.uring_sends += o.uring_sends;
         self.uring_recv_cqes += o.uring_recv_cqes;
         self.bytes_into_bufs += o.bytes_into_bufs;
+        self.tls_records_opened += o.tls_records_opened;
+        self.tls_records_sealed += o.tls_records_sealed;
+        self.tls_seals += o.tls_seals;
+        self.tls_cipher_bytes_in += o.tls_cipher_bytes_in;
+        self.tls_cipher_bytes_out += o.tls_cipher_bytes_out;
+        self.tls_plain_bytes_in += o.tls_plain_bytes_in;
+        self.tls_plain_bytes_out += o.tls_plain_bytes_out;
     }
 }
 

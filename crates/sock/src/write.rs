@@ -66,6 +66,11 @@ pub struct WriteReq<B> {
     first: Option<B>,
     /// Further buffers, in order (allocates only when used).
     more: Vec<B>,
+    /// Bytes the request owns, sent after the trailer (sealed TLS records; empty, so no allocation,
+    /// on the plain path).
+    owned: Vec<u8>,
+    /// The group made this request itself (TLS ciphertext): its completion is not the caller's.
+    internal: bool,
     /// The caller's identifier, handed back on completion.
     pub tag: u64,
 }
@@ -85,6 +90,8 @@ impl<B: StableBuf> WriteReq<B> {
             tail_len: 0,
             first: None,
             more: Vec::new(),
+            owned: Vec::new(),
+            internal: false,
             tag,
         })
     }
@@ -98,8 +105,29 @@ impl<B: StableBuf> WriteReq<B> {
             tail_len: 0,
             first: None,
             more: Vec::new(),
+            owned: Vec::new(),
+            internal: false,
             tag,
         }
+    }
+
+    /// A request carrying `bytes` it owns (copied once by whoever built them, e.g. sealed records).
+    pub fn owned(bytes: Vec<u8>, tag: u64) -> WriteReq<B> {
+        let mut r = WriteReq::data_only(tag);
+        r.owned = bytes;
+        r
+    }
+
+    /// The group's own request (TLS ciphertext): completed silently, never reported to the caller.
+    pub(crate) fn internal(bytes: Vec<u8>) -> WriteReq<B> {
+        let mut r = WriteReq::owned(bytes, 0);
+        r.internal = true;
+        r
+    }
+
+    /// True for the group's own requests (see [`WriteReq::internal`]).
+    pub(crate) fn is_internal(&self) -> bool {
+        self.internal
     }
 
     /// Appends a data buffer (sent after the header, in order, without a copy).
@@ -136,9 +164,17 @@ impl<B: StableBuf> WriteReq<B> {
         self.first.into_iter().chain(self.more)
     }
 
+    /// The owned bytes (sent after the trailer; see [`WriteReq::owned`]).
+    pub fn owned_bytes(&self) -> &[u8] {
+        &self.owned
+    }
+
     /// Total bytes on the wire.
     pub fn len(&self) -> usize {
-        self.head_len as usize + self.data().map(|b| b.bytes().len()).sum::<usize>() + self.tail_len as usize
+        self.head_len as usize
+            + self.data().map(|b| b.bytes().len()).sum::<usize>()
+            + self.tail_len as usize
+            + self.owned.len()
     }
 
     /// True when the request carries no byte.
@@ -147,10 +183,11 @@ impl<B: StableBuf> WriteReq<B> {
     }
 
     /// The request's segments in wire order, skipping empty ones.
-    fn segments(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &[u8]> {
         std::iter::once(self.head())
             .chain(self.data().map(|b| b.bytes()))
             .chain(std::iter::once(&self.tail[..self.tail_len as usize]))
+            .chain(std::iter::once(&self.owned[..]))
             .filter(|s| !s.is_empty())
     }
 }
@@ -350,6 +387,25 @@ mod tests {
         t.release(0, 0);
         assert_eq!(q.pop_completed(&t).unwrap().tag, 1);
         assert_eq!(q.pop_completed(&t).unwrap().tag, 2);
+    }
+
+    #[test]
+    fn owned_bytes_go_after_the_trailer() {
+        let mut q: WriteQueue<&'static [u8]> = WriteQueue::new(8);
+        let mut r = req(b"H", &[b"d"], 1);
+        assert!(r.set_tail(b"T"));
+        r.owned = b"own".to_vec();
+        q.push(r).unwrap();
+        q.push(WriteReq::owned(b"only".to_vec(), 2)).unwrap();
+        let (total, bytes, _) = gathered(&q, 64);
+        assert_eq!((total, &bytes[..]), (10, &b"HdTownonly"[..]));
+        q.advance(4, None);
+        let (_, bytes, _) = gathered(&q, 64);
+        assert_eq!(&bytes[..], b"wnonly");
+        q.advance(6, None);
+        let t = Tracker::default();
+        assert_eq!(q.pop_completed(&t).unwrap().tag, 1);
+        assert_eq!(q.pop_completed(&t).unwrap().owned_bytes(), b"only");
     }
 
     #[test]

@@ -12,12 +12,17 @@
 //!   sendmsg_zc) SQE per socket per flush, one io_uring_enter per poll that submits and waits together,
 //!   a multishot accept into the fixed-file table, and foreign requests (e.g. file I/O) on the same ring.
 //!
+//! `tls` (group/tls.rs) filters user-space TLS connections ([`SockGroup::add_tls`]) between the API and the engine:
+//! it pulls ciphertext through the engine's own receive and queues sealed records as the engine's
+//! writes, so every backend carries TLS unchanged.
+//!
 //! On io_uring received bytes wait in the provided buffers they landed in: headers are decoded there
 //! ([`SockGroup::recv_in_place`]), everything else is copied exactly once into the caller's buffer by
 //! [`SockGroup::recv`]; there is no direct receive, and the counters say so (`bytes_into_bufs`,
 //! `bytes_copied`, `bytes_parsed_in_place`).
 
 mod ready;
+mod tls;
 mod uring;
 
 use crate::counters::{GroupCounters, SockCounters};
@@ -165,6 +170,8 @@ struct Conn<B> {
     reported: u64,
     /// The connection failed; nothing more is sent.
     broken: bool,
+    /// User-space TLS state (None, one pointer, for the plain connections that pay nothing else).
+    tls: Option<Box<tls::TlsConn<B>>>,
 }
 
 impl<B> Conn<B> {
@@ -205,6 +212,11 @@ struct Core<B> {
     listeners: Vec<Option<ListenerSlot>>,
     listener_gens: Vec<u32>,
     accepted: Vec<Accepted>,
+    /// Indexes of the user-space TLS connections (the plain path never walks it).
+    tls: Vec<u32>,
+    /// A TLS connection was ever added: completions of its internal requests may still surface from
+    /// an engine (a closed connection's zombie) and are filtered out at poll.
+    tls_used: bool,
 }
 
 impl<B: StableBuf> Core<B> {
@@ -250,6 +262,7 @@ impl<B: StableBuf> Core<B> {
             dirty: false,
             reported: 0,
             broken: false,
+            tls: None,
         });
         self.live += 1;
     }
@@ -270,12 +283,18 @@ impl<B: StableBuf> Core<B> {
         let Some(Some(c)) = self.slots.get_mut(idx as usize) else { return };
         let id = SockId { idx, generation: c.generation };
         while let Some(req) = c.wq.pop_completed(&c.zc) {
+            // The group's own TLS ciphertext: its plaintext requests completed when sealed.
+            if req.is_internal() {
+                continue;
+            }
             c.counters.writes_completed += 1;
             self.pending.push(Event::WriteDone { sock: id, req, result: Ok(()) });
         }
         if c.broken && !kernel_holds_sends {
             for req in c.wq.drain_all() {
-                self.pending.push(Event::WriteDone { sock: id, req, result: Err(SockError::Reset) });
+                if !req.is_internal() {
+                    self.pending.push(Event::WriteDone { sock: id, req, result: Err(SockError::Reset) });
+                }
             }
         }
     }
@@ -374,6 +393,8 @@ impl<B: StableBuf> SockGroup<B> {
             listeners: Vec::new(),
             listener_gens: Vec::new(),
             accepted: Vec::new(),
+            tls: Vec::new(),
+            tls_used: false,
         };
         Ok(SockGroup { core, engine, fallback })
     }
@@ -621,7 +642,15 @@ impl<B: StableBuf> SockGroup<B> {
             Engine::Uring(u) => u.close(id, &mut c.wq, &mut core.counters),
         }
         for req in c.wq.drain_all() {
-            core.pending.push(Event::WriteDone { sock: id, req, result: Err(SockError::Closed) });
+            if !req.is_internal() {
+                core.pending.push(Event::WriteDone { sock: id, req, result: Err(SockError::Closed) });
+            }
+        }
+        if let Some(t) = c.tls.take() {
+            core.tls.retain(|&i| i != id.idx);
+            for req in t.into_pending() {
+                core.pending.push(Event::WriteDone { sock: id, req, result: Err(SockError::Closed) });
+            }
         }
         core.closed += c.counters;
         core.generations[id.idx as usize] = core.generations[id.idx as usize].wrapping_add(1);
@@ -644,7 +673,17 @@ impl<B: StableBuf> SockGroup<B> {
     /// at most [`AFTER_LARGE_FILL`] bytes, so the header read of a large PDU does not pull its payload
     /// into the pipe: at most that many payload bytes are ever copied. On io_uring the bytes are copied
     /// out of the provided buffers they arrived in.
+    ///
+    /// On a user-space TLS connection ([`SockGroup::add_tls`]) the bytes are the opened plaintext.
     pub fn recvv(&mut self, id: SockId, bufs: &mut [IoSliceMut<'_>]) -> SockResult<usize> {
+        if !self.core.tls.is_empty() && self.is_tls(id) {
+            return self.tls_recvv(id, bufs);
+        }
+        self.engine_recvv(id, bufs)
+    }
+
+    /// The engine's own receive (for TLS connections: of ciphertext).
+    fn engine_recvv(&mut self, id: SockId, bufs: &mut [IoSliceMut<'_>]) -> SockResult<usize> {
         match &mut self.engine {
             Engine::Ready(r) => r.recvv(&mut self.core, id, bufs),
             Engine::Uring(u) => u.recvv(&mut self.core, id, bufs),
@@ -667,9 +706,15 @@ impl<B: StableBuf> SockGroup<B> {
     /// On io_uring, `parse` gets the oldest provided buffer's unread bytes instead (a header cut by a
     /// buffer's end comes back whole only if the parser keeps its first part, as the decoder does).
     ///
+    /// On a user-space TLS connection `parse` gets the opened plaintext, on every backend (also
+    /// where the group has no pipe).
+    ///
     /// Returns the bytes used, or WouldBlock / Eof / Reset from the fill. Refused (`Io(Unsupported)`)
-    /// where [`SockGroup::parses_in_place`] is false.
+    /// where [`SockGroup::parses_in_place`] is false (and the connection is not TLS).
     pub fn recv_in_place(&mut self, id: SockId, parse: impl FnOnce(&[u8]) -> usize) -> SockResult<usize> {
+        if !self.core.tls.is_empty() && self.is_tls(id) {
+            return self.tls_recv_in_place(id, parse);
+        }
         if !self.parses_in_place() {
             return Err(SockError::Io(io::Error::from(io::ErrorKind::Unsupported)));
         }
@@ -685,12 +730,17 @@ impl<B: StableBuf> SockGroup<B> {
     #[allow(clippy::result_large_err)]
     pub fn write(&mut self, id: SockId, req: WriteReq<B>) -> Result<(), (SockError, WriteReq<B>)> {
         let core = &mut self.core;
+        let depth = core.opts.write_queue_depth;
         let c = match core.live(id) {
             Ok(c) => c,
             Err(e) => return Err((e, req)),
         };
         if c.broken {
             return Err((SockError::Reset, req));
+        }
+        if let Some(t) = &mut c.tls {
+            // Kept as plaintext until the next flush seals every pending request together.
+            return t.push(req, depth).map_err(|r| (SockError::QueueFull, r));
         }
         c.wq.push(req).map_err(|r| (SockError::QueueFull, r))?;
         if !c.dirty {
@@ -700,15 +750,22 @@ impl<B: StableBuf> SockGroup<B> {
         Ok(())
     }
 
-    /// Requests queued on `id` and not yet completed.
+    /// Requests queued on `id` and not yet completed (on a TLS connection: not yet sealed).
     pub fn queued(&self, id: SockId) -> usize {
-        self.core.get(id).map_or(0, |c| c.wq.len())
+        self.core.get(id).map_or(0, |c| match &c.tls {
+            Some(t) => t.pending_len(),
+            None => c.wq.len(),
+        })
     }
 
-    /// Sends what every socket has queued: one sendmsg per socket gathering many requests. With
+    /// Sends what every socket has queued: one sendmsg per socket gathering many requests (a TLS
+    /// connection's pending requests are sealed first, all into one buffer of records). With
     /// io_uring the SQEs are queued and submitted with one io_uring_enter (poll does it as part of its
     /// wait instead).
     pub fn flush(&mut self) {
+        if !self.core.tls.is_empty() {
+            self.tls_seal_all();
+        }
         match &mut self.engine {
             Engine::Ready(r) => r.flush(&mut self.core),
             Engine::Uring(u) => u.flush(&mut self.core),
@@ -718,15 +775,29 @@ impl<B: StableBuf> SockGroup<B> {
     /// Flushes queued writes, waits up to `timeout` (`None`: until something happens; zero: busy poll)
     /// and appends what happened to `events`. Returns the number of events appended.
     ///
-    /// Sockets whose received bytes still wait (in the pipe, or in provided buffers) are reported
-    /// readable without asking the kernel, and the wait does not block while such sockets or
+    /// Sockets whose received bytes still wait (in the pipe, in provided buffers, or as opened TLS
+    /// plaintext) are reported readable without asking the kernel, and the wait does not block while such sockets or
     /// completions are pending.
     pub fn poll(&mut self, timeout: Option<Duration>, events: &mut Vec<Event<B>>) -> io::Result<usize> {
         let before = events.len();
         self.core.round += 1;
+        let mut timeout = timeout;
+        if !self.core.tls.is_empty() {
+            self.tls_seal_all();
+            if self.tls_plaintext_waits() {
+                timeout = Some(Duration::ZERO);
+            }
+        }
         match &mut self.engine {
             Engine::Ready(r) => r.poll(&mut self.core, timeout, events)?,
             Engine::Uring(u) => u.poll(&mut self.core, timeout, events)?,
+        }
+        if !self.core.tls.is_empty() {
+            self.tls_report_readable(events);
+        }
+        if self.core.tls_used {
+            // A closed TLS connection's zombie (io_uring) hands back its queue, ciphertext included.
+            self.core.pending.retain(|e| !matches!(e, Event::WriteDone { req, .. } if req.is_internal()));
         }
         events.append(&mut self.core.pending);
         Ok(events.len() - before)
