@@ -12,6 +12,8 @@
 //! - [`uring`]: io_uring vs epoll end to end through the target, by queue depth and feature by feature;
 //! - [`spdk`]: our target and initiator side by side with SPDK's, interleaved, free and under a CPU quota;
 //! - [`iscsi`]: our iSCSI target side by side with SPDK's `iscsi_tgt` and Linux's `tgtd`, interleaved;
+//! - [`tls`]: NVMe/TCP over TLS 1.3 (PSK): our target side by side with SPDK's `ssl` sock, interleaved;
+//! - [`sidebyside`]: one cell of a side-by-side bench measured on a parked target, and its medians;
 //! - [`procs`], [`measure`]: target processes, their CPU and syscalls, a client run's window and probes
 //!   (shared by the side-by-side benches);
 //! - [`stats`]: medians and ratios; [`sys`]: thread CPU time, machine facts, UTC timestamps.
@@ -26,9 +28,11 @@ pub mod procs;
 pub mod recv_cutover;
 pub mod report;
 pub mod servers;
+pub mod sidebyside;
 pub mod spdk;
 pub mod stats;
 pub mod sys;
 pub mod target;
+pub mod tls;
 pub mod uring;
 pub mod zerocopy;

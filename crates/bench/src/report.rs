@@ -144,6 +144,17 @@ impl Table {
         )
     }
 
+    /// A GitHub-flavoured markdown table (`|` in cells escaped; NaN as `-`).
+    pub fn render_markdown(&self) -> String {
+        let esc = |v: &str| v.replace('|', "\\|");
+        let mut out = format!("| {} |\n", self.columns.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(out, "|{}", self.columns.iter().map(|_| "---|").collect::<String>());
+        for r in &self.rows {
+            let _ = writeln!(out, "| {} |", r.iter().map(|c| esc(&c.human())).collect::<Vec<_>>().join(" | "));
+        }
+        out
+    }
+
     /// Aligned text: text columns left, numbers right.
     pub fn render(&self) -> String {
         let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(Cell::human).collect()).collect();
@@ -288,6 +299,8 @@ impl Report {
         let summary_json = dir.join("summary.json");
         let text = serde_json::to_string_pretty(&self.summary_json())?;
         std::fs::write(&summary_json, text + "\n").with_context(|| format!("writing {}", summary_json.display()))?;
+        std::fs::write(dir.join("report.md"), self.render_markdown())
+            .with_context(|| format!("writing {}", dir.join("report.md").display()))?;
         let mut plots = Vec::new();
         for p in &self.plots {
             let path = dir.join(&p.file);
@@ -295,6 +308,24 @@ impl Report {
             plots.push(path);
         }
         Ok(Written { dir: dir.to_path_buf(), rows_csv, summary_json, plots })
+    }
+
+    /// The summary as markdown: the command line, the medians and the other tables, the notes
+    /// (what `ferrofabric bench` prints for the benches that ask for it; always written as `report.md`).
+    pub fn render_markdown(&self) -> String {
+        let mut s =
+            format!("## {} ({})\n\n`{}`\n\n### medians\n\n", self.bench, self.started_utc, self.command.join(" "));
+        s.push_str(&self.medians.render_markdown());
+        for (name, t) in &self.tables {
+            let _ = write!(s, "\n### {name}\n\n{}", t.render_markdown());
+        }
+        if !self.notes.is_empty() {
+            s.push('\n');
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        s
     }
 
     /// The human summary: the medians table and the notes.

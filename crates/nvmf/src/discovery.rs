@@ -19,8 +19,16 @@ pub const SUBTYPE_NVME: u8 = 2;
 /// Subsystem type: current discovery subsystem (entry describes the
 /// discovery controller being talked to).
 pub const SUBTYPE_CURRENT_DISCOVERY: u8 = 3;
+/// TREQ: secure channel required (a TLS listener).
+pub const TREQ_SECURE_REQUIRED: u8 = 0x01;
 /// TREQ: secure channel not required.
 pub const TREQ_SECURE_NOT_REQUIRED: u8 = 0x02;
+/// TREQ: the two secure-channel bits.
+const TREQ_SECURE_MASK: u8 = 0x03;
+/// TCP TSAS SECTYPE: no security.
+pub const SECTYPE_NONE: u8 = 0;
+/// TCP TSAS SECTYPE: TLS 1.3.
+pub const SECTYPE_TLS13: u8 = 2;
 /// TREQ: the controller supports the host disabling SQ flow control.
 pub const TREQ_SQFLOW_DISABLE_OK: u8 = 0x04;
 /// Admin queue size advertised (ASQSZ): the host's admin queue depth.
@@ -59,6 +67,9 @@ pub struct Port {
     pub trsvcid: String,
     /// NVM subsystem port ID (PORTID).
     pub portid: u16,
+    /// A secure channel (TLS 1.3) is required on this port: TREQ says so and TSAS names TLS 1.3.
+    #[serde(default)]
+    pub secure: bool,
 }
 
 /// One visible subsystem for the log.
@@ -69,7 +80,7 @@ pub struct Visible<'a> {
 }
 
 /// Builds the whole log: header then `listeners × (discovery + visible)`
-/// entries. `treq` is the TREQ byte for every entry.
+/// entries. `treq` is the TREQ byte for every entry, whose secure-channel bits a TLS port overrides.
 pub fn build_log(genctr: u64, listeners: &[Port], visible: &[Visible<'_>], treq: u8) -> Vec<u8> {
     let per_listener = 1 + visible.len();
     let numrec = listeners.len() * per_listener;
@@ -93,6 +104,7 @@ fn write_entry(log: &mut [u8], off: usize, l: &Port, subtype: u8, nqn: &str, tre
     put_u8(log, off, TRTYPE_TCP);
     put_u8(log, off + 1, l.adrfam.code());
     put_u8(log, off + 2, subtype);
+    let treq = if l.secure { (treq & !TREQ_SECURE_MASK) | TREQ_SECURE_REQUIRED } else { treq };
     put_u8(log, off + 3, treq);
     put_u16(log, off + 4, l.portid);
     put_u16(log, off + 6, 0xFFFF); // dynamic controller model
@@ -100,8 +112,8 @@ fn write_entry(log: &mut [u8], off: usize, l: &Port, subtype: u8, nqn: &str, tre
     put_str(log, off + 32, 32, &l.trsvcid, b' ');
     put_str(log, off + 256, 256, nqn, 0);
     put_str(log, off + 512, 256, &l.traddr, b' ');
-    // TSAS for TCP: SECTYPE (byte 0) = 0, no security; rest reserved.
-    put_u8(log, off + 768, 0);
+    // TSAS for TCP: SECTYPE (byte 0); the rest is reserved.
+    put_u8(log, off + 768, if l.secure { SECTYPE_TLS13 } else { SECTYPE_NONE });
 }
 
 #[cfg(test)]
@@ -112,7 +124,13 @@ mod tests {
 
     #[test]
     fn layout() {
-        let l = Port { adrfam: AddrFamily::Ipv4, traddr: "10.0.0.1".into(), trsvcid: "4420".into(), portid: 7 };
+        let l = Port {
+            adrfam: AddrFamily::Ipv4,
+            traddr: "10.0.0.1".into(),
+            trsvcid: "4420".into(),
+            portid: 7,
+            secure: false,
+        };
         let log = build_log(5, &[l], &[Visible { nqn: "nqn.a" }], 0x06);
         assert_eq!(log.len(), 3 * 1024);
         assert_eq!(u64_at(&log, 0), 5);
@@ -135,5 +153,23 @@ mod tests {
         assert_eq!(&e[512..520], b"10.0.0.1");
         assert_eq!(e[520], b' ');
         assert_eq!(e[768], 0);
+    }
+
+    #[test]
+    fn a_tls_port_requires_a_secure_channel_and_names_tls13() {
+        let plain = Port {
+            adrfam: AddrFamily::Ipv4,
+            traddr: "10.0.0.1".into(),
+            trsvcid: "4420".into(),
+            portid: 1,
+            secure: false,
+        };
+        let tls = Port { trsvcid: "4421".into(), portid: 2, secure: true, ..plain.clone() };
+        let log =
+            build_log(1, &[plain, tls], &[Visible { nqn: "nqn.a" }], TREQ_SECURE_NOT_REQUIRED | TREQ_SQFLOW_DISABLE_OK);
+        for (i, (treq, sectype)) in [(0x06, 0), (0x06, 0), (0x05, 2), (0x05, 2)].into_iter().enumerate() {
+            let e = &log[(i + 1) * 1024..(i + 2) * 1024];
+            assert_eq!((e[3], e[768]), (treq, sectype), "entry {i}");
+        }
     }
 }

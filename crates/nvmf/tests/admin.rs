@@ -332,7 +332,13 @@ fn unknown_admin_opcode_and_fabrics_misuse() {
 
 fn discovery_target() -> std::sync::Arc<ff_nvmf::Target> {
     let t = target();
-    t.add_listener(Port { adrfam: AddrFamily::Ipv6, traddr: "2001:db8::1".into(), trsvcid: "4420".into(), portid: 2 });
+    t.add_listener(Port {
+        adrfam: AddrFamily::Ipv6,
+        traddr: "2001:db8::1".into(),
+        trsvcid: "4420".into(),
+        portid: 2,
+        secure: false,
+    });
     t.add_subsystem(SubsystemConfig {
         nqn: "nqn.2026-01.io.ferrofabric:open".into(),
         allow_any_host: true,

@@ -264,6 +264,18 @@ impl TcpSock {
         Ok(rustix::event::poll(&mut pfd, Some(&timespec(timeout)))? == 1)
     }
 
+    /// Copies the first bytes waiting to be read into `buf` without consuming them (0: none yet, or
+    /// EOF). Management path only: an acceptor looks at a connection's first byte to say why it refuses
+    /// it (a TLS ClientHello on a plain-text listener).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::net::RecvFlags;
+        match rustix::net::recv(&self.fd, buf, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+            Ok((n, _)) => Ok(n),
+            Err(rustix::io::Errno::AGAIN) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The raw descriptor.
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -92,6 +92,7 @@ pub fn run(client: ClientKind, run: &Run) -> Result<Measured> {
                 cpu: run.cpu,
                 shm_id: 0,
                 probe: run.probe.clone(),
+                tls: None,
             };
             crate::spdk::clients::ff_perf(&nvme)
         }

@@ -13,7 +13,7 @@ pub mod clients;
 pub mod targets;
 
 use crate::measure::{Measured, Probe};
-use crate::procs::{CpuQuota, CpuSampler, ensure_hugepages, syscall_counting_works};
+use crate::procs::{CpuQuota, ensure_hugepages, syscall_counting_works};
 use crate::report::{Cell, Plot, Report, Series, Table};
 use crate::stats::{PairRatios, median, round_order};
 use crate::target::Workload;
@@ -24,7 +24,6 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use targets::{IscsiTarget, TargetKind};
 
 /// Benchmark options.
@@ -250,32 +249,11 @@ impl Targets {
             cpu: cfg.client_cpu,
             probe: if kind == RoundKind::Syscalls { Probe::Syscalls { target: pid } } else { Probe::None },
         };
-        let go = || -> Result<(Measured, f64)> {
-            t.daemon.resume()?;
-            if key.mode == Mode::Quota {
-                quota.context("no quota cgroup")?.enter(pid)?;
-            }
-            let sampler = CpuSampler::start(pid);
-            let r = clients::run(key.client, &run);
-            let cpu = match r.as_ref().ok().and_then(|m| m.window) {
-                Some((a, b)) => sampler.finish(a, b),
-                None => f64::NAN,
-            };
-            Ok((r?, cpu))
-        };
-        let r = go();
-        if key.mode == Mode::Quota
-            && let Some(q) = quota
-        {
-            let _ = q.leave(pid);
+        let quota = if key.mode == Mode::Quota { quota } else { None };
+        if key.mode == Mode::Quota && quota.is_none() {
+            return (Err("no quota cgroup".into()), f64::NAN);
         }
-        // Let the target finish the initiator's logout before it is parked.
-        std::thread::sleep(Duration::from_millis(100));
-        let _ = t.daemon.pause();
-        match r {
-            Ok((m, cpu)) => (Ok(m), cpu),
-            Err(e) => (Err(format!("{e:#}")), f64::NAN),
-        }
+        crate::sidebyside::measure_parked(&t.daemon, quota, || clients::run(key.client, &run))
     }
 }
 

@@ -6,6 +6,7 @@
 use super::procs::SpdkBuild;
 pub use crate::measure::{Measured, Probe};
 use crate::measure::{Probes, per_io, tail, window};
+use crate::procs::CpuSampler;
 use crate::target::Workload;
 use anyhow::{Context, Result, bail};
 use ff_perf::PerfConfig;
@@ -53,6 +54,28 @@ pub struct Run<'a> {
     pub shm_id: u32,
     /// What to watch over the measured window besides the figures.
     pub probe: Probe,
+    /// NVMe/TCP over TLS 1.3 with a PSK (`spdk_nvme_perf -S ssl`); `None`: plain TCP.
+    pub tls: Option<PerfTls>,
+}
+
+/// What `spdk_nvme_perf` needs for TLS: the host NQN the PSK belongs to and the PSK's file.
+#[derive(Clone, Debug)]
+pub struct PerfTls {
+    /// The host NQN (part of the TLS identity `NVMe0R01 <host> <subsystem>`).
+    pub hostnqn: String,
+    /// The interchange-format PSK file (absolute, mode 0600, no trailing newline).
+    pub psk_file: std::path::PathBuf,
+}
+
+/// `spdk_nvme_perf`'s transport ID (`-r`) for `run`: with TLS it names the host NQN, else the host NQN
+/// stays empty as SPDK's perf leaves it.
+pub fn spdk_trid(run: &Run<'_>) -> String {
+    let mut trid =
+        format!("trtype:TCP adrfam:IPv4 traddr:{} trsvcid:{} subnqn:{} ns:1", run.addr.ip(), run.addr.port(), run.nqn);
+    if let Some(t) = &run.tls {
+        trid.push_str(&format!(" hostnqn:{}", t.hostnqn));
+    }
+    trid
 }
 
 /// The one error SPDK's host prints at every detach, against SPDK's own target as against ours: its I/O
@@ -64,8 +87,7 @@ pub fn is_teardown_noise(line: &str) -> bool {
 /// Runs `spdk_nvme_perf` on `run.cpu` against `run.addr`.
 pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
     let w = run.workload;
-    let trid =
-        format!("trtype:TCP adrfam:IPv4 traddr:{} trsvcid:{} subnqn:{} ns:1", run.addr.ip(), run.addr.port(), run.nqn);
+    let trid = spdk_trid(run);
     // stdbuf: the "Launching workers" line must arrive when printed, not when the pipe buffer flushes.
     let mut cmd = Command::new("stdbuf");
     cmd.arg("-oL").arg(build.perf());
@@ -75,6 +97,9 @@ pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
     if run.warmup > 0 {
         cmd.args(["-a", &run.warmup.to_string()]);
     }
+    if let Some(t) = &run.tls {
+        cmd.args(["-S", "ssl"]).arg("--psk-path").arg(&t.psk_file);
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -83,6 +108,8 @@ pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
         .with_context(|| format!("starting {}", build.perf().display()))?;
     let spawned = Instant::now();
     let pid = child.id();
+    // Its one busy-polling core is always busy; what it is worth per I/O is its CPU over the IOPS.
+    let sampler = CpuSampler::start(pid);
     let stdout = child.stdout.take().context("perf stdout")?;
     let mut stderr = child.stderr.take().context("perf stderr")?;
     let (tx, rx) = mpsc::channel::<(String, Instant)>();
@@ -115,6 +142,7 @@ pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
     let probes = if launched.is_some() { Probes::start(&run.probe, win, pid) } else { Probes::default() };
     lines.extend(rx.iter().map(|(l, _)| l));
     let status = child.wait()?;
+    let client_cpu = sampler.finish(win.0, win.1);
     let _ = reader.join();
     let err_text = err_reader.join().unwrap_or_default();
     let (target_count, client_count, target_profile, client_profile) = probes.finish();
@@ -124,6 +152,7 @@ pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
         bail!("spdk_nvme_perf against {} exited with {status}: {}", run.addr, tail(&err_text));
     }
     m.window = launched.map(|_| win);
+    m.client_cpu = Some(client_cpu).filter(|c| c.is_finite() && launched.is_some());
     m.target_syscalls_per_io = per_io(target_count, m.iops, win);
     m.client_syscalls_per_io = per_io(client_count, m.iops, win);
     m.target_profile = target_profile;

@@ -21,12 +21,11 @@ use crate::target::Workload;
 use anyhow::{Context, Result, ensure};
 use clients::{ClientKind, Measured, Probe, Run};
 use ff_perf::Pattern;
-use procs::{CpuQuota, CpuSampler, SpdkBuild, TargetKind, TargetProc};
+use procs::{CpuQuota, SpdkBuild, TargetKind, TargetProc};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Benchmark options.
 #[derive(Clone, Debug, Serialize)]
@@ -334,36 +333,16 @@ fn measure(
             RoundKind::Syscalls => Probe::Syscalls { target: pid },
             RoundKind::Profile => Probe::Profile { target: pid, dir: logs.to_path_buf() },
         },
+        tls: None,
     };
-    let go = || -> Result<(Measured, f64)> {
-        t.resume()?;
-        if key.mode == Mode::Quota {
-            quota.context("no quota cgroup")?.enter(pid)?;
-        }
-        let sampler = CpuSampler::start(pid);
-        let r = match key.client {
-            ClientKind::SpdkPerf => clients::spdk_perf(spdk.context("spdk_nvme_perf needs the SPDK build")?, &run),
-            ClientKind::FfPerf => clients::ff_perf(&run),
-        };
-        let cpu = match r.as_ref().ok().and_then(|m| m.window) {
-            Some((a, b)) => sampler.finish(a, b),
-            None => f64::NAN,
-        };
-        Ok((r?, cpu))
-    };
-    let r = go();
-    if key.mode == Mode::Quota
-        && let Some(q) = quota
-    {
-        let _ = q.leave(pid);
+    let quota = if key.mode == Mode::Quota { quota } else { None };
+    if key.mode == Mode::Quota && quota.is_none() {
+        return (Err("no quota cgroup".into()), f64::NAN);
     }
-    // Let the target finish the host's disconnect before it is parked.
-    std::thread::sleep(Duration::from_millis(100));
-    let _ = t.pause();
-    match r {
-        Ok((m, cpu)) => (Ok(m), cpu),
-        Err(e) => (Err(format!("{e:#}")), f64::NAN),
-    }
+    crate::sidebyside::measure_parked(&t.daemon, quota, || match key.client {
+        ClientKind::SpdkPerf => clients::spdk_perf(spdk.context("spdk_nvme_perf needs the SPDK build")?, &run),
+        ClientKind::FfPerf => clients::ff_perf(&run),
+    })
 }
 
 /// Runs the benchmark and returns its report.

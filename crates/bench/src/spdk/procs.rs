@@ -112,10 +112,7 @@ impl TargetProc {
     pub fn start_ours(ff_bin: &Path, kind: TargetKind, cpu: usize, log_dir: &Path) -> Result<TargetProc> {
         let port = free_port()?;
         let (log, f) = log_file(log_dir, &format!("target-{}.log", kind.name().replace([' ', '='], "-")))?;
-        let mut cmd = Command::new("taskset");
-        cmd.args(["-c", &cpu.to_string()]).arg(ff_bin).arg("target");
-        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--no-discovery-port", "--no-iscsi", "--nqn", OURS_NQN]);
-        cmd.args(["--backend", "null-nofill", "--size", "1G", "--block-size", "4096", "--cores", "1", "--no-rpc"]);
+        let mut cmd = ours_command(ff_bin, cpu, port);
         match kind {
             TargetKind::Ours => cmd.args(["--poll", "busy"]),
             TargetKind::OursAlways => cmd.args(["--poll", "busy", "--c2h-success", "always"]),
@@ -140,30 +137,8 @@ impl TargetProc {
     ) -> Result<TargetProc> {
         ensure!(kind.is_spdk(), "{} is not SPDK's", kind.name());
         let port = free_port()?;
-        let stem = kind.name().replace(' ', "-");
-        let config = serde_json::json!({"subsystems": [
-            {"subsystem": "sock", "config": [
-                {"method": "sock_set_default_impl", "params": {"impl_name": "posix"}}]},
-            {"subsystem": "bdev", "config": [
-                {"method": "bdev_null_create", "params": {"name": "Null0", "num_blocks": 262_144, "block_size": 4096}}]},
-            {"subsystem": "nvmf", "config": [
-                {"method": "nvmf_create_transport", "params": {"trtype": "TCP", "c2h_success": kind == TargetKind::Spdk}},
-                {"method": "nvmf_create_subsystem", "params": {"nqn": SPDK_NQN, "allow_any_host": true,
-                    "serial_number": "SPDK00000000000001", "model_number": "SPDK bdev Controller"}},
-                {"method": "nvmf_subsystem_add_ns", "params": {"nqn": SPDK_NQN, "namespace": {"bdev_name": "Null0"}}},
-                {"method": "nvmf_subsystem_add_listener", "params": {"nqn": SPDK_NQN, "listen_address":
-                    {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": port.to_string()}}}]}
-        ]});
-        let json_path = log_dir.join(format!("{stem}.json"));
-        std::fs::write(&json_path, serde_json::to_string_pretty(&config)? + "\n")?;
-        let (log, f) = log_file(log_dir, &format!("target-{stem}.log"))?;
-        let rpc = log_dir.join(format!("{stem}.rpc.sock"));
-        let mut cmd = Command::new(build.nvmf_tgt());
-        cmd.args(["-m", &format!("{:#x}", 1u64 << cpu), "-i", &shm_id.to_string(), "-s", "512"]);
-        // Several SPDK targets share the core (only one runs at a time): skip the per-core lock files.
-        cmd.arg("--disable-cpumask-locks").arg("-r").arg(&rpc).arg("--json").arg(&json_path);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let daemon = Daemon::start(kind.name(), cmd, addr, (log, f), Duration::from_secs(60))?;
+        let config = nvmf_tgt_config(port, kind == TargetKind::Spdk, None);
+        let daemon = start_nvmf_tgt(build, kind.name(), &config, port, cpu, shm_id, log_dir)?;
         Ok(TargetProc { kind, daemon })
     }
 
@@ -186,4 +161,88 @@ impl TargetProc {
     pub fn alive(&mut self) -> bool {
         self.daemon.alive()
     }
+}
+
+/// `taskset -c CPU ferrofabric target` as every side-by-side bench runs ours: an NVMe/TCP listener on
+/// 127.0.0.1:`port`, one reactor, a 1 GiB null namespace of 4 KiB blocks that leaves read buffers
+/// untouched (as SPDK's null bdev), no discovery port, no iSCSI, no RPC. Callers add the poll mode.
+pub fn ours_command(ff_bin: &Path, cpu: usize, port: u16) -> Command {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", &cpu.to_string()]).arg(ff_bin).arg("target");
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--no-discovery-port", "--no-iscsi", "--nqn", OURS_NQN]);
+    cmd.args(["--backend", "null-nofill", "--size", "1G", "--block-size", "4096", "--cores", "1", "--no-rpc"]);
+    cmd
+}
+
+/// What an SPDK target needs for a TLS listener: the PSK in a keyring file and the one host allowed.
+#[derive(Clone, Debug)]
+pub struct SpdkTls {
+    /// The interchange-format PSK file (absolute, mode 0600, no trailing newline).
+    pub key_file: PathBuf,
+    /// The host NQN the PSK belongs to (the TLS identity is `NVMe0R01 <host> <subsystem>`).
+    pub hostnqn: String,
+}
+
+/// `nvmf_tgt`'s JSON configuration as the side-by-side benches run it: a 1 GiB null bdev of 4 KiB
+/// blocks in subsystem [`SPDK_NQN`], a listener on 127.0.0.1:`port`, the TCP transport's defaults but
+/// `c2h_success`. Plain (`tls: None`): the posix sock implementation and a subsystem open to any host.
+/// TLS: the `ssl` sock implementation held to TLS 1.3 without kTLS, the key in the file keyring as
+/// `key0`, a secure-channel listener, and only `tls.hostnqn` allowed, with that key (SPDK refuses a
+/// secure channel on a subsystem open to any host).
+pub fn nvmf_tgt_config(port: u16, c2h_success: bool, tls: Option<&SpdkTls>) -> serde_json::Value {
+    use serde_json::json;
+    let listener = json!({"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": port.to_string()});
+    let mut subsystems = Vec::new();
+    let mut nvmf = vec![
+        json!({"method": "nvmf_create_transport", "params": {"trtype": "TCP", "c2h_success": c2h_success}}),
+        json!({"method": "nvmf_create_subsystem", "params": {"nqn": SPDK_NQN, "allow_any_host": tls.is_none(),
+            "serial_number": "SPDK00000000000001", "model_number": "SPDK bdev Controller"}}),
+        json!({"method": "nvmf_subsystem_add_ns", "params": {"nqn": SPDK_NQN, "namespace": {"bdev_name": "Null0"}}}),
+    ];
+    match tls {
+        None => {
+            subsystems.push(json!({"subsystem": "sock", "config": [
+                {"method": "sock_set_default_impl", "params": {"impl_name": "posix"}}]}));
+            nvmf.push(json!({"method": "nvmf_subsystem_add_listener",
+                "params": {"nqn": SPDK_NQN, "listen_address": listener}}));
+        }
+        Some(t) => {
+            subsystems.push(json!({"subsystem": "keyring", "config": [
+                {"method": "keyring_file_add_key", "params": {"name": "key0", "path": t.key_file.display().to_string()}}]}));
+            subsystems.push(json!({"subsystem": "sock", "config": [
+                {"method": "sock_impl_set_options", "params": {"impl_name": "ssl", "tls_version": 13, "enable_ktls": false}}]}));
+            nvmf.push(json!({"method": "nvmf_subsystem_add_listener",
+                "params": {"nqn": SPDK_NQN, "secure_channel": true, "listen_address": listener}}));
+            nvmf.push(json!({"method": "nvmf_subsystem_add_host",
+                "params": {"nqn": SPDK_NQN, "host": t.hostnqn, "psk": "key0"}}));
+        }
+    }
+    subsystems.push(json!({"subsystem": "bdev", "config": [
+        {"method": "bdev_null_create", "params": {"name": "Null0", "num_blocks": 262_144, "block_size": 4096}}]}));
+    subsystems.push(json!({"subsystem": "nvmf", "config": nvmf}));
+    json!({ "subsystems": subsystems })
+}
+
+/// Starts `nvmf_tgt` on `cpu` with `config` (written next to its log in `log_dir`) and waits for its
+/// listener on 127.0.0.1:`port`. `shm_id` keeps its hugepage files apart from other SPDK processes.
+pub fn start_nvmf_tgt(
+    build: &SpdkBuild,
+    name: &str,
+    config: &serde_json::Value,
+    port: u16,
+    cpu: usize,
+    shm_id: u32,
+    log_dir: &Path,
+) -> Result<Daemon> {
+    let stem = name.replace([' ', '/'], "-");
+    let json_path = log_dir.join(format!("{stem}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(config)? + "\n")?;
+    let (log, f) = log_file(log_dir, &format!("target-{stem}.log"))?;
+    let rpc = log_dir.join(format!("{stem}.rpc.sock"));
+    let mut cmd = Command::new(build.nvmf_tgt());
+    cmd.args(["-m", &format!("{:#x}", 1u64 << cpu), "-i", &shm_id.to_string(), "-s", "512"]);
+    // Several SPDK targets share the core (only one runs at a time): skip the per-core lock files.
+    cmd.arg("--disable-cpumask-locks").arg("-r").arg(&rpc).arg("--json").arg(&json_path);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    Daemon::start(name, cmd, addr, (log, f), Duration::from_secs(60))
 }

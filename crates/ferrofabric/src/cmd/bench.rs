@@ -9,6 +9,7 @@ use ff_bench::servers::ServerKind;
 use ff_bench::spdk as spdk_bench;
 use ff_bench::stats::parse_size;
 use ff_bench::target as target_bench;
+use ff_bench::tls as tls_bench;
 use ff_bench::uring as uring_bench;
 use ff_bench::{core_path, recv_cutover, servers, zerocopy};
 use std::path::PathBuf;
@@ -174,6 +175,38 @@ enum Bench {
         #[arg(long, value_delimiter = ',', value_parser = parse_iscsi_target)]
         targets: Option<Vec<iscsi_bench::targets::TargetKind>>,
     },
+    /// NVMe/TCP over TLS 1.3 (PSK): our target side by side with SPDK's nvmf_tgt on its ssl sock, the same
+    /// client (spdk_nvme_perf -S ssl) against both (needs an SPDK build: --spdk-dir or FF_SPDK_DIR): 4K
+    /// randread QD32 and 128K read QD16, interleaved samples, free and under a CPU quota on the target,
+    /// plain TCP as a reference; prints markdown tables.
+    Tls {
+        #[command(flatten)]
+        common: Common,
+        /// SPDK build tree (holds build/bin/nvmf_tgt and spdk_nvme_perf); default $FF_SPDK_DIR.
+        #[arg(long)]
+        spdk_dir: Option<PathBuf>,
+        /// Timed samples per cell (rounds); same as --repeats.
+        #[arg(long)]
+        samples: Option<usize>,
+        /// Measured seconds per sample (whole seconds: spdk_nvme_perf's unit).
+        #[arg(long)]
+        seconds: Option<u32>,
+        /// Warm-up seconds before each sample.
+        #[arg(long)]
+        warmup: Option<u32>,
+        /// Target-bound mode's CPU quota, percent of one core.
+        #[arg(long, conflicts_with = "no_quota")]
+        quota: Option<u32>,
+        /// Skip the target-bound (CPU quota) mode.
+        #[arg(long)]
+        no_quota: bool,
+        /// Skip the plain-TCP reference cells.
+        #[arg(long)]
+        no_plain: bool,
+        /// Targets to run, comma separated (ours, spdk); default both.
+        #[arg(long, value_delimiter = ',')]
+        targets: Option<Vec<tls_bench::Side>>,
+    },
     /// io_uring vs epoll end to end through our target: 4K randread by queue depth, then each uring
     /// feature added in turn (4K QD32, 128K QD16); checks the goal (< 0.1 io_uring_enter per 4K I/O
     /// at QD32, more IOPS per busy core than epoll).
@@ -290,6 +323,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
             cfg.targets = targets.unwrap_or(cfg.targets);
             (iscsi_bench::run(&cfg)?, common.out)
         }
+        Bench::Tls { common, spdk_dir, samples, seconds, warmup, quota, no_quota, no_plain, targets } => {
+            let bin = std::env::current_exe()?;
+            let mut cfg = if common.quick { tls_bench::Config::quick(bin) } else { tls_bench::Config::new(bin) };
+            cfg.spdk_dir = spdk_dir;
+            cfg.samples = samples.or(common.repeats).unwrap_or(cfg.samples);
+            cfg.seconds = seconds.unwrap_or(cfg.seconds);
+            cfg.warmup = warmup.unwrap_or(cfg.warmup);
+            if quota.is_some() {
+                cfg.quota_percent = quota;
+            }
+            if no_quota {
+                cfg.quota_percent = None;
+            }
+            cfg.plain &= !no_plain;
+            cfg.targets = targets.unwrap_or(cfg.targets);
+            let report = tls_bench::run(&cfg)?;
+            return emit_markdown(&report, common.out);
+        }
     };
     emit(&report, out)
 }
@@ -309,5 +360,14 @@ fn emit(report: &Report, out: Option<PathBuf>) -> Result<()> {
     let written = report.write(&dir)?;
     print!("{}", report.render_text());
     println!("report: {}", written.dir.display());
+    Ok(())
+}
+
+/// As [`emit`], the summary printed as markdown (command line, tables, notes).
+fn emit_markdown(report: &Report, out: Option<PathBuf>) -> Result<()> {
+    let dir = out.unwrap_or_else(|| default_out_dir(&report.bench));
+    let written = report.write(&dir)?;
+    print!("{}", report.render_markdown());
+    println!("\nreport: {}", written.dir.display());
     Ok(())
 }

@@ -46,7 +46,13 @@ pub fn subsystem(hosts: Vec<String>, any: bool) -> SubsystemConfig {
 pub fn target_with(limits: Limits) -> Arc<Target> {
     let t = Target::new(limits).unwrap();
     t.add_subsystem(subsystem(vec![HOST.into()], false)).unwrap();
-    t.add_listener(Port { adrfam: AddrFamily::Ipv4, traddr: "192.0.2.10".into(), trsvcid: "4420".into(), portid: 1 });
+    t.add_listener(Port {
+        adrfam: AddrFamily::Ipv4,
+        traddr: "192.0.2.10".into(),
+        trsvcid: "4420".into(),
+        portid: 1,
+        secure: false,
+    });
     t
 }
 

@@ -173,6 +173,24 @@ impl<B: StableBuf> SockGroup<B> {
         Ok(id)
     }
 
+    /// Takes `id`'s record layer out (its sequence numbers continue) so the connection can move to
+    /// another group with [`SockGroup::add_tls`] after [`SockGroup::close`]; `id` is a plain
+    /// connection from then on. `None` for a plain connection. Refused while bytes wait in either
+    /// direction (they would be lost with the move).
+    pub fn take_record_layer(&mut self, id: SockId) -> SockResult<Option<Box<dyn RecordLayer>>> {
+        let c = self.core.live(id)?;
+        let Some(t) = c.tls.as_deref() else { return Ok(None) };
+        if t.has_plain() || t.cin_len > 0 || !t.pending.is_empty() || t.rx_end.is_some() {
+            return Err(SockError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "TLS bytes still buffered: the connection cannot move",
+            )));
+        }
+        let Some(t) = c.tls.take() else { return Ok(None) };
+        self.core.tls.retain(|&i| i != id.idx);
+        Ok(Some(t.records))
+    }
+
     /// True when `id` is a live user-space TLS connection ([`SockGroup::add_tls`]).
     pub fn is_tls(&self, id: SockId) -> bool {
         self.core.get(id).is_ok_and(|c| c.tls.is_some())
