@@ -83,6 +83,9 @@ else
 fi
 
 # 4. target with a TLS listener, and perf through it
+# The logs without their ANSI colours (tracing colours field names: ktls<ESC>[0m=true).
+plain() { tr -d '\033' <"$1" | sed 's/\[[0-9;]*m//g'; }
+tlog() { plain /tmp/target.log; }
 listening() { # PORT: a socket in LISTEN on it
   hex=$(printf '%04X' "$1")
   grep -q ":$hex 00000000:0000 0A" /proc/net/tcp
@@ -93,7 +96,7 @@ RUST_LOG=info "$FF" target --tls-listen 127.0.0.1:$TLSPORT --listen 127.0.0.1:$P
 TPID=$!
 i=0
 while ! listening $TLSPORT && [ $i -lt 300 ] && kill -0 $TPID 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-if listening $TLSPORT; then pass "target listening on TLS port $TLSPORT"; else fail "target did not listen"; sed 's/^/TGTLOG: /' /tmp/target.log; finish; fi
+if listening $TLSPORT; then pass "target listening on TLS port $TLSPORT"; else fail "target did not listen"; tlog | sed 's/^/TGTLOG: /'; finish; fi
 
 perf() { # TAG EXTRA-ARGS...: one perf run with verify; sets PRC
   tag=$1; shift
@@ -104,22 +107,26 @@ perf() { # TAG EXTRA-ARGS...: one perf run with verify; sets PRC
   PRC=$?
   echo "perf $tag: exit $PRC after $(since "$t0")s"
   sed "s/^/PERFOUT-$tag: /" /tmp/perf-$tag.out
-  grep -iE 'tls|ktls|error|warn' /tmp/perf-$tag.log | sed "s/^/PERFLOG-$tag: /"
+  plain /tmp/perf-$tag.log | grep -iE 'tls|ktls|error|warn' | sed "s/^/PERFLOG-$tag: /"
 }
-tls_lines() { grep -c 'TLS established' /tmp/target.log; }
+tls_lines() { tlog | grep -c 'TLS established'; }
 
 tx0=$(stat_of TlsTxSw) rx0=$(stat_of TlsRxSw) est0=$(tls_lines)
 perf ktls
 tx1=$(stat_of TlsTxSw) rx1=$(stat_of TlsRxSw) est1=$(tls_lines)
 conns=$((est1 - est0))
-kt=$(grep 'TLS established' /tmp/target.log | grep -c 'ktls=true')
-grep 'TLS established' /tmp/target.log | sed 's/^/TGTLOG: /'
+kt=$(tlog | grep 'TLS established' | grep -c 'ktls=true')
+tlog | grep 'TLS established' | sed 's/^/TGTLOG: /'
 echo "TLSSTAT: after the kTLS run: TlsTxSw $tx0 -> $tx1, TlsRxSw $rx0 -> $rx1, target connections $conns"
-[ $PRC -eq 0 ] && pass "perf over TLS completed (exit 0)" || { fail "perf over TLS (exit $PRC)"; sed 's/^/PERFLOG: /' /tmp/perf-ktls.log | tail -n 40; }
-if grep -qiE 'verify (error|fail)|mismatch|miscompare|[1-9][0-9]* errors' /tmp/perf-ktls.out; then fail "perf reported errors"; else pass "perf reported no I/O or verify error"; fi
+[ $PRC -eq 0 ] && pass "perf over TLS completed (exit 0)" || { fail "perf over TLS (exit $PRC)"; plain /tmp/perf-ktls.log | sed 's/^/PERFLOG: /' | tail -n 40; }
+if [ ! -s /tmp/perf-ktls.out ] || grep -qiE 'verify (error|fail)|mismatch|miscompare|[1-9][0-9]* errors' /tmp/perf-ktls.out; then
+  fail "perf printed no report, or errors"
+else
+  pass "perf reported no I/O or verify error"
+fi
 [ $conns -ge $((QUEUES + 1)) ] && pass "target established $conns TLS connections (admin + $QUEUES I/O queues)" || fail "target established $conns TLS connections, want >= $((QUEUES + 1))"
 [ "$kt" -eq "$est1" ] && [ $conns -gt 0 ] && pass "target: ktls=true on all $kt TLS connections" || fail "target: ktls=true on $kt of $est1 TLS connections"
-if grep -q 'kernel TLS unavailable' /tmp/target.log /tmp/perf-ktls.log; then fail "an end warned: kernel TLS unavailable"; else pass "no end warned 'kernel TLS unavailable'"; fi
+if { tlog; plain /tmp/perf-ktls.log; } | grep -q 'kernel TLS unavailable'; then fail "an end warned: kernel TLS unavailable"; else pass "no end warned 'kernel TLS unavailable'"; fi
 [ $((tx1 - tx0)) -eq $((2 * conns)) ] && [ $conns -gt 0 ] && pass "kernel: TlsTxSw +$((tx1 - tx0)) = 2 x $conns connections (both ends send through kTLS)" \
   || fail "kernel: TlsTxSw +$((tx1 - tx0)), want 2 x $conns"
 [ $((rx1 - rx0)) -eq $((2 * conns)) ] && [ $conns -gt 0 ] && pass "kernel: TlsRxSw +$((rx1 - rx0)) = 2 x $conns connections (both ends receive through kTLS)" \
@@ -140,5 +147,5 @@ wait $TPID 2>/dev/null
 errs=$(stat_of TlsDecryptError)
 [ "$errs" = 0 ] && pass "kernel: TlsDecryptError 0" || fail "kernel: TlsDecryptError $errs"
 sed 's/^/TLSSTAT: /' /proc/net/tls_stat
-grep -iE 'warn|error' /tmp/target.log | sed 's/^/TGTLOG: /'
+tlog | grep -iE 'warn|error|closing' | sed 's/^/TGTLOG: /'
 finish
