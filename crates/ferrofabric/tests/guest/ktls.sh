@@ -10,8 +10,9 @@
 # Steps: unpack; insmod the modules; `tls` must be in tcp_available_ulp; the binary runs; a PSK from
 # `ferrofabric gen-tls-key`; `ferrofabric target` with a TLS listener and a RAM namespace;
 # `ferrofabric perf --psk` with verify against it. The kernel's own counters (/proc/net/tls_stat)
-# must show a software kTLS context in each direction for both ends of every connection (2 per
-# connection the target established), the target must log ktls=true for each, neither end may warn
+# must show a software kTLS context in each direction for the target's end of every connection and
+# for the host's end of every I/O queue (the host moves I/O queues to kTLS after setup; its admin
+# queue stays on user-space records), the target must log ktls=true for each, neither end may warn
 # "kernel TLS unavailable", and perf must complete with no I/O or verify error. Then the same with
 # `perf --no-ktls` (user-space records at the host end): the counters must grow by exactly one per
 # connection, which shows that they tell the two ends apart.
@@ -127,10 +128,13 @@ fi
 [ $conns -ge $((QUEUES + 1)) ] && pass "target established $conns TLS connections (admin + $QUEUES I/O queues)" || fail "target established $conns TLS connections, want >= $((QUEUES + 1))"
 [ "$kt" -eq "$est1" ] && [ $conns -gt 0 ] && pass "target: ktls=true on all $kt TLS connections" || fail "target: ktls=true on $kt of $est1 TLS connections"
 if { tlog; plain /tmp/perf-ktls.log; } | grep -q 'kernel TLS unavailable'; then fail "an end warned: kernel TLS unavailable"; else pass "no end warned 'kernel TLS unavailable'"; fi
-[ $((tx1 - tx0)) -eq $((2 * conns)) ] && [ $conns -gt 0 ] && pass "kernel: TlsTxSw +$((tx1 - tx0)) = 2 x $conns connections (both ends send through kTLS)" \
-  || fail "kernel: TlsTxSw +$((tx1 - tx0)), want 2 x $conns"
-[ $((rx1 - rx0)) -eq $((2 * conns)) ] && [ $conns -gt 0 ] && pass "kernel: TlsRxSw +$((rx1 - rx0)) = 2 x $conns connections (both ends receive through kTLS)" \
-  || fail "kernel: TlsRxSw +$((rx1 - rx0)), want 2 x $conns"
+# The target's end of every connection is on kTLS; the host moves its I/O queues there after setup (its
+# admin queue stays on user-space records).
+want=$((conns + QUEUES))
+[ $((tx1 - tx0)) -eq $want ] && [ $conns -gt 0 ] && pass "kernel: TlsTxSw +$((tx1 - tx0)) = $conns target ends + $QUEUES host I/O queues send through kTLS" \
+  || fail "kernel: TlsTxSw +$((tx1 - tx0)), want $conns + $QUEUES"
+[ $((rx1 - rx0)) -eq $want ] && [ $conns -gt 0 ] && pass "kernel: TlsRxSw +$((rx1 - rx0)) = $conns target ends + $QUEUES host I/O queues receive through kTLS" \
+  || fail "kernel: TlsRxSw +$((rx1 - rx0)), want $conns + $QUEUES"
 
 # 5. control: the host end in user space; the kernel must count the target's end only
 perf userspace --no-ktls
