@@ -67,13 +67,31 @@ pub struct PerfTls {
     pub psk_file: std::path::PathBuf,
 }
 
+/// What `spdk_nvme_perf` needs for NVMe in-band authentication (DH-HMAC-CHAP): the host NQN the
+/// secrets are bound to and the `DHHC-1:..:` key files (`--dhchap-key`, `--dhchap-ctrlr-key`), which it
+/// reads through SPDK's file keyring (mode 0600, no trailing newline).
+#[derive(Clone, Debug)]
+pub struct PerfDhchap {
+    /// The host NQN the secrets belong to.
+    pub hostnqn: String,
+    /// The host secret's file.
+    pub key_file: std::path::PathBuf,
+    /// The controller secret's file: the target must prove itself too (bidirectional).
+    pub ctrlr_key_file: Option<std::path::PathBuf>,
+}
+
 /// `spdk_nvme_perf`'s transport ID (`-r`) for `run`: with TLS it names the host NQN, else the host NQN
 /// stays empty as SPDK's perf leaves it.
 pub fn spdk_trid(run: &Run<'_>) -> String {
+    spdk_trid_with(run, None)
+}
+
+/// [`spdk_trid`], naming the host NQN also for DH-HMAC-CHAP (the one the secrets are bound to).
+fn spdk_trid_with(run: &Run<'_>, dhchap: Option<&PerfDhchap>) -> String {
     let mut trid =
         format!("trtype:TCP adrfam:IPv4 traddr:{} trsvcid:{} subnqn:{} ns:1", run.addr.ip(), run.addr.port(), run.nqn);
-    if let Some(t) = &run.tls {
-        trid.push_str(&format!(" hostnqn:{}", t.hostnqn));
+    if let Some(h) = run.tls.as_ref().map(|t| &t.hostnqn).or(dhchap.map(|d| &d.hostnqn)) {
+        trid.push_str(&format!(" hostnqn:{h}"));
     }
     trid
 }
@@ -86,8 +104,13 @@ pub fn is_teardown_noise(line: &str) -> bool {
 
 /// Runs `spdk_nvme_perf` on `run.cpu` against `run.addr`.
 pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
+    spdk_perf_with(build, run, None)
+}
+
+/// [`spdk_perf`], authenticating with DH-HMAC-CHAP when `dhchap` is given.
+pub fn spdk_perf_with(build: &SpdkBuild, run: &Run<'_>, dhchap: Option<&PerfDhchap>) -> Result<Measured> {
     let w = run.workload;
-    let trid = spdk_trid(run);
+    let trid = spdk_trid_with(run, dhchap);
     // stdbuf: the "Launching workers" line must arrive when printed, not when the pipe buffer flushes.
     let mut cmd = Command::new("stdbuf");
     cmd.arg("-oL").arg(build.perf());
@@ -99,6 +122,12 @@ pub fn spdk_perf(build: &SpdkBuild, run: &Run<'_>) -> Result<Measured> {
     }
     if let Some(t) = &run.tls {
         cmd.args(["-S", "ssl"]).arg("--psk-path").arg(&t.psk_file);
+    }
+    if let Some(d) = dhchap {
+        cmd.arg("--dhchap-key").arg(&d.key_file);
+        if let Some(c) = &d.ctrlr_key_file {
+            cmd.arg("--dhchap-ctrlr-key").arg(c);
+        }
     }
     let mut child = cmd
         .stdin(Stdio::null())
