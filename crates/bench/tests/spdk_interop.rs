@@ -33,10 +33,10 @@ const HOST: &str = tls::HOSTNQN;
 /// One test at a time (see the module comment).
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// `$FF_SPDK_DIR`, else /work/spdk, when it holds nvmf_tgt and spdk_nvme_perf.
-fn spdk_dir() -> Option<PathBuf> {
+/// `$FF_SPDK_DIR`, else /work/spdk, when it holds nvmf_tgt and spdk_nvme_perf; else the tree looked at.
+fn spdk_dir() -> Result<PathBuf, PathBuf> {
     let d = std::env::var_os("FF_SPDK_DIR").filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or("/work/spdk".into());
-    (d.join("build/bin/nvmf_tgt").is_file() && d.join("build/bin/spdk_nvme_perf").is_file()).then_some(d)
+    if d.join("build/bin/nvmf_tgt").is_file() && d.join("build/bin/spdk_nvme_perf").is_file() { Ok(d) } else { Err(d) }
 }
 
 /// `$FF_BIN`, else the workspace's built `ferrofabric` (release first), when it exists.
@@ -94,9 +94,15 @@ impl Env {
             assert!(std::env::var_os("FF_INTEROP_REQUIRE").is_none(), "{name}: FF_INTEROP_REQUIRE is set but {why}");
             eprintln!("SKIP: {name}: {why}");
         };
-        let Some(dir) = spdk_dir() else {
-            skip("no SPDK build (FF_SPDK_DIR unset, no /work/spdk/build/bin/{nvmf_tgt,spdk_nvme_perf})".into());
-            return None;
+        let dir = match spdk_dir() {
+            Ok(d) => d,
+            Err(d) => {
+                skip(format!(
+                    "no SPDK build: {}/build/bin lacks nvmf_tgt or spdk_nvme_perf (set FF_SPDK_DIR)",
+                    d.display()
+                ));
+                return None;
+            }
         };
         if let Err(e) = ensure_hugepages(2048) {
             skip(format!("no hugepages for SPDK: {e:#}"));
