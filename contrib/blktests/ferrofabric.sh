@@ -9,7 +9,16 @@
 # repository), FF_BIN (default: target/release/ferrofabric of this repository), FF_RPC_SOCK
 # (/var/tmp/blktests-ferrofabric.sock), FF_BACKEND (ram, or file: a sparse file in $BT_STATE_DIR),
 # FF_BLOCK_SIZE (512), FF_MDTS (8: 1 MiB transfers, nvme/029 needs at least 512 KiB), FF_TARGET_ARGS
-# (more `ferrofabric target` flags, e.g. "--poll busy --sock uring").
+# (more `ferrofabric target` flags, e.g. "--poll busy --sock uring"), FF_DHCHAP_HASHES and
+# FF_DHCHAP_DHGROUPS (the target's DH-HMAC-CHAP policy, [auth] hashes / dhgroups, comma-separated, most
+# preferred first; default: the target's, all of them, strongest first).
+#
+# DH-HMAC-CHAP (nvme/041-045, a guest kernel with NVMe auth): `setup --hostkey K [--ctrkey C]` gives
+# the host's secret (and the controller's, for bidirectional authentication) to
+# nvmf_subsystem_add_host. That is all of blktests' auth settings that reach a remote target: its
+# _set_nvmet_hostkey/_ctrlkey/_hash/_dhgroup write the guest's own configfs even in remote mode. The
+# target's policy is read at start only; the default (all hashes and groups) accepts whatever the host
+# offers and picks the strongest pair (sha512, ffdhe8192).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,6 +43,10 @@ our_pid() { [[ -f $PIDFILE ]] && kill -0 "$(<"$PIDFILE")" 2>/dev/null && cat "$P
 # The namespace file of a subsystem (file backend).
 img_of() { echo "$STATE/$(printf '%s' "$1" | sha1sum | cut -c1-16).img"; }
 subsystems() { rpc --json nvmf_get_subsystems | sed -n 's/^ *"nqn": "\(.*\)",*$/\1/p'; }
+# A DH-HMAC-CHAP secret as nvme gen-dhchap-key prints it; the target checks the rest (CRC, length).
+is_secret() { [[ $1 =~ ^DHHC-1:[0-9]{2}:[A-Za-z0-9+/=]+:$ ]]; }
+# "a,b" -> ["a", "b"] for the TOML config
+toml_list() { local IFS=, out= x; for x in $1; do x=${x// /}; [[ -n $x ]] && out+="${out:+, }\"$x\""; done; echo "[$out]"; }
 
 do_cleanup() { # NQN: delete the subsystem and its file; a missing one is fine
   rpc nvmf_delete_subsystem nqn="$1" >/dev/null 2>&1 || true
@@ -57,6 +70,11 @@ case $cmd in
     else
       if bt_port_in_use "$PORT"; then err "TCP port $PORT is already in use; pick another with --port"; exit 1; fi
       printf '[limits]\nmdts = %s\n' "$MDTS" >"$STATE/ferrofabric.toml"
+      if [[ -n ${FF_DHCHAP_HASHES:-}${FF_DHCHAP_DHGROUPS:-} ]]; then
+        echo '[auth]' >>"$STATE/ferrofabric.toml"
+        [[ -n ${FF_DHCHAP_HASHES:-} ]] && echo "hashes = $(toml_list "$FF_DHCHAP_HASHES")" >>"$STATE/ferrofabric.toml"
+        [[ -n ${FF_DHCHAP_DHGROUPS:-} ]] && echo "dhgroups = $(toml_list "$FF_DHCHAP_DHGROUPS")" >>"$STATE/ferrofabric.toml"
+      fi
       # shellcheck disable=SC2086
       setsid "$FF" target --config "$STATE/ferrofabric.toml" --listen "$LISTEN:$PORT" --no-discovery-port \
         --rpc-socket "$SOCK" ${FF_TARGET_ARGS:-} </dev/null >"$LOG" 2>&1 &
@@ -91,8 +109,17 @@ case $cmd in
   setup)
     bt_parse_args "$@"
     [[ -n $HOSTNQN ]] || { err "setup: --hostnqn is required"; exit 1; }
-    if [[ -n $HOSTKEY || -n $CTRLKEY ]]; then
-      err "setup: DH-HMAC-CHAP keys given, and ferrofabric has no in-band authentication yet"; exit 1
+    # DH-HMAC-CHAP: the host must authenticate with HOSTKEY; with CTRLKEY the target also proves
+    # itself when the host asks (bidirectional). The secrets go to the target as they are (no keyring).
+    hostopts=()
+    if [[ -n $CTRLKEY && -z $HOSTKEY ]]; then err "setup: --ctrkey needs --hostkey"; exit 1; fi
+    if [[ -n $HOSTKEY ]]; then
+      is_secret "$HOSTKEY" || { err "setup: --hostkey is not a DHHC-1 secret"; exit 1; }
+      hostopts+=(dhchap_key="\"$HOSTKEY\"")
+    fi
+    if [[ -n $CTRLKEY ]]; then
+      is_secret "$CTRLKEY" || { err "setup: --ctrkey is not a DHHC-1 secret"; exit 1; }
+      hostopts+=(dhchap_ctrlr_key="\"$CTRLKEY\"")
     fi
     # A leftover subsystem of the same name is replaced.
     if subsystems | grep -qxF "$SUBSYSNQN"; then do_cleanup "$SUBSYSNQN"; fi
@@ -108,7 +135,7 @@ case $cmd in
              max_namespaces=32 >/dev/null &&
            rpc nvmf_subsystem_add_ns nqn="$SUBSYSNQN" namespace.nsid=1 namespace.backend="$backend" \
              namespace.size="${SIZE_MB}M" namespace.block_size="$BS" "${nsopts[@]}" >/dev/null &&
-           rpc nvmf_subsystem_add_host nqn="$SUBSYSNQN" host="$HOSTNQN" >/dev/null; }; then
+           rpc nvmf_subsystem_add_host nqn="$SUBSYSNQN" host="$HOSTNQN" "${hostopts[@]}" >/dev/null; }; then
       err "setup of $SUBSYSNQN failed (target log: $LOG)"
       do_cleanup "$SUBSYSNQN"
       exit 1
