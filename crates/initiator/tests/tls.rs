@@ -271,3 +271,25 @@ fn hostile_bytes_on_the_tls_listener_end_only_their_connection() {
     still_serves(&t, &k);
     t.stop();
 }
+
+#[test]
+fn a_tls_optional_listener_takes_tls_and_plain_hosts_alike() {
+    let k = keys();
+    let t = target_with(&k, |o| o.tls_optional_listen = vec!["127.0.0.1:0".parse().unwrap()]);
+    let addr = t.tls_optional_addrs[0];
+    let c = Controller::connect(addr, DEFAULT_NQN, &opts(HOST_256, Some(&k.k256), false, 1)).expect("TLS host");
+    c.shutdown().unwrap();
+    let c = Controller::connect(addr, DEFAULT_NQN, &opts(NO_KEY_HOST, None, false, 1)).expect("plain host");
+    c.shutdown().unwrap();
+    // A wrong key is still refused there.
+    let other = ConfiguredPsk::generate(PskHash::Sha256);
+    let e = tls_error(Controller::connect(addr, DEFAULT_NQN, &opts(HOST_256, Some(&other), false, 0)));
+    assert!(e.starts_with("TLS:"), "{e}");
+    let entries = ff_initiator::discover(addr, &opts(NO_KEY_HOST, None, false, 0)).unwrap();
+    let e = entries
+        .iter()
+        .find(|e| e.subnqn == DEFAULT_NQN && e.trsvcid.trim() == addr.port().to_string())
+        .expect("an entry for the optional port");
+    assert_eq!((e.treq & 0x03, e.tsas_sectype), (0x02, 2), "optional port: not required, TLS 1.3");
+    t.stop();
+}

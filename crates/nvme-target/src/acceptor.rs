@@ -6,6 +6,7 @@
 
 use crate::reactor::{Inbox, Mgmt};
 use crate::tls::{Handshaken, Handshaker};
+use ff_nvmf::SecureChannel;
 use ff_sock::socket::wait_readable_any;
 use ff_sock::{Listener, Placement, Placer, SockOptions, TcpSock};
 use std::net::SocketAddr;
@@ -26,8 +27,8 @@ pub enum ListenCmd {
         listener: Listener,
         /// Its port id.
         port: usize,
-        /// Its connections must run a TLS handshake first.
-        tls: bool,
+        /// Whether its connections run a TLS handshake first.
+        tls: SecureChannel,
     },
     /// Close port `port`'s listener (connections it brought stay); `done` hears when it is closed.
     Remove {
@@ -43,7 +44,7 @@ struct Pending {
     sock: TcpSock,
     peer: SocketAddr,
     port: usize,
-    tls: bool,
+    tls: SecureChannel,
     since: Instant,
 }
 
@@ -53,14 +54,29 @@ pub struct Listening {
     pub listener: Listener,
     /// Its port id.
     pub port: usize,
-    /// Its connections run a TLS handshake first.
-    pub tls: bool,
+    /// Whether its connections run a TLS handshake first (required), may (optional: when their first
+    /// bytes are a TLS record), or never.
+    pub tls: SecureChannel,
+}
+
+/// The connection goes through a TLS handshake: always on a TLS-required listener; on a TLS-optional
+/// one when its first bytes are a TLS record (a host that is silent past the first-bytes wait, or
+/// starts with an ICReq, continues in plain text).
+fn wants_tls(p: &Pending) -> bool {
+    match p.tls {
+        SecureChannel::Required => true,
+        SecureChannel::Optional => {
+            let mut first = [0u8; 3];
+            p.sock.peek(&mut first).unwrap_or(0) == first.len() && ff_nvme_tls::looks_like_tls(&first)
+        }
+        SecureChannel::None => false,
+    }
 }
 
 /// A TLS ClientHello on a plain NVMe/TCP listener: said clearly and closed here (the NVMe/TCP codec
 /// would only see an unknown PDU type, and its termination PDU means nothing to a TLS client).
 fn refuse_tls_on_plain(p: &Pending) -> bool {
-    if p.port >= crate::iscsi::PORT_BASE {
+    if p.port >= crate::iscsi::PORT_BASE || p.tls != SecureChannel::None {
         return false;
     }
     let mut first = [0u8; 3];
@@ -140,7 +156,7 @@ pub fn run(
         to_place.sort_unstable_by(|a, b| b.cmp(a));
         for k in to_place {
             let p = pending.swap_remove(k);
-            if p.tls {
+            if wants_tls(&p) {
                 match &handshaker {
                     Some(h) => h.start(p.sock, p.peer, p.port, shaken_tx.clone()),
                     None => tracing::error!(peer = %p.peer, "TLS listener without a handshaker: closing"),

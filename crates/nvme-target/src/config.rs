@@ -384,6 +384,9 @@ pub struct TargetOptions {
     /// TLS listeners: I/O listeners (each also answering discovery) that require a secure channel
     /// (TLS 1.3 with a host's pre-shared key, `[[subsystem.host]] psk`).
     pub tls_listen: Vec<SocketAddr>,
+    /// Listeners where TLS is optional: a connection that starts with a TLS ClientHello runs the
+    /// handshake, one that starts with an ICReq stays plain text (discovery: "not required", TLS 1.3).
+    pub tls_optional_listen: Vec<SocketAddr>,
     /// How TLS connections are run.
     pub tls: TlsOptions,
     /// Reactor threads.
@@ -420,6 +423,7 @@ impl Default for TargetOptions {
             listen: vec![DEFAULT_LISTEN.parse().expect("constant address")],
             discovery_listen: vec![DEFAULT_DISCOVERY_LISTEN.parse().expect("constant address")],
             tls_listen: Vec::new(),
+            tls_optional_listen: Vec::new(),
             tls: TlsOptions::default(),
             cores: 1,
             poll: PollMode::Event,
@@ -475,11 +479,11 @@ impl TargetOptions {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.cores >= 1 && self.cores <= 256, "cores must be 1..=256, not {}", self.cores);
         anyhow::ensure!(
-            !self.listen.is_empty() || !self.tls_listen.is_empty(),
+            !self.listen.is_empty() || !self.tls_listen.is_empty() || !self.tls_optional_listen.is_empty(),
             "no listener: give at least one --listen or --tls-listen"
         );
         anyhow::ensure!(
-            self.tls_listen.is_empty() || self.accept == AcceptMode::Acceptor,
+            (self.tls_listen.is_empty() && self.tls_optional_listen.is_empty()) || self.accept == AcceptMode::Acceptor,
             "TLS listeners need accept = \"acceptor\" (the handshake runs before a reactor takes the connection)"
         );
         anyhow::ensure!(self.tls.max_handshakes >= 1, "tls.max_handshakes must be at least 1");

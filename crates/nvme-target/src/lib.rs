@@ -38,7 +38,7 @@ pub use session::IoCounts;
 
 use anyhow::Context;
 use ff_blockdev::{BlockDevFactory, OpenedBackend};
-use ff_nvmf::{AddrFamily, NamespaceConfig, Port, SubsystemConfig, Target, TargetConfig};
+use ff_nvmf::{AddrFamily, NamespaceConfig, Port, SecureChannel, SubsystemConfig, Target, TargetConfig};
 use ff_sock::{Listener, Placer};
 use reactor::{Inbox, Mgmt, Reactor};
 use shared::{NsBackend, Shared, SubsysBackends};
@@ -57,6 +57,8 @@ pub struct RunningTarget {
     pub io_addrs: Vec<SocketAddr>,
     /// Addresses of the TLS listeners at start (port 0 resolved).
     pub tls_addrs: Vec<SocketAddr>,
+    /// Addresses of the listeners where TLS is optional, at start (port 0 resolved).
+    pub tls_optional_addrs: Vec<SocketAddr>,
     /// Addresses of the discovery-only listeners at start.
     pub discovery_addrs: Vec<SocketAddr>,
     /// Addresses of the iSCSI portals (port 0 resolved).
@@ -112,9 +114,9 @@ impl Drop for RunningTarget {
     }
 }
 
-fn nvmf_port(addr: SocketAddr, portid: u16, secure: bool) -> Port {
+fn nvmf_port(addr: SocketAddr, portid: u16, secure_channel: SecureChannel) -> Port {
     Port {
-        secure,
+        secure_channel,
         adrfam: if addr.is_ipv4() { AddrFamily::Ipv4 } else { AddrFamily::Ipv6 },
         traddr: addr.ip().to_string(),
         trsvcid: addr.port().to_string(),
@@ -203,7 +205,7 @@ pub(crate) fn build_shared(
         backends.insert(s.nqn.clone(), Arc::new(sb));
         subsystems.push(subsystem_config(s, &opts.auth, namespaces));
     }
-    let nvmf_ports = io_ports.iter().map(|p| nvmf_port(p.addr, p.id, p.secure)).collect();
+    let nvmf_ports = io_ports.iter().map(|p| nvmf_port(p.addr, p.id, p.tls)).collect();
     let target = Target::from_config(TargetConfig { limits: opts.limits, subsystems, listeners: nvmf_ports })
         .map_err(|e| anyhow::anyhow!("invalid target configuration: {e}"))?;
     let limits = *target.limits();
@@ -231,7 +233,7 @@ pub(crate) fn build_shared(
 pub(crate) struct IoPort {
     addr: SocketAddr,
     id: u16,
-    secure: bool,
+    tls: SecureChannel,
 }
 
 /// Starts a target serving `opts`.
@@ -247,20 +249,21 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
     let all = opts
         .listen
         .iter()
-        .map(|a| (a, false, false))
-        .chain(opts.tls_listen.iter().map(|a| (a, false, true)))
-        .chain(opts.discovery_listen.iter().map(|a| (a, true, false)));
-    for (i, (a, discovery_only, secure)) in all.enumerate() {
+        .map(|a| (a, false, SecureChannel::None))
+        .chain(opts.tls_listen.iter().map(|a| (a, false, SecureChannel::Required)))
+        .chain(opts.tls_optional_listen.iter().map(|a| (a, false, SecureChannel::Optional)))
+        .chain(opts.discovery_listen.iter().map(|a| (a, true, SecureChannel::None)));
+    for (i, (a, discovery_only, tls)) in all.enumerate() {
         let id = i + 1;
         let mut ls = mgmt::bind_listeners(*a, discovery_only, if per_reactor { opts.cores } else { 1 })?;
         let bound = ls[0].local_addr()?;
-        ports.push(mgmt::PortEntry { id, conf: *a, addr: bound, discovery_only, secure });
+        ports.push(mgmt::PortEntry { id, conf: *a, addr: bound, discovery_only, tls });
         if per_reactor {
             for (rl, l) in reactor_listeners.iter_mut().zip(ls) {
                 rl.push((l, id));
             }
         } else {
-            listeners.push(acceptor::Listening { listener: ls.remove(0), port: id, tls: secure });
+            listeners.push(acceptor::Listening { listener: ls.remove(0), port: id, tls });
         }
     }
     // iSCSI portals: port ids from iscsi::PORT_BASE, outside the NVMe listeners' (discovery does not
@@ -276,13 +279,13 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
                 rl.push((l, id));
             }
         } else {
-            listeners.push(acceptor::Listening { listener: ls.remove(0), port: id, tls: false });
+            listeners.push(acceptor::Listening { listener: ls.remove(0), port: id, tls: SecureChannel::None });
         }
     }
     let io_ports: Vec<IoPort> = ports
         .iter()
         .filter(|p| !p.discovery_only)
-        .map(|p| IoPort { addr: p.addr, id: p.id as u16, secure: p.secure })
+        .map(|p| IoPort { addr: p.addr, id: p.id as u16, tls: p.tls })
         .collect();
     let (shared, opened) = build_shared(opts, &io_ports, &iscsi_addrs)?;
     let limits = *shared.target.limits();
@@ -342,8 +345,9 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         })?);
         mgmt::ListenCtl::Acceptor(cmd_tx)
     };
-    let io_addrs = io_ports.iter().filter(|p| !p.secure).map(|p| p.addr).collect();
-    let tls_addrs = io_ports.iter().filter(|p| p.secure).map(|p| p.addr).collect();
+    let addrs = |t: SecureChannel| io_ports.iter().filter(|p| p.tls == t).map(|p| p.addr).collect();
+    let (io_addrs, tls_addrs, tls_optional_addrs) =
+        (addrs(SecureChannel::None), addrs(SecureChannel::Required), addrs(SecureChannel::Optional));
     let discovery_addrs = ports.iter().filter(|p| p.discovery_only).map(|p| p.addr).collect();
     let manager =
         Arc::new(Manager::new(opts.clone(), shared, opened, ports, inboxes.clone(), stats.clone(), listen_ctl));
@@ -353,6 +357,7 @@ pub fn start(opts: &TargetOptions) -> anyhow::Result<RunningTarget> {
         threads,
         io_addrs,
         tls_addrs,
+        tls_optional_addrs,
         discovery_addrs,
         iscsi_addrs,
         iqns: opts.iscsi_targets.iter().map(|t| t.name.clone()).collect(),

@@ -67,9 +67,22 @@ pub struct Port {
     pub trsvcid: String,
     /// NVM subsystem port ID (PORTID).
     pub portid: u16,
-    /// A secure channel (TLS 1.3) is required on this port: TREQ says so and TSAS names TLS 1.3.
+    /// Whether the port takes TLS 1.3 (TSAS names it) and requires it (TREQ says so).
     #[serde(default)]
-    pub secure: bool,
+    pub secure_channel: SecureChannel,
+}
+
+/// A port's secure channel, as its discovery entries describe it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureChannel {
+    /// Plain text only: TREQ "not required", SECTYPE none.
+    #[default]
+    None,
+    /// TLS 1.3 if the host starts one, else plain text: TREQ "not required", SECTYPE TLS 1.3.
+    Optional,
+    /// TLS 1.3 only: TREQ "required", SECTYPE TLS 1.3.
+    Required,
 }
 
 /// One visible subsystem for the log.
@@ -104,7 +117,10 @@ fn write_entry(log: &mut [u8], off: usize, l: &Port, subtype: u8, nqn: &str, tre
     put_u8(log, off, TRTYPE_TCP);
     put_u8(log, off + 1, l.adrfam.code());
     put_u8(log, off + 2, subtype);
-    let treq = if l.secure { (treq & !TREQ_SECURE_MASK) | TREQ_SECURE_REQUIRED } else { treq };
+    let treq = match l.secure_channel {
+        SecureChannel::Required => (treq & !TREQ_SECURE_MASK) | TREQ_SECURE_REQUIRED,
+        SecureChannel::None | SecureChannel::Optional => treq,
+    };
     put_u8(log, off + 3, treq);
     put_u16(log, off + 4, l.portid);
     put_u16(log, off + 6, 0xFFFF); // dynamic controller model
@@ -113,7 +129,8 @@ fn write_entry(log: &mut [u8], off: usize, l: &Port, subtype: u8, nqn: &str, tre
     put_str(log, off + 256, 256, nqn, 0);
     put_str(log, off + 512, 256, &l.traddr, b' ');
     // TSAS for TCP: SECTYPE (byte 0); the rest is reserved.
-    put_u8(log, off + 768, if l.secure { SECTYPE_TLS13 } else { SECTYPE_NONE });
+    let sectype = if l.secure_channel == SecureChannel::None { SECTYPE_NONE } else { SECTYPE_TLS13 };
+    put_u8(log, off + 768, sectype);
 }
 
 #[cfg(test)]
@@ -129,7 +146,7 @@ mod tests {
             traddr: "10.0.0.1".into(),
             trsvcid: "4420".into(),
             portid: 7,
-            secure: false,
+            secure_channel: SecureChannel::None,
         };
         let log = build_log(5, &[l], &[Visible { nqn: "nqn.a" }], 0x06);
         assert_eq!(log.len(), 3 * 1024);
@@ -156,18 +173,20 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_port_requires_a_secure_channel_and_names_tls13() {
+    fn tls_ports_name_tls13_and_a_required_one_says_so() {
         let plain = Port {
             adrfam: AddrFamily::Ipv4,
             traddr: "10.0.0.1".into(),
             trsvcid: "4420".into(),
             portid: 1,
-            secure: false,
+            secure_channel: SecureChannel::None,
         };
-        let tls = Port { trsvcid: "4421".into(), portid: 2, secure: true, ..plain.clone() };
-        let log =
-            build_log(1, &[plain, tls], &[Visible { nqn: "nqn.a" }], TREQ_SECURE_NOT_REQUIRED | TREQ_SQFLOW_DISABLE_OK);
-        for (i, (treq, sectype)) in [(0x06, 0), (0x06, 0), (0x05, 2), (0x05, 2)].into_iter().enumerate() {
+        let tls = Port { trsvcid: "4421".into(), portid: 2, secure_channel: SecureChannel::Required, ..plain.clone() };
+        let opt = Port { trsvcid: "4422".into(), portid: 3, secure_channel: SecureChannel::Optional, ..plain.clone() };
+        let treq = TREQ_SECURE_NOT_REQUIRED | TREQ_SQFLOW_DISABLE_OK;
+        let log = build_log(1, &[plain, tls, opt], &[Visible { nqn: "nqn.a" }], treq);
+        let want = [(0x06, 0), (0x06, 0), (0x05, 2), (0x05, 2), (0x06, 2), (0x06, 2)];
+        for (i, (treq, sectype)) in want.into_iter().enumerate() {
             let e = &log[(i + 1) * 1024..(i + 2) * 1024];
             assert_eq!((e[3], e[768]), (treq, sectype), "entry {i}");
         }

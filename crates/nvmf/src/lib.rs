@@ -36,7 +36,7 @@ pub use config::{
     ConfigError, DISCOVERY_NQN, DhchapHost, Limits, Namespace, NamespaceConfig, SubsystemConfig, TargetConfig,
 };
 pub use controller::{AbortRequest, AdminOutcome, TargetController};
-pub use discovery::{AddrFamily, Port};
+pub use discovery::{AddrFamily, Port, SecureChannel};
 pub use io::{DataLocation, DsmRange, IoCmd, NamespaceTable, TargetIoQueue, parse_dsm_ranges, validate};
 pub use registry::{ConnectData, Connected, ControllerInfo, QueueInfo, Target};
 pub use response::{CmdError, Response};

@@ -337,7 +337,7 @@ fn discovery_target() -> std::sync::Arc<ff_nvmf::Target> {
         traddr: "2001:db8::1".into(),
         trsvcid: "4420".into(),
         portid: 2,
-        secure: false,
+        secure_channel: ff_nvmf::discovery::SecureChannel::None,
     });
     t.add_subsystem(SubsystemConfig {
         nqn: "nqn.2026-01.io.ferrofabric:open".into(),

@@ -30,6 +30,10 @@ pub struct TargetArgs {
     /// pre-shared key (--psk); also answers discovery. NVMe/TCP's TLS port is 4420 too (not 4421).
     #[arg(long)]
     tls_listen: Vec<SocketAddr>,
+    /// Listener where TLS is optional (repeatable): a host that starts with a TLS ClientHello gets
+    /// TLS 1.3 with its --psk, one that starts with an ICReq stays plain text.
+    #[arg(long)]
+    tls_optional_listen: Vec<SocketAddr>,
     /// TLS pre-shared key: HOSTNQN=NVMeTLSkey-1:01:...: (as `nvme gen-tls-key` or `ferrofabric
     /// gen-tls-key` prints it); the host may connect through a TLS listener to every subsystem with
     /// it, and is allowed to connect. Repeatable.
@@ -145,6 +149,9 @@ pub fn options(a: &TargetArgs) -> Result<TargetOptions> {
     }
     if !a.tls_listen.is_empty() {
         o.tls_listen = a.tls_listen.clone();
+    }
+    if !a.tls_optional_listen.is_empty() {
+        o.tls_optional_listen = a.tls_optional_listen.clone();
     }
     if a.no_ktls {
         o.tls.ktls = false;
@@ -295,6 +302,9 @@ pub fn run(a: TargetArgs) -> Result<()> {
     }
     for a in &t.tls_addrs {
         println!("  listening on {a} (nvme-tcp over TLS 1.3, discovery)");
+    }
+    for a in &t.tls_optional_addrs {
+        println!("  listening on {a} (nvme-tcp, TLS 1.3 optional, discovery)");
     }
     for a in &t.discovery_addrs {
         println!("  listening on {a} (discovery)");

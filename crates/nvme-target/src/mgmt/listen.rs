@@ -21,8 +21,8 @@ pub(crate) struct PortEntry {
     pub addr: SocketAddr,
     /// Serves discovery only (not listed in the discovery log).
     pub discovery_only: bool,
-    /// Requires a secure channel (TLS).
-    pub secure: bool,
+    /// Whether TLS is required, optional or not offered.
+    pub tls: ff_nvmf::SecureChannel,
 }
 
 /// Who accepts on the listeners, so management knows where to send them.
@@ -71,7 +71,7 @@ impl Manager {
         st.next_port += 1;
         match &self.listen {
             ListenCtl::Acceptor(tx) => tx
-                .send(ListenCmd::Add { listener: ls.remove(0), port: id, tls: false })
+                .send(ListenCmd::Add { listener: ls.remove(0), port: id, tls: ff_nvmf::SecureChannel::None })
                 .map_err(|_| RpcError::failed("the acceptor is gone (the target is stopping)"))?,
             ListenCtl::Reactors => {
                 for (inbox, l) in self.inboxes.iter().zip(ls) {
@@ -80,12 +80,12 @@ impl Manager {
             }
         }
         if !discovery_only {
-            self.shared.target.add_listener(crate::nvmf_port(bound, id as u16, false));
+            self.shared.target.add_listener(crate::nvmf_port(bound, id as u16, ff_nvmf::SecureChannel::None));
             st.opts.listen.push(bound);
         } else {
             st.opts.discovery_listen.push(bound);
         }
-        st.ports.push(PortEntry { id, conf: addr, addr: bound, discovery_only, secure: false });
+        st.ports.push(PortEntry { id, conf: addr, addr: bound, discovery_only, tls: ff_nvmf::SecureChannel::None });
         tracing::info!(%bound, discovery_only, "management: listening");
         Ok(bound)
     }

@@ -126,13 +126,17 @@ impl Manager {
             new.listen.iter().map(|a| (*a, false)).chain(new.discovery_listen.iter().map(|a| (*a, true))).collect();
         let matches =
             |p: &PortEntry, (a, d): &(SocketAddr, bool)| p.discovery_only == *d && (p.conf == *a || p.addr == *a);
-        let gone: Vec<SocketAddr> =
-            st.ports.iter().filter(|p| !p.secure && !wanted.iter().any(|w| matches(p, w))).map(|p| p.addr).collect();
+        let gone: Vec<SocketAddr> = st
+            .ports
+            .iter()
+            .filter(|p| p.tls == ff_nvmf::SecureChannel::None && !wanted.iter().any(|w| matches(p, w)))
+            .map(|p| p.addr)
+            .collect();
         for a in gone {
             outcome(&mut r, format!("closed listener {a}"), self.remove_listener(st, a).map(|_| ()));
         }
         for w in &wanted {
-            if !st.ports.iter().any(|p| !p.secure && matches(p, w)) {
+            if !st.ports.iter().any(|p| p.tls == ff_nvmf::SecureChannel::None && matches(p, w)) {
                 let res = self.add_listener(st, w.0, w.1).map(|_| ());
                 outcome(&mut r, format!("opened listener {}", w.0), res);
             }
@@ -148,6 +152,7 @@ impl Manager {
             (cur.auth != new.auth, "auth"),
             // TLS listeners are set at start (management does not open or close them yet).
             (cur.tls_listen != new.tls_listen, "tls_listen"),
+            (cur.tls_optional_listen != new.tls_optional_listen, "tls_optional_listen"),
             (cur.tls != new.tls, "tls"),
             // iSCSI portals and targets are set at start (management does not change them yet).
             (cur.iscsi != new.iscsi, "iscsi"),

@@ -51,7 +51,7 @@ pub fn target_with(limits: Limits) -> Arc<Target> {
         traddr: "192.0.2.10".into(),
         trsvcid: "4420".into(),
         portid: 1,
-        secure: false,
+        secure_channel: ff_nvmf::discovery::SecureChannel::None,
     });
     t
 }
