@@ -322,9 +322,9 @@ pub struct Reactor {
     dh: DhRoute,
 }
 
-/// How a reactor's sessions get their DH computations run: the workers and this reactor's inbox.
+/// How a reactor's sessions get their DH computations run: the workers (started by the first
+/// job, so a target without DH-HMAC-CHAP never has them) and this reactor's inbox.
 struct DhRoute {
-    pool: Option<&'static dh_pool::DhPool>,
     inbox: Inbox,
 }
 
@@ -333,7 +333,7 @@ impl DhRoute {
     /// can take it the session fails that authentication at once. Never blocks.
     fn dispatch(&self, id: SockId, session: &mut Session) {
         let Some(job) = session.take_dh_job() else { return };
-        let Some(pool) = self.pool else {
+        let Some(pool) = dh_pool::DhPool::global() else {
             session.dh_unavailable();
             return;
         };
@@ -410,7 +410,7 @@ impl Reactor {
         }
         let stats = Arc::new(Mutex::new(ReactorStats { backend: Some(group.backend()), ..Default::default() }));
         let inbox = Inbox { tx, waker };
-        let dh = DhRoute { pool: dh_pool::DhPool::global(), inbox: inbox.clone() };
+        let dh = DhRoute { inbox: inbox.clone() };
         let r = Reactor {
             index,
             group: ManuallyDrop::new(group),

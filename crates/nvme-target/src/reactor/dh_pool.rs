@@ -3,7 +3,7 @@
 //! ffdhe8192 in a release build, hundreds in a debug one), so the reactor that owns the queue
 //! keeps serving its other connections meanwhile.
 //!
-//! One pool per process, started on first use (every target in the process shares it: the work
+//! One pool per process, started by the first job (every target in the process shares it: the work
 //! is CPU-bound, more threads would only compete with the reactors). A reactor hands a job with
 //! [`DhPool::submit`], which never blocks: the queue is bounded, and a full one refuses the job
 //! (the caller fails that authentication). The worker hands the result to the job's reply
