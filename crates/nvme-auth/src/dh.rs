@@ -57,7 +57,7 @@ fn group(g: DhGroup) -> Option<&'static Group> {
 
 /// Private exponent length in bytes per group (RFC 7919 asks for at least 225/275/325/375/400
 /// bits).
-fn exponent_len(g: DhGroup) -> usize {
+pub(crate) fn exponent_len(g: DhGroup) -> usize {
     match g {
         DhGroup::Null => 0,
         DhGroup::Ffdhe2048 => 32,
@@ -92,8 +92,9 @@ impl DhKeyPair {
         pair
     }
 
-    /// The key pair with private exponent `x` (big-endian, `exponent_len` bytes).
-    fn from_exponent(group: DhGroup, x: &[u8]) -> Result<DhKeyPair, DhError> {
+    /// The key pair with private exponent `x` (big-endian, `exponent_len` bytes; the top bit is
+    /// forced on). One modular exponentiation: the costly half of [`DhKeyPair::generate`].
+    pub(crate) fn from_exponent(group: DhGroup, x: &[u8]) -> Result<DhKeyPair, DhError> {
         let grp = self::group(group).ok_or(DhError::NullGroup)?;
         let mut x = x.to_vec();
         // A fixed top bit makes every exponent exactly as long as intended (never 0 or 1).
@@ -116,10 +117,13 @@ impl DhKeyPair {
         &self.public
     }
 
-    /// (peer)^x mod p, padded to the prime length. The peer value may be shorter than the
-    /// prime (leading zeros dropped) but must lie in 2..=p-2: 0, 1 and p-1 would force a
-    /// predictable secret.
-    pub fn shared_secret(&self, peer: &[u8]) -> Result<SharedSecret, DhError> {
+    /// Checks the peer's value as [`DhKeyPair::shared_secret`] does, without the exponentiation
+    /// (cheap: the caller can refuse a bad value before handing the work elsewhere).
+    pub fn check_peer_value(&self, peer: &[u8]) -> Result<(), DhError> {
+        self.peer_value(peer).map(|_| ())
+    }
+
+    fn peer_value(&self, peer: &[u8]) -> Result<(&'static Group, BoxedUint), DhError> {
         let grp = group(self.group).ok_or(DhError::NullGroup)?;
         let bad = DhError::PeerValue(self.group);
         if peer.is_empty() {
@@ -131,6 +135,14 @@ impl DhKeyPair {
         if y.cmp_vartime(&one).is_le() || y.cmp_vartime(&grp.p_minus_1).is_ge() {
             return Err(bad);
         }
+        Ok((grp, y))
+    }
+
+    /// (peer)^x mod p, padded to the prime length. The peer value may be shorter than the
+    /// prime (leading zeros dropped) but must lie in 2..=p-2: 0, 1 and p-1 would force a
+    /// predictable secret.
+    pub fn shared_secret(&self, peer: &[u8]) -> Result<SharedSecret, DhError> {
+        let (grp, y) = self.peer_value(peer)?;
         let z = BoxedMontyForm::new(y, &grp.params).pow_bounded_exp(&self.exponent, exp_bits(self.group));
         Ok(SharedSecret(padded(&z.retrieve(), self.group.value_len())))
     }

@@ -59,7 +59,7 @@ pub mod rng;
 pub mod secret;
 pub mod step;
 
-pub use controller::{ControllerAuth, ControllerConfig, HostCredentials};
+pub use controller::{ControllerAuth, ControllerConfig, DhDone, DhJob, HostCredentials, Progress};
 pub use host::{HostAuth, HostConfig};
 pub use ids::{DhGroup, FailureReason, HashId};
 pub use message::{AuthMessage, DecodeError};

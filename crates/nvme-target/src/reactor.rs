@@ -6,6 +6,13 @@
 //! their reads, writes and flushes on the group's ring: each loop moves their prepared SQEs onto the
 //! ring before the poll (so one io_uring_enter carries sends and file I/O together) and hands the
 //! ring's results back to them after it.
+//!
+//! DH-HMAC-CHAP's Diffie-Hellman exponentiations do not run here: a session that parks an
+//! Authentication Send for one hands its job to the process's `ff-auth-dh` workers
+//! ([`dh_pool`]), whose result comes back through this reactor's inbox ([`Mgmt::DhDone`]) and
+//! completes the command. A result for a connection that closed meanwhile is dropped.
+
+mod dh_pool;
 
 use crate::iscsi::IscsiSession;
 use crate::session::{Env, IoCounts, Session};
@@ -73,6 +80,13 @@ pub enum Mgmt {
     Unlisten {
         /// The port id.
         port: usize,
+    },
+    /// A DH-HMAC-CHAP computation a connection's parked Authentication Send waits for is done.
+    DhDone {
+        /// The connection (a closed one's slot has a new generation: the result is dropped).
+        conn: SockId,
+        /// The result.
+        done: ff_nvmf::auth::DhDone,
     },
     /// Finish: fail in-flight I/O, flush, close every connection, exit.
     Stop,
@@ -304,6 +318,34 @@ pub struct Reactor {
     ring_sqes: Vec<(UringSqe, u64)>,
     ring_done: Vec<(u64, i32)>,
     stats: Arc<Mutex<ReactorStats>>,
+    /// Where DH jobs go and how their results come back here.
+    dh: DhRoute,
+}
+
+/// How a reactor's sessions get their DH computations run: the workers (started by the first
+/// job, so a target without DH-HMAC-CHAP never has them) and this reactor's inbox.
+struct DhRoute {
+    inbox: Inbox,
+}
+
+impl DhRoute {
+    /// Hands the DH job `session` (connection `id`) parked a command for to a worker; when none
+    /// can take it the session fails that authentication at once. Never blocks.
+    fn dispatch(&self, id: SockId, session: &mut Session) {
+        let Some(job) = session.take_dh_job() else { return };
+        let Some(pool) = dh_pool::DhPool::global() else {
+            session.dh_unavailable();
+            return;
+        };
+        let inbox = self.inbox.clone();
+        let sent = pool.submit(job, move |done| {
+            // The reactor is gone (target stopped): nobody waits for the result.
+            let _ = inbox.send(Mgmt::DhDone { conn: id, done });
+        });
+        if sent.is_err() {
+            session.dh_unavailable();
+        }
+    }
 }
 
 impl Reactor {
@@ -367,6 +409,8 @@ impl Reactor {
             }
         }
         let stats = Arc::new(Mutex::new(ReactorStats { backend: Some(group.backend()), ..Default::default() }));
+        let inbox = Inbox { tx, waker };
+        let dh = DhRoute { inbox: inbox.clone() };
         let r = Reactor {
             index,
             group: ManuallyDrop::new(group),
@@ -391,8 +435,9 @@ impl Reactor {
             ports,
             accepted: Vec::new(),
             max_connections,
+            dh,
         };
-        Ok((r, Inbox { tx, waker }))
+        Ok((r, inbox))
     }
 
     /// The sock backend actually in use (io_uring falls back to epoll where unavailable).
@@ -614,6 +659,7 @@ impl Reactor {
                         let _ = self.group.close_listener(id);
                     }
                 }
+                Mgmt::DhDone { conn, done } => self.on_dh_done(conn, done),
                 Mgmt::Stop => stop = true,
             }
         }
@@ -660,7 +706,7 @@ impl Reactor {
     }
 
     fn on_readable(&mut self, id: SockId) {
-        let Reactor { group, pool, conns, small, devs, shared, closing_any, on_ring, .. } = self;
+        let Reactor { group, pool, conns, small, devs, shared, closing_any, on_ring, dh, .. } = self;
         let Some(conn) = Self::conn_mut(conns, id) else { return };
         let mut failure: Option<String> = None;
         let in_place = group.parses_in_place();
@@ -681,7 +727,7 @@ impl Reactor {
                 Err(e) => Err(e),
             };
             let mut env = Env { devs, pool, shared, tag: IoTag::conn(id), on_ring: *on_ring };
-            match pump(group, id, conn, &mut env) {
+            match pump(group, id, conn, &mut env, dh) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => {
                     failure = Some(reason);
@@ -706,6 +752,26 @@ impl Reactor {
         }
     }
 
+    /// A worker's DH result: completes the parked Authentication Send of connection `id`, whose
+    /// completion (and whatever else is ready) goes out now. Dropped when the connection is gone.
+    fn on_dh_done(&mut self, id: SockId, done: ff_nvmf::auth::DhDone) {
+        let Reactor { group, pool, conns, devs, shared, closing_any, on_ring, dh, .. } = self;
+        let Some(conn) = Self::conn_mut(conns, id) else {
+            tracing::debug!(reactor = self.index, "DH result for a closed connection dropped");
+            return;
+        };
+        let Proto::Nvme(s) = &mut conn.proto else { return };
+        if !s.dh_done(done) {
+            tracing::debug!(reactor = self.index, peer = %conn.peer, "DH result no command waits for dropped");
+            return;
+        }
+        let mut env = Env { devs, pool, shared, tag: IoTag::conn(id), on_ring: *on_ring };
+        match pump(group, id, conn, &mut env, dh) {
+            Ok(closing) => *closing_any |= closing,
+            Err(reason) => self.close(id, &reason),
+        }
+    }
+
     fn poll_devs(&mut self, done: &mut Vec<IoDone>) {
         for d in self.devs.iter_mut().flatten() {
             if d.pending() > 0 {
@@ -715,7 +781,7 @@ impl Reactor {
         for io in done.drain(..) {
             let tag = IoTag::from_u64(io.tag);
             let cid = tag.cid;
-            let Reactor { group, pool, conns, devs, shared, closing_any, on_ring, .. } = self;
+            let Reactor { group, pool, conns, devs, shared, closing_any, on_ring, dh, .. } = self;
             let conn = conns.get_mut(tag.slot as usize).and_then(|c| c.as_mut()).filter(|c| tag.names(c.id));
             let Some(conn) = conn else {
                 if let Some(b) = io.buf {
@@ -733,7 +799,7 @@ impl Reactor {
                 }
                 Proto::Iscsi(s) => s.io_done(cid, io, &mut env),
             }
-            match pump(group, id, conn, &mut env) {
+            match pump(group, id, conn, &mut env, dh) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => self.close(id, &reason),
             }
@@ -743,7 +809,7 @@ impl Reactor {
     fn tick(&mut self, now: Instant) {
         self.close_retired_devs();
         let mut expired = Vec::new();
-        let Reactor { group, pool, conns, devs, shared, closing_any, on_ring, .. } = self;
+        let Reactor { group, pool, conns, devs, shared, closing_any, on_ring, dh, .. } = self;
         for conn in conns.iter_mut().flatten() {
             let expired_now = match &mut conn.proto {
                 Proto::Nvme(s) => s.tick(now),
@@ -755,7 +821,7 @@ impl Reactor {
             }
             // Asynchronous completions (AERs) produced by the tick go out now.
             let mut env = Env { devs, pool, shared, tag: IoTag::conn(conn.id), on_ring: *on_ring };
-            match pump(group, conn.id, conn, &mut env) {
+            match pump(group, conn.id, conn, &mut env, dh) {
                 Ok(closing) => *closing_any |= closing,
                 Err(reason) => expired.push((conn.id, reason)),
             }
@@ -870,9 +936,15 @@ impl Drop for Reactor {
 
 /// Moves a connection's outputs to the socket and its commands to the session.
 /// Returns whether the connection is now closing (so the reactor knows to reap it).
-fn pump(group: &mut SockGroup<TxBuf>, id: SockId, conn: &mut Conn, env: &mut Env<'_>) -> Result<bool, String> {
+fn pump(
+    group: &mut SockGroup<TxBuf>,
+    id: SockId,
+    conn: &mut Conn,
+    env: &mut Env<'_>,
+    dh: &DhRoute,
+) -> Result<bool, String> {
     let close = match &mut conn.proto {
-        Proto::Nvme(s) => pump_nvme(group, id, conn.peer, s, env)?,
+        Proto::Nvme(s) => pump_nvme(group, id, conn.peer, s, env, dh)?,
         Proto::Iscsi(s) => pump_iscsi(group, id, conn.peer, s, env)?,
     };
     conn.closing |= close;
@@ -912,6 +984,7 @@ fn pump_nvme(
     peer: SocketAddr,
     session: &mut Session,
     env: &mut Env<'_>,
+    dh: &DhRoute,
 ) -> Result<bool, String> {
     let mut close = false;
     while let Some(out) = session.conn.poll_output() {
@@ -926,6 +999,8 @@ fn pump_nvme(
                 if let Some(c) = session.execute(cmd, env) {
                     session.conn.complete(cid, c);
                 }
+                // An Authentication Send that needs a DH exponentiation: off to a worker.
+                dh.dispatch(id, session);
             }
             TargetOutput::Close(reason) => {
                 tracing::warn!(%peer, ?reason, "terminating connection");

@@ -2,6 +2,11 @@
 //! after Connect (a controller's admin queue, or an I/O queue with its namespaces' devices). Maps each
 //! command to the controller core or to a block-device request, and device completions back to NVMe
 //! completions.
+//!
+//! An Authentication Send whose DH-HMAC-CHAP step needs a Diffie-Hellman exponentiation stays
+//! parked: the session keeps the job ([`Session::take_dh_job`]) for the reactor to run elsewhere,
+//! and completes the command when the result comes back ([`Session::dh_done`]) or when it could
+//! not run ([`Session::dh_unavailable`]).
 
 use crate::shared::{Shared, SubsysBackends};
 use crate::token::IoTag;
@@ -9,6 +14,7 @@ use crate::txbuf::TxBuf;
 use ff_blockdev::{BlockDev, BufPool, IoDone, IoError, IoOp, IoReq, LbaRange, SubmitError};
 use ff_nvme::nvme::{Cqe, Sqe, Status, opcode, status};
 use ff_nvme_tcp::target::{CidTable, Command, Completion, TargetConn};
+use ff_nvmf::auth::{DhDone, DhJob};
 use ff_nvmf::io::{IoFabricsOutcome, NSID_ALL};
 use ff_nvmf::{
     AdminOutcome, CmdError, ConnectData, Connected, IoCmd, Response, TargetController, TargetIoQueue, parse_dsm_ranges,
@@ -201,6 +207,8 @@ pub struct Session {
     pub io: IoCounts,
     /// The TLS identity the connection's handshake proved: its Connect must name the same NQNs.
     tls_identity: Option<ff_nvme_tls::psk::PskIdentity>,
+    /// A DH computation a parked Authentication Send waits for, until the reactor takes it.
+    dh_job: Option<DhJob>,
 }
 
 fn completion(cqe: &Cqe, data: Option<Vec<u8>>) -> Completion<TxBuf> {
@@ -227,6 +235,7 @@ impl Session {
             wants_close: false,
             io: IoCounts::default(),
             tls_identity: None,
+            dh_job: None,
         }
     }
 
@@ -270,6 +279,10 @@ impl Session {
                         Some(response(r))
                     }
                     AdminOutcome::Parked => None,
+                    AdminOutcome::Computing => {
+                        self.dh_job = ctrl.take_dh_job();
+                        None
+                    }
                     // Commands live on their own connection (maybe another reactor): too late to abort.
                     AdminOutcome::Abort(req) => Some(response(ctrl.finish_abort(req, false))),
                 };
@@ -287,18 +300,11 @@ impl Session {
                     if let Some(b) = cmd.data {
                         b.recycle(env.pool);
                     }
-                    return Some(match out {
-                        IoFabricsOutcome::Complete(cqe) => completion(&cqe, None),
-                        IoFabricsOutcome::Respond(r) => response(r),
-                        IoFabricsOutcome::Disconnect(cqe) => {
-                            self.wants_close = true;
-                            completion(&cqe, None)
-                        }
-                        IoFabricsOutcome::RespondThenClose(r) => {
-                            self.wants_close = true;
-                            response(r)
-                        }
-                    });
+                    if out == IoFabricsOutcome::Computing {
+                        self.dh_job = q.take_dh_job();
+                        return None;
+                    }
+                    return Some(self.io_fabrics_completion(out));
                 }
                 match q.validate(&sqe) {
                     Err(e) => {
@@ -316,6 +322,80 @@ impl Session {
                 }
             }
         }
+    }
+
+    fn io_fabrics_completion(&mut self, out: IoFabricsOutcome) -> Completion<TxBuf> {
+        match out {
+            IoFabricsOutcome::Complete(cqe) => completion(&cqe, None),
+            IoFabricsOutcome::Respond(r) => response(r),
+            IoFabricsOutcome::Disconnect(cqe) => {
+                self.wants_close = true;
+                completion(&cqe, None)
+            }
+            IoFabricsOutcome::RespondThenClose(r) => {
+                self.wants_close = true;
+                response(r)
+            }
+            // Only an Authentication Send parks, and the result completes it once.
+            IoFabricsOutcome::Computing => Completion::status(status::INTERNAL_ERROR),
+        }
+    }
+
+    /// The DH computation a parked Authentication Send waits for: the reactor runs it off its
+    /// thread and brings the result to [`Self::dh_done`].
+    pub fn take_dh_job(&mut self) -> Option<DhJob> {
+        self.dh_job.take()
+    }
+
+    /// The result of [`Self::take_dh_job`]'s job: completes the parked Send (its completion goes
+    /// out with the connection's next outputs). False when nothing waits for it any more (the
+    /// transaction ended, the queue is closing): the result is dropped.
+    pub fn dh_done(&mut self, done: DhDone) -> bool {
+        let now = Instant::now();
+        match &mut self.queue {
+            Queue::Admin(ctrl) => match ctrl.dh_done(done, now) {
+                Some(out) => self.admin_auth_completion(out),
+                None => false,
+            },
+            Queue::Io(q, _) => match q.dh_done(done, now) {
+                Some(out) => self.io_auth_completion(out),
+                None => false,
+            },
+            Queue::Unbound => false,
+        }
+    }
+
+    /// The job could not be handed to a worker (their queue is full): the authentication fails
+    /// (AUTH_Failure1 on the next Receive, then the queue closes); completes the parked Send.
+    pub fn dh_unavailable(&mut self) {
+        let _ = match &mut self.queue {
+            Queue::Admin(ctrl) => ctrl.dh_unavailable().is_some_and(|out| self.admin_auth_completion(out)),
+            Queue::Io(q, _) => q.dh_unavailable().is_some_and(|out| self.io_auth_completion(out)),
+            Queue::Unbound => false,
+        };
+    }
+
+    fn admin_auth_completion(&mut self, out: AdminOutcome) -> bool {
+        let r = match out {
+            AdminOutcome::Complete(r) => r,
+            AdminOutcome::CompleteThenClose(r) => {
+                self.wants_close = true;
+                r
+            }
+            _ => return false,
+        };
+        self.conn.complete(r.cqe.cid, response(r));
+        true
+    }
+
+    fn io_auth_completion(&mut self, out: IoFabricsOutcome) -> bool {
+        let cid = match &out {
+            IoFabricsOutcome::Respond(r) | IoFabricsOutcome::RespondThenClose(r) => r.cqe.cid,
+            _ => return false,
+        };
+        let c = self.io_fabrics_completion(out);
+        self.conn.complete(cid, c);
+        true
     }
 
     fn connect(&mut self, sqe: &Sqe, data: Option<TxBuf>, env: &mut Env<'_>) -> Completion<TxBuf> {

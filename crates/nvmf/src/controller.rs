@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ff_nvme::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, status};
 use tracing::{debug, warn};
 
-use crate::auth::{AuthReply, QueueAuth};
+use crate::auth::{AuthReply, DhDone, DhJob, QueueAuth};
 use crate::config::Limits;
 use crate::identify::{self, ACL, AERL, ControllerIdentity, IDENTIFY_LEN, OAES_DISCOVERY, OAES_NS_ATTR, WCTEMP_K};
 use crate::io::NSID_ALL;
@@ -125,6 +125,10 @@ pub enum AdminOutcome {
     /// Send this data and completion, then close the association: its
     /// authentication failed.
     CompleteThenClose(Response),
+    /// Authentication Send waiting for a DH computation: take it with
+    /// [`TargetController::take_dh_job`]; [`TargetController::dh_done`] (or
+    /// [`TargetController::dh_unavailable`]) gives the command's completion.
+    Computing,
 }
 
 /// An Abort the transport resolves.
@@ -308,6 +312,35 @@ impl TargetController {
         self.auth.as_ref().is_some_and(|a| a.expired(now))
     }
 
+    /// The DH computation an Authentication Send waits for ([`AdminOutcome::Computing`]).
+    pub fn take_dh_job(&mut self) -> Option<DhJob> {
+        self.auth.as_mut().and_then(|a| a.take_dh_job())
+    }
+
+    /// The result of [`Self::take_dh_job`]'s job: the waiting Send's completion, or `None` when
+    /// nothing waits for it any more (it is dropped).
+    pub fn dh_done(&mut self, done: DhDone, now: Instant) -> Option<AdminOutcome> {
+        let reply = self.auth.as_mut()?.dh_done(done, now)?;
+        if self.auth.as_ref().is_some_and(|a| a.is_usable()) {
+            self.last_keep_alive = now;
+        }
+        Some(Self::auth_outcome(reply))
+    }
+
+    /// The job could not run (no worker free): the authentication fails; the waiting Send's
+    /// completion.
+    pub fn dh_unavailable(&mut self) -> Option<AdminOutcome> {
+        self.auth.as_mut()?.dh_unavailable().map(Self::auth_outcome)
+    }
+
+    fn auth_outcome(reply: AuthReply) -> AdminOutcome {
+        match reply {
+            AuthReply::Complete(r) => AdminOutcome::Complete(r),
+            AuthReply::CompleteThenClose(r) => AdminOutcome::CompleteThenClose(r),
+            AuthReply::Computing => AdminOutcome::Computing,
+        }
+    }
+
     /// Handles one admin queue command with its host data (Authentication
     /// Send is the only one that carries any); see [`Self::handle_admin`].
     pub fn handle_admin_data(&mut self, sqe: &Sqe, data: &[u8], now: Instant) -> AdminOutcome {
@@ -322,10 +355,7 @@ impl TargetController {
                     // The keep-alive timer starts when the host can send Keep Alive.
                     self.last_keep_alive = now;
                 }
-                return match reply {
-                    AuthReply::Complete(r) => AdminOutcome::Complete(r),
-                    AuthReply::CompleteThenClose(r) => AdminOutcome::CompleteThenClose(r),
-                };
+                return Self::auth_outcome(reply);
             }
         }
         if let Some(i) = self.aers.iter().position(|&c| c == cid) {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ff_nvme::nvme::{Cqe, FUSE_MASK, PSDT_SGL_MPTR_CONTIG, Sqe, fctype, opcode, sgl, status};
 
-use crate::auth::{AuthReply, QueueAuth};
+use crate::auth::{AuthReply, DhDone, DhJob, QueueAuth};
 use crate::config::{Limits, Namespace};
 use crate::registry::{CtrlShared, SubsysShared, Target};
 use crate::response::Response;
@@ -300,6 +300,10 @@ pub enum IoFabricsOutcome {
     Respond(Response),
     /// Send this data and completion, then close the queue: authentication failed.
     RespondThenClose(Response),
+    /// Authentication Send waiting for a DH computation: take it with
+    /// [`TargetIoQueue::take_dh_job`]; [`TargetIoQueue::dh_done`] (or
+    /// [`TargetIoQueue::dh_unavailable`]) gives the command's completion.
+    Computing,
 }
 
 /// The target side of an I/O queue after a successful Connect. Dropping it (or
@@ -399,10 +403,7 @@ impl TargetIoQueue {
                 return IoFabricsOutcome::Complete(failure(sqe.cid, self.qid, e));
             }
             if matches!(sqe.fctype(), fctype::AUTH_SEND | fctype::AUTH_RECV) {
-                return match a.handle(sqe, data, now) {
-                    AuthReply::Complete(r) => IoFabricsOutcome::Respond(r),
-                    AuthReply::CompleteThenClose(r) => IoFabricsOutcome::RespondThenClose(r),
-                };
+                return auth_outcome(a.handle(sqe, data, now));
             }
         }
         match sqe.fctype() {
@@ -419,6 +420,23 @@ impl TargetIoQueue {
         }
     }
 
+    /// The DH computation an Authentication Send waits for ([`IoFabricsOutcome::Computing`]).
+    pub fn take_dh_job(&mut self) -> Option<DhJob> {
+        self.auth.as_mut().and_then(|a| a.take_dh_job())
+    }
+
+    /// The result of [`Self::take_dh_job`]'s job: the waiting Send's completion, or `None` when
+    /// nothing waits for it any more (it is dropped).
+    pub fn dh_done(&mut self, done: DhDone, now: Instant) -> Option<IoFabricsOutcome> {
+        self.auth.as_mut()?.dh_done(done, now).map(auth_outcome)
+    }
+
+    /// The job could not run (no worker free): the authentication fails; the waiting Send's
+    /// completion.
+    pub fn dh_unavailable(&mut self) -> Option<IoFabricsOutcome> {
+        self.auth.as_mut()?.dh_unavailable().map(auth_outcome)
+    }
+
     /// Releases the QID now (also done on drop).
     pub fn disconnect(mut self) {
         self.release();
@@ -429,6 +447,14 @@ impl TargetIoQueue {
             self.released = true;
             self.target.release_io_queue(&self.ctrl, self.qid);
         }
+    }
+}
+
+fn auth_outcome(reply: AuthReply) -> IoFabricsOutcome {
+    match reply {
+        AuthReply::Complete(r) => IoFabricsOutcome::Respond(r),
+        AuthReply::CompleteThenClose(r) => IoFabricsOutcome::RespondThenClose(r),
+        AuthReply::Computing => IoFabricsOutcome::Computing,
     }
 }
 
