@@ -16,6 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+/// The acceptor's wait when nothing else is due.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+/// Its wait while TLS handshakes run on their threads.
+const HANDSHAKE_POLL: Duration = Duration::from_millis(1);
+
 /// How long a connection may stay silent before it is placed without a hardware hint.
 const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
 
@@ -132,7 +137,9 @@ pub fn run(
         }
         let mut fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.listener.as_fd()).collect();
         fds.extend(pending.iter().map(|p| p.sock.as_fd()));
-        let ready = match wait_readable_any(&fds, Duration::from_millis(50)) {
+        // A finished handshake waits for this loop to place it: poll often while any run.
+        let wait = if handshaker.as_ref().is_some_and(Handshaker::busy) { HANDSHAKE_POLL } else { IDLE_POLL };
+        let ready = match wait_readable_any(&fds, wait) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("acceptor: poll failed: {e}");

@@ -104,6 +104,11 @@ impl Handshaker {
         Handshaker { table, opts, running: Arc::new(AtomicUsize::new(0)), warned: Arc::new(AtomicBool::new(false)) }
     }
 
+    /// True while handshakes run (their results are due soon).
+    pub fn busy(&self) -> bool {
+        self.running.load(Ordering::Acquire) > 0
+    }
+
     /// Starts the handshake of `sock`; a success goes to `done`, a failure is logged and closes it.
     pub fn start(&self, sock: TcpSock, peer: SocketAddr, port: usize, done: Sender<Handshaken>) {
         if self.running.fetch_add(1, Ordering::AcqRel) >= self.opts.max_handshakes {
@@ -117,7 +122,6 @@ impl Handshaker {
         let spawned = std::thread::Builder::new().name("ff-tls-handshake".into()).spawn(move || {
             let deadline = Instant::now() + Duration::from_millis(opts.handshake_timeout_ms);
             let result = ff_nvme_tls::accept(&sock, &lookup, deadline);
-            running.fetch_sub(1, Ordering::AcqRel);
             match result {
                 Ok(est) => {
                     if let Some(tls) = secure(&sock, peer, est, opts.ktls, &warned) {
@@ -126,6 +130,8 @@ impl Handshaker {
                 }
                 Err(e) => tracing::warn!(%peer, port, "TLS handshake refused: {e}"),
             }
+            // After the hand-over: while this counts, the acceptor polls for results often.
+            running.fetch_sub(1, Ordering::AcqRel);
         });
         if let Err(e) = spawned {
             self.running.fetch_sub(1, Ordering::AcqRel);
