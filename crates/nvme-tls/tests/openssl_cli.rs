@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ff_nvme_tls::psk::{ConfiguredPsk, PskHash, PskIdentity, retained_psk, tls_psk};
+use ff_nvme_tls::psk::{ConfiguredPsk, PskHash, PskIdentity, psk_digest, retained_psk, tls_psk};
 use ff_nvme_tls::{ClientPsk, PskLookup, accept, connect};
 use ff_sock::tls::{RecordError, RecordLayer};
 use ff_sock::{SockError, SockOptions, TcpSock};
@@ -134,13 +134,38 @@ fn our_target_with_openssl_s_client() {
     }
     let psk = ConfiguredPsk::generate(PskHash::Sha256);
     let (id, hex) = tool_psk(&psk);
+    target_with_s_client(&psk, &id, &hex);
+}
+
+#[test]
+fn our_target_accepts_a_version_1_identity() {
+    if !have_openssl() {
+        return;
+    }
+    // NVMe1R01 <host> <sub> <digest>: the TLS PSK's context is "01 <digest>" (libnvme's scheme).
+    let psk = ConfiguredPsk::generate(PskHash::Sha256);
+    let retained = retained_psk(&psk, HOST).unwrap();
+    let digest = psk_digest(PskHash::Sha256, &retained, HOST, SUB);
+    let id = PskIdentity {
+        version: 1,
+        hash: PskHash::Sha256,
+        hostnqn: HOST.into(),
+        subnqn: SUB.into(),
+        digest: Some(digest),
+    };
+    let key = tls_psk(&retained, &id).unwrap();
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    target_with_s_client(&psk, &id.to_string(), &hex);
+}
+
+fn target_with_s_client(psk: &ConfiguredPsk, id: &str, hex: &str) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut client = Kill(
         Command::new("openssl")
             // No -quiet: it implies -ign_eof, and the test closes stdin to make s_client send close_notify.
             .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-tls1_3"])
-            .args(["-ciphersuites", "TLS_AES_128_GCM_SHA256", "-psk_identity", &id, "-psk", &hex])
+            .args(["-ciphersuites", "TLS_AES_128_GCM_SHA256", "-psk_identity", id, "-psk", hex])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -166,4 +191,38 @@ fn our_target_with_openssl_s_client() {
     let (rest, err) = recv_until(&sock, layer.as_mut(), b"\0never");
     assert!(rest.is_empty(), "{rest:?}");
     assert_eq!(err, Some(RecordError::Closed));
+}
+
+#[test]
+fn our_target_refuses_a_version_1_identity_with_a_wrong_digest() {
+    if !have_openssl() {
+        return;
+    }
+    let psk = ConfiguredPsk::generate(PskHash::Sha256);
+    let retained = retained_psk(&psk, HOST).unwrap();
+    let id = PskIdentity {
+        version: 1,
+        hash: PskHash::Sha256,
+        hostnqn: HOST.into(),
+        subnqn: SUB.into(),
+        digest: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
+    };
+    let hex: String = tls_psk(&retained, &id).unwrap().iter().map(|b| format!("{b:02x}")).collect();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _client = Kill(
+        Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-tls1_3"])
+            .args(["-ciphersuites", "TLS_AES_128_GCM_SHA256", "-psk_identity", &id.to_string(), "-psk", &hex])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (stream, _) = listener.accept().unwrap();
+    let sock = TcpSock::from_std(stream, &SockOptions::default()).unwrap();
+    let lookup: PskLookup = Arc::new(move |_: &PskIdentity| Some(psk.clone()));
+    let e = accept(&sock, &lookup, Instant::now() + Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(&e, ff_nvme_tls::TlsError::UnknownIdentity(m) if m.contains("digest")), "{e}");
 }
