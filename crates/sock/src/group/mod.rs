@@ -784,7 +784,7 @@ impl<B: StableBuf> SockGroup<B> {
         let mut timeout = timeout;
         if !self.core.tls.is_empty() {
             self.tls_seal_all();
-            if self.tls_plaintext_waits() {
+            if self.tls_input_pending() {
                 timeout = Some(Duration::ZERO);
             }
         }

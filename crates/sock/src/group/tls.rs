@@ -284,23 +284,24 @@ impl<B: StableBuf> SockGroup<B> {
         Ok(n)
     }
 
-    /// True when a TLS connection holds opened plaintext or a whole record (the wait must not block).
-    pub(super) fn tls_plaintext_waits(&self) -> bool {
-        self.core.tls.iter().any(|&i| {
-            matches!(self.core.slots.get(i as usize), Some(Some(c)) if c.tls.as_ref().is_some_and(|t| t.has_input()))
-        })
+    /// True when TLS connection `idx` holds opened plaintext or a whole record.
+    fn tls_input_waits(&self, idx: u32) -> bool {
+        matches!(self.core.slots.get(idx as usize), Some(Some(c)) if c.tls.as_ref().is_some_and(|t| t.has_input()))
+    }
+
+    /// True when a TLS connection holds opened plaintext or a whole record: the next [`SockGroup::poll`]
+    /// reports it readable and does not block.
+    pub fn tls_input_pending(&self) -> bool {
+        self.core.tls.iter().any(|&i| self.tls_input_waits(i))
     }
 
     /// Reports TLS connections holding opened plaintext or a whole record readable (once per poll
     /// round), no syscall.
     pub(super) fn tls_report_readable(&mut self, events: &mut Vec<Event<B>>) {
-        let core = &mut self.core;
-        for k in 0..core.tls.len() {
-            let idx = core.tls[k];
-            let waits =
-                matches!(core.slots.get(idx as usize), Some(Some(c)) if c.tls.as_ref().is_some_and(|t| t.has_input()));
-            if waits && core.report_readable(idx, events) {
-                core.counters.pipe_events += 1;
+        for k in 0..self.core.tls.len() {
+            let idx = self.core.tls[k];
+            if self.tls_input_waits(idx) && self.core.report_readable(idx, events) {
+                self.core.counters.pipe_events += 1;
             }
         }
     }
