@@ -70,12 +70,15 @@ pub struct Listening {
 fn wants_tls(p: &Pending) -> bool {
     match p.tls {
         SecureChannel::Required => true,
-        SecureChannel::Optional => {
-            let mut first = [0u8; 3];
-            p.sock.peek(&mut first).unwrap_or(0) == first.len() && ff_nvme_tls::looks_like_tls(&first)
-        }
+        SecureChannel::Optional => starts_with_tls(p),
         SecureChannel::None => false,
     }
+}
+
+/// The connection's first bytes (peeked, left in place) are a TLS record header.
+fn starts_with_tls(p: &Pending) -> bool {
+    let mut first = [0u8; 3];
+    p.sock.peek(&mut first).unwrap_or(0) == first.len() && ff_nvme_tls::looks_like_tls(&first)
 }
 
 /// A TLS ClientHello on a plain NVMe/TCP listener: said clearly and closed here (the NVMe/TCP codec
@@ -84,9 +87,7 @@ fn refuse_tls_on_plain(p: &Pending) -> bool {
     if p.port >= crate::iscsi::PORT_BASE || p.tls != SecureChannel::None {
         return false;
     }
-    let mut first = [0u8; 3];
-    let n = p.sock.peek(&mut first).unwrap_or(0);
-    if n == first.len() && ff_nvme_tls::looks_like_tls(&first) {
+    if starts_with_tls(p) {
         tracing::warn!(peer = %p.peer, port = p.port, "refusing a TLS ClientHello on a plain-text listener (use a --tls-listen port)");
         return true;
     }
