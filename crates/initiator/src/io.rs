@@ -8,7 +8,7 @@
 use crate::admin::AdminHandle;
 use crate::buf::Buf;
 use crate::error::{Error, IoError};
-use crate::link::{Small, SyncLink, TxChunk, check, connect_cmd, pull_in, push_out};
+use crate::link::{Small, SyncLink, TxChunk, check, connect_cmd, join, pull_in, push_out};
 use crate::options::HostOptions;
 use ff_nvme::nvme::{Sqe, opcode, status};
 use ff_nvme_tcp::host::{HostCompletion, HostConfig, HostConn};
@@ -273,18 +273,6 @@ pub struct IoGroup {
 
 /// How often deadlines are scanned.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
-
-/// Adds a queue's socket to `group`, with its user-space TLS records when it has them.
-fn join(
-    group: &mut SockGroup<TxChunk>,
-    sock: TcpSock,
-    records: Option<Box<dyn ff_sock::tls::RecordLayer>>,
-) -> Result<SockId, Error> {
-    Ok(match records {
-        Some(r) => group.add_tls(sock, r)?,
-        None => group.add(sock)?,
-    })
-}
 
 impl IoGroup {
     /// An empty group; `opts.sock` is not used (queues keep the options they connected with).

@@ -121,10 +121,7 @@ impl SyncLink {
             None => None,
         };
         let mut group = SockGroup::new(gopts.clone())?;
-        let id = match records {
-            Some(r) => group.add_tls(sock, r)?,
-            None => group.add(sock)?,
-        };
+        let id = join(&mut group, sock, records)?;
         let mut l = SyncLink { group, id, conn: HostConn::new(cfg), small: Box::new([0; 256]), events: Vec::new() };
         let mut done = Vec::new();
         while !l.conn.is_ready() {
@@ -194,6 +191,18 @@ impl SyncLink {
         let sock = self.group.close(self.id)?;
         Ok(Detached { sock, records, conn: self.conn })
     }
+}
+
+/// Adds a queue's socket to `group`, with its user-space TLS records when it has them.
+pub(crate) fn join(
+    group: &mut SockGroup<TxChunk>,
+    sock: TcpSock,
+    records: Option<Box<dyn ff_sock::tls::RecordLayer>>,
+) -> Result<SockId, Error> {
+    Ok(match records {
+        Some(r) => group.add_tls(sock, r)?,
+        None => group.add(sock)?,
+    })
 }
 
 /// A queue's connection out of its setup group, ready to join another.
