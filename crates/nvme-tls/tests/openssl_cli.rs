@@ -30,7 +30,11 @@ fn have_openssl() -> bool {
 fn tool_psk(psk: &ConfiguredPsk) -> (String, String) {
     let id = PskIdentity::v0(PskHash::Sha256, HOST, SUB);
     let key = tls_psk(&retained_psk(psk, HOST).unwrap(), &id).unwrap();
-    (id.to_string(), key.iter().map(|b| format!("{b:02x}")).collect())
+    (id.to_string(), to_hex(&key))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn free_port() -> u16 {
@@ -106,8 +110,7 @@ fn our_host_with_openssl_s_server() {
     let stream = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
             Ok(s) => break s,
-            Err(e) if start.elapsed() < Duration::from_secs(5) => {
-                let _ = e;
+            Err(_) if start.elapsed() < Duration::from_secs(5) => {
                 thread::sleep(Duration::from_millis(20));
             }
             Err(e) => panic!("s_server did not listen: {e}"),
@@ -154,16 +157,16 @@ fn our_target_accepts_a_version_1_identity() {
         digest: Some(digest),
     };
     let key = tls_psk(&retained, &id).unwrap();
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    target_with_s_client(&psk, &id.to_string(), &hex);
+    target_with_s_client(&psk, &id.to_string(), &to_hex(&key));
 }
 
-fn target_with_s_client(psk: &ConfiguredPsk, id: &str, hex: &str) {
+/// An `openssl s_client` (stdin piped) connected to a fresh listener, and our side of that connection.
+fn s_client(id: &str, hex: &str) -> (Kill, TcpSock) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut client = Kill(
+    let client = Kill(
         Command::new("openssl")
-            // No -quiet: it implies -ign_eof, and the test closes stdin to make s_client send close_notify.
+            // No -quiet: it implies -ign_eof, and a test closes stdin to make s_client send close_notify.
             .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-tls1_3"])
             .args(["-ciphersuites", "TLS_AES_128_GCM_SHA256", "-psk_identity", id, "-psk", hex])
             .stdin(Stdio::piped())
@@ -173,7 +176,11 @@ fn target_with_s_client(psk: &ConfiguredPsk, id: &str, hex: &str) {
             .unwrap(),
     );
     let (stream, _) = listener.accept().unwrap();
-    let sock = TcpSock::from_std(stream, &SockOptions::default()).unwrap();
+    (client, TcpSock::from_std(stream, &SockOptions::default()).unwrap())
+}
+
+fn target_with_s_client(psk: &ConfiguredPsk, id: &str, hex: &str) {
+    let (mut client, sock) = s_client(id, hex);
     let expected = psk.clone();
     let lookup: PskLookup =
         Arc::new(move |i: &PskIdentity| (i.hostnqn == HOST && i.subnqn == SUB).then(|| expected.clone()));
@@ -207,21 +214,8 @@ fn our_target_refuses_a_version_1_identity_with_a_wrong_digest() {
         subnqn: SUB.into(),
         digest: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
     };
-    let hex: String = tls_psk(&retained, &id).unwrap().iter().map(|b| format!("{b:02x}")).collect();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _client = Kill(
-        Command::new("openssl")
-            .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-tls1_3"])
-            .args(["-ciphersuites", "TLS_AES_128_GCM_SHA256", "-psk_identity", &id.to_string(), "-psk", &hex])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let (stream, _) = listener.accept().unwrap();
-    let sock = TcpSock::from_std(stream, &SockOptions::default()).unwrap();
+    let hex = to_hex(&tls_psk(&retained, &id).unwrap());
+    let (_client, sock) = s_client(&id.to_string(), &hex);
     let lookup: PskLookup = Arc::new(move |_: &PskIdentity| Some(psk.clone()));
     let e = accept(&sock, &lookup, Instant::now() + Duration::from_secs(10)).unwrap_err();
     assert!(matches!(&e, ff_nvme_tls::TlsError::UnknownIdentity(m) if m.contains("digest")), "{e}");
