@@ -144,6 +144,109 @@ pub fn by_round(samples: &[SampleRef<'_>], f: impl Fn(&Measured) -> f64) -> Hash
     samples.iter().filter_map(|s| s.m.as_ref().ok().map(|m| (s.round, f(m)))).collect()
 }
 
+/// One row of a comparison: `a` over `b` as the median of per-round ratios, against a goal.
+pub struct Comparison<'a> {
+    /// What is compared (e.g. "tls: ours vs spdk").
+    pub name: &'a str,
+    /// The workload's name.
+    pub workload: &'a str,
+    /// The mode's name.
+    pub mode: &'a str,
+    /// Side a's name.
+    pub a: &'a str,
+    /// Side b's name.
+    pub b: &'a str,
+    /// The metric, when the JSON names it.
+    pub metric: Option<&'a str>,
+    /// Median of side a's values.
+    pub a_median: f64,
+    /// Median of side b's values.
+    pub b_median: f64,
+    /// The per-round ratios.
+    pub ratios: &'a crate::stats::PairRatios,
+    /// The ratio the comparison should reach, if any.
+    pub goal: Option<f64>,
+    /// Why a side was not run, as the verdict says it.
+    pub missing: Option<String>,
+}
+
+/// The comparisons table of a side-by-side report and its JSON rows, built one [`Comparison`] at a
+/// time with the same columns and verdicts for every bench.
+pub struct Comparisons {
+    table: crate::report::Table,
+    json: Vec<serde_json::Value>,
+}
+
+impl Default for Comparisons {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Comparisons {
+    /// An empty table.
+    pub fn new() -> Comparisons {
+        let table = crate::report::Table::new(&[
+            "comparison",
+            "workload",
+            "mode",
+            "a",
+            "b",
+            "a_median",
+            "b_median",
+            "pair_median",
+            "pair_min",
+            "pair_max",
+            "pairs",
+            "goal",
+            "verdict",
+        ]);
+        Comparisons { table, json: Vec::new() }
+    }
+
+    /// Adds `c`: "met" / "not met" against its goal, "no pairs", or why a side is missing.
+    pub fn push(&mut self, c: Comparison<'_>) {
+        use crate::report::Cell;
+        let p = c.ratios;
+        let verdict = match (c.missing, c.goal) {
+            (Some(why), _) => why,
+            (None, _) if p.pairs.is_empty() => "no pairs".into(),
+            (None, Some(g)) if p.median >= g => "met".into(),
+            (None, Some(_)) => "not met".into(),
+            (None, None) => String::new(),
+        };
+        let mut j = serde_json::json!({
+            "comparison": c.name, "workload": c.workload, "mode": c.mode, "a": c.a, "b": c.b,
+            "a_median": c.a_median, "b_median": c.b_median, "pair_ratios": p.ratios(),
+            "pair_median": p.median, "goal": c.goal, "verdict": verdict,
+        });
+        if let Some(m) = c.metric {
+            j["metric"] = m.into();
+        }
+        self.json.push(j);
+        self.table.push(vec![
+            c.name.into(),
+            c.workload.into(),
+            c.mode.into(),
+            c.a.into(),
+            c.b.into(),
+            c.a_median.into(),
+            c.b_median.into(),
+            p.median.into(),
+            p.min.into(),
+            p.max.into(),
+            p.pairs.len().into(),
+            c.goal.map_or(Cell::Float(f64::NAN), Cell::Float),
+            verdict.into(),
+        ]);
+    }
+
+    /// The table and the JSON rows.
+    pub fn finish(self) -> (crate::report::Table, Vec<serde_json::Value>) {
+        (self.table, self.json)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,8 @@ pub mod targets;
 
 use crate::measure::{Measured, Probe};
 use crate::procs::{CpuQuota, ensure_hugepages, syscall_counting_works};
-use crate::report::{Cell, Plot, Report, Series, Table};
+use crate::report::{Plot, Report, Series, Table};
+use crate::sidebyside::{self, Comparisons};
 use crate::stats::{PairRatios, median, round_order};
 use crate::target::Workload;
 use anyhow::{Context, Result, ensure};
@@ -488,22 +489,7 @@ fn build_report(
     }
     rep.medians = medians;
 
-    let mut cmp = Table::new(&[
-        "comparison",
-        "workload",
-        "mode",
-        "a",
-        "b",
-        "a_median",
-        "b_median",
-        "pair_median",
-        "pair_min",
-        "pair_max",
-        "pairs",
-        "goal",
-        "verdict",
-    ]);
-    let mut cmp_json = Vec::new();
+    let mut cmp = Comparisons::new();
     let mut ratio_series = Vec::new();
     for c in comparisons(groups) {
         let by_round = |(target, client): (TargetKind, ClientKind)| -> HashMap<usize, f64> {
@@ -515,13 +501,6 @@ fn build_report(
         let am = median(&ra.values().copied().collect::<Vec<_>>());
         let bm = median(&rb.values().copied().collect::<Vec<_>>());
         let absent = [c.a.0, c.b.0].into_iter().find_map(|t| missing.get(&t).map(|why| format!("{}: {why}", t.name())));
-        let verdict = match (absent, c.goal) {
-            (Some(why), _) => why,
-            _ if p.pairs.is_empty() => "no pairs".to_string(),
-            (None, Some(g)) if p.median >= g => "met".into(),
-            (None, Some(_)) => "not met".into(),
-            (None, None) => String::new(),
-        };
         let side = |x: (TargetKind, ClientKind)| format!("{} / {}", x.0.name(), x.1.name());
         if c.goal.is_some() {
             ratio_series.push(Series {
@@ -529,27 +508,21 @@ fn build_report(
                 points: p.pairs.iter().map(|&(r, x)| (r as f64, x)).collect(),
             });
         }
-        cmp_json.push(json!({
-            "comparison": c.name, "workload": c.workload.name(), "mode": mode_name(c.mode, cfg),
-            "a": side(c.a), "b": side(c.b), "a_median": am, "b_median": bm, "pair_ratios": p.ratios(),
-            "pair_median": p.median, "goal": c.goal, "verdict": verdict,
-        }));
-        cmp.push(vec![
-            c.name.into(),
-            c.workload.name().into(),
-            mode_name(c.mode, cfg).into(),
-            side(c.a).into(),
-            side(c.b).into(),
-            am.into(),
-            bm.into(),
-            p.median.into(),
-            p.min.into(),
-            p.max.into(),
-            p.pairs.len().into(),
-            c.goal.map_or(Cell::Float(f64::NAN), Cell::Float),
-            verdict.into(),
-        ]);
+        cmp.push(sidebyside::Comparison {
+            name: c.name,
+            workload: &c.workload.name(),
+            mode: &mode_name(c.mode, cfg),
+            a: &side(c.a),
+            b: &side(c.b),
+            metric: None,
+            a_median: am,
+            b_median: bm,
+            ratios: &p,
+            goal: c.goal,
+            missing: absent,
+        });
     }
+    let (cmp, cmp_json) = cmp.finish();
     rep.tables.push(("comparisons (IOPS, a over b: median of per-round ratios)".into(), cmp));
 
     let per_round = |t: TargetKind| Series {

@@ -15,7 +15,8 @@
 pub mod clients;
 pub mod procs;
 
-use crate::report::{Cell, Plot, Report, Series, Table};
+use crate::report::{Plot, Report, Series, Table};
+use crate::sidebyside::{self, Comparisons};
 use crate::stats::{PairRatios, median, round_order};
 use crate::target::Workload;
 use anyhow::{Context, Result, ensure};
@@ -570,22 +571,7 @@ fn build_report(
     rep.medians = medians;
 
     // Comparisons: the median of per-round ratios (pairs measured back to back in the same round).
-    let mut cmp = Table::new(&[
-        "comparison",
-        "workload",
-        "mode",
-        "a",
-        "b",
-        "a_median",
-        "b_median",
-        "pair_median",
-        "pair_min",
-        "pair_max",
-        "pairs",
-        "goal",
-        "verdict",
-    ]);
-    let mut cmp_json = Vec::new();
+    let mut cmp = Comparisons::new();
     let mut ratio_series: Vec<Series> = Vec::new();
     for c in comparisons(groups) {
         let ka = CellKey { workload: c.workload, mode: c.mode, target: c.a.0, client: c.a.1 };
@@ -596,17 +582,10 @@ fn build_report(
         };
         let (ra, rb) = (by_round(&ka), by_round(&kb));
         let p = if c.metric == Metric::Iops { PairRatios::of(&ra, &rb) } else { PairRatios::of(&rb, &ra) };
-        let (pairs, pr, pm, lo, hi) = (&p.pairs, p.ratios(), p.median, p.min, p.max);
+        let pairs = &p.pairs;
         let am = median(&ra.values().copied().collect::<Vec<_>>());
         let bm = median(&rb.values().copied().collect::<Vec<_>>());
-        let missing = [c.a.0, c.b.0].iter().find(|t| t.is_spdk() && spdk.is_none()).map(|_| spdk_missing.to_string());
-        let verdict = match (missing, c.goal) {
-            (Some(m), _) => format!("SPDK {m}"),
-            (None, _) if pr.is_empty() => "no pairs".into(),
-            (None, Some(g)) if pm >= g => "met".into(),
-            (None, Some(_)) => "not met".into(),
-            (None, None) => String::new(),
-        };
+        let missing = [c.a.0, c.b.0].iter().find(|t| t.is_spdk() && spdk.is_none()).map(|_| spdk_missing);
         let side = |x: (TargetKind, ClientKind)| format!("{} / {}", x.0.name(), x.1.name());
         if c.metric == Metric::Iops && c.workload == RR4K_QD32 && c.goal.is_some() {
             ratio_series.push(Series {
@@ -614,27 +593,21 @@ fn build_report(
                 points: pairs.iter().map(|&(r, x)| (r as f64, x)).collect(),
             });
         }
-        cmp_json.push(json!({
-            "comparison": c.name, "workload": c.workload.name(), "mode": mode_name(c.mode, cfg),
-            "a": side(c.a), "b": side(c.b), "metric": if c.metric == Metric::Iops { "iops" } else { "p50 (b over a)" },
-            "a_median": am, "b_median": bm, "pair_ratios": pr, "pair_median": pm, "goal": c.goal, "verdict": verdict,
-        }));
-        cmp.push(vec![
-            c.name.into(),
-            c.workload.name().into(),
-            mode_name(c.mode, cfg).into(),
-            side(c.a).into(),
-            side(c.b).into(),
-            am.into(),
-            bm.into(),
-            pm.into(),
-            lo.into(),
-            hi.into(),
-            pr.len().into(),
-            c.goal.map_or(Cell::Float(f64::NAN), Cell::Float),
-            verdict.into(),
-        ]);
+        cmp.push(sidebyside::Comparison {
+            name: c.name,
+            workload: &c.workload.name(),
+            mode: &mode_name(c.mode, cfg),
+            a: &side(c.a),
+            b: &side(c.b),
+            metric: Some(if c.metric == Metric::Iops { "iops" } else { "p50 (b over a)" }),
+            a_median: am,
+            b_median: bm,
+            ratios: &p,
+            goal: c.goal,
+            missing: missing.map(|m| format!("SPDK {m}")),
+        });
     }
+    let (cmp, cmp_json) = cmp.finish();
     rep.tables.push(("comparisons (a over b: median of per-round ratios)".into(), cmp));
 
     // Where the time goes, on both sides, in this run.

@@ -16,8 +16,8 @@ pub mod psk;
 
 use crate::measure::{Measured, Probe};
 use crate::procs::{CpuQuota, Daemon, ensure_hugepages, free_port, log_file};
-use crate::report::{Cell, Report, Table};
-use crate::sidebyside::{CellStats, Mode, SampleRef, by_round, measure_parked};
+use crate::report::{Report, Table};
+use crate::sidebyside::{self, CellStats, Comparisons, Mode, SampleRef, by_round, measure_parked};
 use crate::spdk::clients::{self, PerfTls, Run};
 use crate::spdk::procs::{self as spdk_procs, OURS_NQN, SPDK_NQN, SpdkBuild, SpdkTls, TargetProc};
 use crate::stats::{PairRatios, round_order};
@@ -518,57 +518,27 @@ fn build_report(
     rep.medians = medians;
 
     // Comparisons: the median of per-round ratios of IOPS (cells measured back to back in each round).
-    let mut cmp = Table::new(&[
-        "comparison",
-        "workload",
-        "mode",
-        "a",
-        "b",
-        "a_median",
-        "b_median",
-        "pair_median",
-        "pair_min",
-        "pair_max",
-        "pairs",
-        "goal",
-        "verdict",
-    ]);
-    let mut cmp_json = Vec::new();
+    let mut cmp = Comparisons::new();
     for c in comparisons(cells) {
         let ka = CellKey { workload: c.workload, mode: c.mode, target: c.a };
         let kb = CellKey { workload: c.workload, mode: c.mode, target: c.b };
         let (sa, sb) = (of(&ka), of(&kb));
         let p = PairRatios::of(&by_round(&sa, |m| m.iops), &by_round(&sb, |m| m.iops));
-        let (am, bm) = (CellStats::of(&sa).iops, CellStats::of(&sb).iops);
-        let why_missing = [c.a, c.b].iter().find_map(|t| missing.get(t).map(|w| format!("{}: {w}", t.name())));
-        let verdict = match (why_missing, c.goal) {
-            (Some(w), _) => format!("not run ({w})"),
-            (None, _) if p.pairs.is_empty() => "no pairs".into(),
-            (None, Some(g)) if p.median >= g => "met".into(),
-            (None, Some(_)) => "not met".into(),
-            (None, None) => String::new(),
-        };
-        cmp_json.push(json!({
-            "comparison": c.name, "workload": c.workload.name(), "mode": mode(c.mode), "a": c.a.name(),
-            "b": c.b.name(), "metric": "iops", "a_median": am, "b_median": bm, "pair_ratios": p.ratios(),
-            "pair_median": p.median, "goal": c.goal, "verdict": verdict,
-        }));
-        cmp.push(vec![
-            c.name.into(),
-            c.workload.name().into(),
-            mode(c.mode).into(),
-            c.a.name().into(),
-            c.b.name().into(),
-            am.into(),
-            bm.into(),
-            p.median.into(),
-            p.min.into(),
-            p.max.into(),
-            p.pairs.len().into(),
-            c.goal.map_or(Cell::Float(f64::NAN), Cell::Float),
-            verdict.into(),
-        ]);
+        cmp.push(sidebyside::Comparison {
+            name: c.name,
+            workload: &c.workload.name(),
+            mode: &mode(c.mode),
+            a: c.a.name(),
+            b: c.b.name(),
+            metric: Some("iops"),
+            a_median: CellStats::of(&sa).iops,
+            b_median: CellStats::of(&sb).iops,
+            ratios: &p,
+            goal: c.goal,
+            missing: [c.a, c.b].iter().find_map(|t| missing.get(t).map(|w| format!("not run ({}: {w})", t.name()))),
+        });
     }
+    let (cmp, cmp_json) = cmp.finish();
     rep.tables.push(("comparisons (IOPS, a over b: median of per-round ratios)".into(), cmp));
 
     let ktls = kernel_tls();
