@@ -92,7 +92,8 @@ fn write_read_back(g: &mut IoGroup, seed: u8, blocks: u32) {
 }
 
 /// Admin queue plus two I/O queues over TLS, 64 KiB of I/O on each, a reconnect, then shutdown.
-fn session(t: &RunningTarget, o: &HostOptions) {
+/// Returns the TLS records the I/O group opened in user space (none when the queues run on kTLS).
+fn session(t: &RunningTarget, o: &HostOptions) -> u64 {
     let mut ctrl = Controller::connect(t.tls_addrs[0], DEFAULT_NQN, o).expect("connects over TLS");
     assert_eq!(ctrl.active_namespaces().unwrap(), vec![1], "admin commands work over TLS");
     let queues = ctrl.take_io_queues();
@@ -106,16 +107,18 @@ fn session(t: &RunningTarget, o: &HostOptions) {
     let mut failed = Vec::new();
     g.reconnect(ff_initiator::QueueId(0), &mut failed).expect("reconnects over TLS");
     write_read_back(&mut g, 0x70, 8);
+    let opened = g.sock_group().counters().sock.tls_records_opened;
     drop(g);
     ctrl.shutdown().unwrap();
+    opened
 }
 
 #[test]
 fn both_suites_carry_admin_and_io_on_every_queue() {
     let k = keys();
     let t = target(&k, false);
-    session(&t, &opts(HOST_256, Some(&k.k256), false, 2));
-    session(&t, &opts(HOST_384, Some(&k.k384), false, 2));
+    assert!(session(&t, &opts(HOST_256, Some(&k.k256), false, 2)) > 0, "records opened in user space");
+    assert!(session(&t, &opts(HOST_384, Some(&k.k384), false, 2)) > 0, "records opened in user space");
     t.stop();
 }
 
@@ -123,10 +126,13 @@ fn both_suites_carry_admin_and_io_on_every_queue() {
 fn kernel_tls_is_used_where_the_kernel_has_it_and_records_stay_in_user_space_where_not() {
     let k = keys();
     let t = target(&k, true);
-    if !ff_sock::tls::ktls_available() {
+    let opened = session(&t, &opts(HOST_256, Some(&k.k256), true, 1));
+    if ff_sock::tls::ktls_available() {
+        assert_eq!(opened, 0, "the I/O queue must run on kernel TLS, not user-space records");
+    } else {
         eprintln!("kernel TLS unavailable here (no tls ULP): this run proves the user-space fallback on both ends");
+        assert!(opened > 0, "without kernel TLS the I/O queue opens records in user space");
     }
-    session(&t, &opts(HOST_256, Some(&k.k256), true, 1));
     t.stop();
 }
 
