@@ -10,7 +10,6 @@ use ff_nvme_tls::ClientPsk;
 use ff_nvme_tls::psk::ConfiguredPsk;
 use ff_sock::TcpSock;
 use ff_sock::tls::RecordLayer;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// A host's TLS settings.
@@ -21,9 +20,6 @@ pub struct TlsOptions {
     /// Move I/O queues to kernel TLS where available; `false`: user-space records always.
     pub ktls: bool,
 }
-
-/// Warned once per process that kernel TLS is missing.
-static WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Runs the handshake on a freshly connected `sock` as `hostnqn` to `subnqn`; returns the user-space
 /// record layer the connection's setup runs on.
@@ -50,18 +46,10 @@ pub(crate) fn to_kernel(
     if !opts.ktls {
         return Ok(Some(records));
     }
-    let Some(keys) = records.ktls_keys() else { return Ok(Some(records)) };
-    match ff_sock::tls::ktls_install(sock, &keys) {
-        Ok(()) => {
-            tracing::debug!(tx_seq = keys.tx.seq, rx_seq = keys.rx.seq, "I/O queue on kernel TLS");
-            Ok(None)
-        }
-        Err(e) if ff_sock::tls::ktls_unavailable(&e) => {
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                tracing::warn!("kernel TLS unavailable ({e}): TLS records are sealed and opened in user space");
-            }
-            Ok(Some(records))
-        }
-        Err(e) => Err(Error::Tls(format!("kernel TLS setup failed: {e}"))),
+    let records =
+        ff_sock::tls::move_to_kernel(sock, records).map_err(|e| Error::Tls(format!("kernel TLS setup failed: {e}")))?;
+    if records.is_none() {
+        tracing::debug!("I/O queue on kernel TLS");
     }
+    Ok(records)
 }

@@ -12,7 +12,7 @@ use ff_sock::TcpSock;
 use ff_sock::tls::RecordLayer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -94,14 +94,12 @@ pub struct Handshaker {
     table: Arc<PskTable>,
     opts: TlsOptions,
     running: Arc<AtomicUsize>,
-    /// Warned once that kernel TLS is missing.
-    warned: Arc<AtomicBool>,
 }
 
 impl Handshaker {
     /// A handshaker looking keys up in `table`.
     pub fn new(table: Arc<PskTable>, opts: TlsOptions) -> Handshaker {
-        Handshaker { table, opts, running: Arc::new(AtomicUsize::new(0)), warned: Arc::new(AtomicBool::new(false)) }
+        Handshaker { table, opts, running: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// True while handshakes run (their results are due soon).
@@ -118,13 +116,13 @@ impl Handshaker {
         }
         let table = self.table.clone();
         let lookup: PskLookup = Arc::new(move |id: &PskIdentity| table.lookup(id));
-        let (opts, running, warned) = (self.opts.clone(), self.running.clone(), self.warned.clone());
+        let (opts, running) = (self.opts.clone(), self.running.clone());
         let spawned = std::thread::Builder::new().name("ff-tls-handshake".into()).spawn(move || {
             let deadline = Instant::now() + Duration::from_millis(opts.handshake_timeout_ms);
             let result = ff_nvme_tls::accept(&sock, &lookup, deadline);
             match result {
                 Ok(est) => {
-                    if let Some(tls) = secure(&sock, peer, est, opts.ktls, &warned) {
+                    if let Some(tls) = secure(&sock, peer, est, opts.ktls) {
                         let _ = done.send(Handshaken { sock, peer, port, tls });
                     }
                 }
@@ -141,18 +139,13 @@ impl Handshaker {
 }
 
 /// Hands the keys of an established connection to the kernel, or keeps user-space records where the
-/// kernel cannot (warning once per target). `None`: the socket is unusable (kernel TLS half set up).
-pub fn secure(sock: &TcpSock, peer: SocketAddr, est: Established, ktls: bool, warned: &AtomicBool) -> Option<TlsConn> {
+/// kernel cannot (`ff_sock::tls::move_to_kernel`). `None`: the socket is unusable (kernel TLS half set
+/// up).
+fn secure(sock: &TcpSock, peer: SocketAddr, est: Established, ktls: bool) -> Option<TlsConn> {
     let suite = est.cipher_suite();
     let records = if ktls {
-        match ff_sock::tls::ktls_install(sock, &est.keys) {
-            Ok(()) => None,
-            Err(e) if ff_sock::tls::ktls_unavailable(&e) => {
-                if !warned.swap(true, Ordering::Relaxed) {
-                    tracing::warn!("kernel TLS unavailable ({e}): TLS records are sealed and opened in user space");
-                }
-                Some(est.record_layer())
-            }
+        match ff_sock::tls::move_to_kernel(sock, est.record_layer()) {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(%peer, "kernel TLS setup failed, closing the connection: {e}");
                 return None;

@@ -262,6 +262,27 @@ fn wipe<T: Copy>(val: &mut T) {
     }
 }
 
+/// Warned once per process that kernel TLS is missing.
+static KTLS_MISSING_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Moves a connection whose records run in user space (`records`, at a record boundary) to kernel
+/// TLS with the keys and sequence numbers the layer reached: `Ok(None)` then. Where the kernel has
+/// no TLS (warned once per process) or the layer cannot hand its keys over, the layer comes back and
+/// the connection stays in user space. An error leaves kernel TLS half set up: close the socket.
+pub fn move_to_kernel(sock: &TcpSock, records: Box<dyn RecordLayer>) -> io::Result<Option<Box<dyn RecordLayer>>> {
+    let Some(keys) = records.ktls_keys() else { return Ok(Some(records)) };
+    match ktls_install(sock, &keys) {
+        Ok(()) => Ok(None),
+        Err(e) if ktls_unavailable(&e) => {
+            if !KTLS_MISSING_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!("kernel TLS unavailable ({e}): TLS records are sealed and opened in user space");
+            }
+            Ok(Some(records))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
